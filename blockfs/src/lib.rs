@@ -1,1 +1,20 @@
-//! placeholder
+//! blockfs: Circular's virtual disk, a descendant of LBCAS.
+//!
+//! What it is: the store format (blocks, indexes, the signed catalog), the code
+//! that fetches those files from HTTP(S) or `file://` sources with failover and
+//! verifies every byte, the on-disk block cache, and a read-only FUSE filesystem
+//! that shows each snapshot as one image file.
+//!
+//! What it is not: it does not write stores (that is `image-build`, which uses the
+//! format types here), it never serves writes (guests write to a qcow2 overlay),
+//! and it draws no user interface (the menu reads the status this crate reports).
+
+pub mod block;
+pub mod catalog;
+pub mod error;
+pub mod hash;
+pub mod index;
+pub mod signing;
+
+pub use error::{Error, Result};
+pub use hash::BlockId;

@@ -1,0 +1,246 @@
+//! The catalog: what can be booted. Distributions, each with dated snapshots
+//! (newest first), each naming its index by hash. It is only trusted once
+//! `signing::verify_catalog` has checked its signature and expiry.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::hash::BlockId;
+
+pub const CATALOG_FORMAT: &str = "circular-catalog/1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub format: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires: OffsetDateTime,
+    pub distributions: Vec<Distribution>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Distribution {
+    pub name: String,
+    pub title: String,
+    #[serde(default = "default_arch")]
+    pub arch: String,
+    /// Newest first; the first is the distribution's "latest".
+    pub snapshots: Vec<Snapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub index: BlockId,
+    pub image_size: u64,
+    /// Compressed bytes of the snapshot's distinct blocks.
+    pub stored_bytes: u64,
+    #[serde(default)]
+    pub profile: Option<BlockId>,
+    #[serde(default)]
+    pub boot: BootSettings,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootSettings {
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub firmware: Firmware,
+}
+
+impl Default for BootSettings {
+    fn default() -> Self {
+        BootSettings {
+            memory_mib: 1024,
+            cpus: 2,
+            firmware: Firmware::Bios,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+fn default_arch() -> String {
+    "x86_64".to_string()
+}
+
+impl Catalog {
+    /// An empty catalog, generated now.
+    pub fn new(now: OffsetDateTime, expires: OffsetDateTime) -> Catalog {
+        Catalog {
+            format: CATALOG_FORMAT.to_string(),
+            generated: now,
+            expires,
+            distributions: Vec::new(),
+        }
+    }
+
+    /// Parses catalog bytes and checks their structure (not the signature).
+    pub fn parse(bytes: &[u8]) -> Result<Catalog> {
+        let catalog: Catalog = serde_json::from_slice(bytes).map_err(|source| Error::Json {
+            what: "catalog.json".to_string(),
+            source,
+        })?;
+        catalog.validate()?;
+        Ok(catalog)
+    }
+
+    /// The canonical bytes that get signed and published.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |reason: String| Error::invalid("catalog.json", reason);
+        if self.format != CATALOG_FORMAT {
+            return Err(invalid(format!(
+                "format is {:?}, this program reads {CATALOG_FORMAT:?}",
+                self.format
+            )));
+        }
+        let mut names = std::collections::HashSet::new();
+        for d in &self.distributions {
+            check_name(&d.name).map_err(&invalid)?;
+            if !names.insert(d.name.as_str()) {
+                return Err(invalid(format!("distribution {:?} is listed twice", d.name)));
+            }
+            let mut dates = std::collections::HashSet::new();
+            for s in &d.snapshots {
+                check_date(&s.date).map_err(&invalid)?;
+                if !dates.insert(s.date.as_str()) {
+                    return Err(invalid(format!("{} has two snapshots dated {}", d.name, s.date)));
+                }
+            }
+            let newest_first = d.snapshots.windows(2).all(|w| w[0].date > w[1].date);
+            if !newest_first {
+                return Err(invalid(format!("{}'s snapshots are not listed newest first", d.name)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn distribution(&self, name: &str) -> Option<&Distribution> {
+        self.distributions.iter().find(|d| d.name == name)
+    }
+
+    /// Adds (or replaces) a snapshot, keeping snapshots newest first.
+    pub fn add_snapshot(&mut self, name: &str, title: Option<&str>, snapshot: Snapshot) {
+        let pos = match self.distributions.iter().position(|d| d.name == name) {
+            Some(pos) => pos,
+            None => {
+                self.distributions.push(Distribution {
+                    name: name.to_string(),
+                    title: name.to_string(),
+                    arch: default_arch(),
+                    snapshots: Vec::new(),
+                });
+                self.distributions.len() - 1
+            }
+        };
+        let dist = &mut self.distributions[pos];
+        if let Some(title) = title {
+            dist.title = title.to_string();
+        }
+        dist.snapshots.retain(|s| s.date != snapshot.date);
+        dist.snapshots.push(snapshot);
+        dist.snapshots.sort_by(|a, b| b.date.cmp(&a.date));
+    }
+
+    /// Every snapshot with its distribution's name.
+    pub fn snapshots(&self) -> impl Iterator<Item = (&Distribution, &Snapshot)> {
+        self.distributions
+            .iter()
+            .flat_map(|d| d.snapshots.iter().map(move |s| (d, s)))
+    }
+}
+
+impl Distribution {
+    pub fn latest(&self) -> Option<&Snapshot> {
+        self.snapshots.first()
+    }
+}
+
+/// Distribution names become directory names on the mount: keep them plain.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c))
+        && !name.ends_with(".json");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "distribution name {name:?} must be 1-64 of a-z 0-9 . _ -, start with a letter or digit, and not end in .json"
+        ))
+    }
+}
+
+/// Snapshot dates are calendar dates, `YYYY-MM-DD`.
+pub fn check_date(date: &str) -> std::result::Result<(), String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(date, format) {
+        Ok(_) if date.len() == 10 => Ok(()),
+        _ => Err(format!("snapshot date {date:?} is not a date in the form YYYY-MM-DD")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    pub fn snapshot(date: &str) -> Snapshot {
+        Snapshot {
+            date: date.to_string(),
+            index: BlockId::of(date.as_bytes()),
+            image_size: 1 << 20,
+            stored_bytes: 1000,
+            profile: None,
+            boot: BootSettings::default(),
+            notes: String::new(),
+        }
+    }
+
+    #[test]
+    fn snapshots_stay_newest_first_and_round_trip() {
+        let mut c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        c.add_snapshot("bookworm", Some("Debian 12"), snapshot("2026-11-15"));
+        c.add_snapshot("bookworm", None, snapshot("2026-11-22"));
+        c.add_snapshot("bookworm", None, snapshot("2026-11-08"));
+        let d = c.distribution("bookworm").unwrap();
+        let dates: Vec<_> = d.snapshots.iter().map(|s| s.date.as_str()).collect();
+        assert_eq!(dates, ["2026-11-22", "2026-11-15", "2026-11-08"]);
+        assert_eq!(d.title, "Debian 12");
+        assert_eq!(Catalog::parse(&c.to_bytes()).unwrap(), c);
+    }
+
+    #[test]
+    fn bad_names_dates_and_order_are_refused() {
+        assert!(check_name("bookworm").is_ok());
+        for bad in ["", "../x", "Bookworm", ".hidden", "a/b", "status.json"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_date("2026-02-30").is_err());
+        assert!(check_date("2026-1-1").is_err());
+        let mut c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        c.add_snapshot("bookworm", None, snapshot("2026-11-22"));
+        c.distributions[0].snapshots.push(snapshot("2026-11-29"));
+        let err = Catalog::parse(&c.to_bytes()).unwrap_err();
+        assert!(err.to_string().contains("newest first"), "{err}");
+    }
+}

@@ -1,0 +1,178 @@
+//! The trust chain's root: ed25519 keys in PEM files (PKCS#8 secret, SPKI public,
+//! readable by `openssl pkey`), and the catalog's detached signature,
+//! `catalog.json.sig`, which holds the base64 signature over the exact bytes of
+//! `catalog.json`.
+
+use std::path::Path;
+
+use base64::Engine;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use time::OffsetDateTime;
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A new random signing key.
+pub fn generate() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+/// Writes the secret key (mode 0600, refusing to overwrite) and the public key.
+pub fn write_keypair(key: &SigningKey, secret: &Path, public: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key_err = |path: &Path, reason: String| Error::Key {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let secret_pem = key
+        .to_pkcs8_pem(Default::default())
+        .map_err(|e| key_err(secret, e.to_string()))?;
+    let public_pem = key
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .map_err(|e| key_err(public, e.to_string()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(secret)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => key_err(
+                secret,
+                "already exists; refusing to overwrite a secret key (move it away first)".into(),
+            ),
+            _ => Error::io(secret, e),
+        })?;
+    file.write_all(secret_pem.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(secret, e))?;
+    std::fs::write(public, public_pem).map_err(|e| Error::io(public, e))
+}
+
+pub fn read_secret(path: &Path) -> Result<SigningKey> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| Error::Key {
+        path: path.to_path_buf(),
+        reason: format!("not an ed25519 secret key in PKCS#8 PEM ({e}); make one with `image-build keygen`"),
+    })
+}
+
+/// Reads one or more public keys (concatenated PEM blocks) from a file.
+pub fn read_public(path: &Path) -> Result<Vec<VerifyingKey>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let key_err = |reason: String| Error::Key {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut keys = Vec::new();
+    let end = "-----END PUBLIC KEY-----";
+    for block in text.split_inclusive(end).filter(|b| b.contains(end)) {
+        let key = VerifyingKey::from_public_key_pem(block.trim())
+            .map_err(|e| key_err(format!("not an ed25519 public key in PEM ({e})")))?;
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(key_err(
+            "holds no PEM public key; use the .pub file that `image-build keygen` wrote".into(),
+        ));
+    }
+    Ok(keys)
+}
+
+/// The text of `catalog.json.sig` for these catalog bytes.
+pub fn sign(catalog_bytes: &[u8], key: &SigningKey) -> String {
+    format!("{}\n", B64.encode(key.sign(catalog_bytes).to_bytes()))
+}
+
+/// Checks the signature, then the structure, then the expiry, and returns the
+/// catalog only if all three pass. `sig` is `None` when no signature exists.
+pub fn verify_catalog(
+    catalog_bytes: &[u8],
+    sig: Option<&[u8]>,
+    keys: &[VerifyingKey],
+    now: OffsetDateTime,
+) -> Result<Catalog> {
+    let sig = sig.ok_or_else(|| Error::Unsigned {
+        what: "catalog.json.sig".into(),
+    })?;
+    let raw = std::str::from_utf8(sig)
+        .ok()
+        .and_then(|text| B64.decode(text.trim()).ok())
+        .ok_or(Error::BadSignature)?;
+    let signature = Signature::from_slice(&raw).map_err(|_| Error::BadSignature)?;
+    if !keys.iter().any(|k| k.verify(catalog_bytes, &signature).is_ok()) {
+        return Err(Error::BadSignature);
+    }
+    let catalog = Catalog::parse(catalog_bytes)?;
+    if catalog.expires <= now {
+        let fmt = &time::format_description::well_known::Rfc3339;
+        return Err(Error::Expired {
+            expires: catalog.expires.format(fmt).unwrap_or_default(),
+            now: now.format(fmt).unwrap_or_default(),
+        });
+    }
+    Ok(catalog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn signed() -> (SigningKey, Vec<u8>, String) {
+        let key = generate();
+        let catalog = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        let bytes = catalog.to_bytes();
+        let sig = sign(&bytes, &key);
+        (key, bytes, sig)
+    }
+
+    #[test]
+    fn good_signature_verifies() {
+        let (key, bytes, sig) = signed();
+        let now = datetime!(2026-11-23 0:00 UTC);
+        verify_catalog(&bytes, Some(sig.as_bytes()), &[key.verifying_key()], now).unwrap();
+    }
+
+    #[test]
+    fn unsigned_tampered_wrong_key_and_expired_are_refused() {
+        let (key, bytes, sig) = signed();
+        let keys = [key.verifying_key()];
+        let now = datetime!(2026-11-23 0:00 UTC);
+        let err = verify_catalog(&bytes, None, &keys, now).unwrap_err();
+        assert!(matches!(err, Error::Unsigned { .. }));
+        let mut tampered = bytes.clone();
+        tampered[20] ^= 1;
+        let err = verify_catalog(&tampered, Some(sig.as_bytes()), &keys, now).unwrap_err();
+        assert!(matches!(err, Error::BadSignature));
+        let other = [generate().verifying_key()];
+        let err = verify_catalog(&bytes, Some(sig.as_bytes()), &other, now).unwrap_err();
+        assert!(matches!(err, Error::BadSignature));
+        let later = datetime!(2027-01-01 0:00 UTC);
+        let err = verify_catalog(&bytes, Some(sig.as_bytes()), &keys, later).unwrap_err();
+        assert!(err.to_string().contains("expired"), "{err}");
+    }
+
+    #[test]
+    fn key_files_round_trip_and_several_public_keys_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, public) = (dir.path().join("k"), dir.path().join("k.pub"));
+        let key = generate();
+        write_keypair(&key, &secret, &public).unwrap();
+        assert!(write_keypair(&key, &secret, &public).is_err(), "must not overwrite");
+        assert_eq!(read_secret(&secret).unwrap().to_bytes(), key.to_bytes());
+        let second = generate();
+        let mut text = std::fs::read_to_string(&public).unwrap();
+        text.push_str(&second.verifying_key().to_public_key_pem(Default::default()).unwrap());
+        std::fs::write(&public, text).unwrap();
+        let keys = read_public(&public).unwrap();
+        assert_eq!(keys, vec![key.verifying_key(), second.verifying_key()]);
+        std::fs::write(&public, "nonsense").unwrap();
+        assert!(read_public(&public).is_err());
+        assert!(read_secret(&public).is_err());
+    }
+}
