@@ -15,6 +15,7 @@ pub mod error;
 pub mod hash;
 pub mod index;
 pub mod signing;
+pub mod status;
 
 pub use error::{Error, Result};
 pub use hash::BlockId;

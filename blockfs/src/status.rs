@@ -1,0 +1,148 @@
+//! What a running mount is doing, as the file `<mountpoint>/status.json`.
+//!
+//! The menu and `blockfs status` read it with [`Status::read`]; a person can `cat`
+//! it. The mount also shows the verified catalog as `<mountpoint>/catalog.json`,
+//! read back with [`read_catalog`].
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+
+/// File names at the root of the mount.
+pub const STATUS_FILE: &str = "status.json";
+pub const CATALOG_FILE: &str = "catalog.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// True when the last request to a source got an answer.
+    pub online: bool,
+    /// True when the mount was started with `--offline`.
+    pub offline_mode: bool,
+    pub sources: Vec<SourceStatus>,
+    /// True when the catalog came from the cache because no source answered.
+    pub catalog_from_cache: bool,
+    /// RFC 3339 times of the catalog in use.
+    pub catalog_generated: String,
+    pub catalog_expires: String,
+    /// Compressed bytes and blocks fetched from sources since the mount started.
+    pub fetched_bytes: u64,
+    pub fetched_blocks: u64,
+    /// Block reads answered from the disk cache, from memory, and from the network.
+    pub cache_hits: u64,
+    pub memory_hits: u64,
+    pub cache_misses: u64,
+    /// Fetches under way right now.
+    pub in_flight: u64,
+    /// Blocks that failed verification (from a source or the cache) and were refetched.
+    pub corrupt_blocks: u64,
+    pub evicted_blocks: u64,
+    /// Bytes the cache holds, and its cap.
+    pub cache_bytes: u64,
+    pub cache_max_bytes: u64,
+    pub snapshots: Vec<SnapshotStatus>,
+    /// The profile prefetch under way, if any.
+    pub prefetch: Option<PrefetchStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub url: String,
+    /// `None` until the source has been asked.
+    pub reachable: Option<bool>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotStatus {
+    pub distribution: String,
+    pub date: String,
+    /// False until the snapshot's index has been fetched; the counts are 0 then.
+    pub index_cached: bool,
+    /// Distinct stored blocks of the snapshot, and how many of them are cached.
+    pub total_blocks: u64,
+    pub cached_blocks: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrefetchStatus {
+    pub distribution: String,
+    pub date: String,
+    pub done_blocks: u64,
+    pub total_blocks: u64,
+    /// Why prefetch stopped early, if it did (for example, the cache cap).
+    pub stopped: Option<String>,
+}
+
+impl SnapshotStatus {
+    /// Fraction of the snapshot's blocks in the cache; `None` before its index is known.
+    pub fn cached_fraction(&self) -> Option<f64> {
+        match (self.index_cached, self.total_blocks) {
+            (false, _) => None,
+            (true, 0) => Some(1.0),
+            (true, total) => Some(self.cached_blocks as f64 / total as f64),
+        }
+    }
+
+    /// Every block is on the stick: the snapshot boots with no network.
+    pub fn fully_cached(&self) -> bool {
+        self.index_cached && self.cached_blocks >= self.total_blocks
+    }
+}
+
+impl Status {
+    /// Reads the status of the mount at `mountpoint`.
+    pub fn read(mountpoint: &Path) -> Result<Status> {
+        let path = mountpoint.join(STATUS_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            what: path.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn snapshot(&self, distribution: &str, date: &str) -> Option<&SnapshotStatus> {
+        self.snapshots
+            .iter()
+            .find(|s| s.distribution == distribution && s.date == date)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+}
+
+/// Reads the verified catalog that the mount at `mountpoint` serves.
+pub fn read_catalog(mountpoint: &Path) -> Result<Catalog> {
+    let path = mountpoint.join(CATALOG_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    Catalog::parse(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractions() {
+        let mut s = SnapshotStatus::default();
+        assert_eq!(s.cached_fraction(), None);
+        assert!(!s.fully_cached());
+        s.index_cached = true;
+        s.total_blocks = 4;
+        s.cached_blocks = 1;
+        assert_eq!(s.cached_fraction(), Some(0.25));
+        s.cached_blocks = 4;
+        assert!(s.fully_cached());
+        let status = Status {
+            snapshots: vec![s.clone()],
+            ..Status::default()
+        };
+        let back: Status = serde_json::from_slice(&status.to_json()).unwrap();
+        assert_eq!(back, status);
+    }
+}
