@@ -10,11 +10,13 @@
 //! and it draws no user interface (the menu reads the status this crate reports).
 
 pub mod block;
+pub mod cache;
 pub mod catalog;
 pub mod error;
 pub mod hash;
 pub mod index;
 pub mod signing;
+pub mod source;
 pub mod status;
 
 pub use error::{Error, Result};

@@ -1,0 +1,409 @@
+//! The block cache on the stick (default `/var/tmp/blocks`, as OS Circular had).
+//!
+//! Layout, the same as a store's so a full cache is itself a store:
+//! `blocks/<aa>/<sha1>` (as fetched: compressed), `indexes/<sha1>.json`,
+//! `catalog.json` and `catalog.json.sig` (the last good, verified catalog), and
+//! `tmp/` for writes in progress. Every write goes to `tmp/`, is fsynced, and is
+//! renamed into place, so a power cut leaves either the old file or the new one.
+//!
+//! The cache trusts nothing it reads back: callers verify every block and index
+//! (see `store`). It enforces a size cap by evicting the least recently used
+//! blocks; the catalog and indexes are small and never evicted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::hash::BlockId;
+
+/// Room left free on the cache's filesystem when no cap is given: for the
+/// guests' overlays and the log.
+const DEFAULT_RESERVE_FRACTION: u64 = 10;
+const MIN_RESERVE: u64 = 512 << 20;
+
+pub struct Cache {
+    dir: PathBuf,
+    max_bytes: u64,
+    lru: Mutex<Lru>,
+    tmp_counter: AtomicU64,
+    evicted: AtomicU64,
+}
+
+/// Least-recently-used bookkeeping, in memory; rebuilt from file mtimes at start.
+#[derive(Default)]
+struct Lru {
+    entries: HashMap<BlockId, Entry>,
+    by_age: BTreeMap<u64, BlockId>,
+    total: u64,
+    clock: u64,
+    /// Blocks that must not be evicted now (the snapshot being prefetched).
+    protected: HashSet<BlockId>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    size: u64,
+    used: u64,
+    /// Whether this session already moved the file's mtime (the order kept across restarts).
+    touched: bool,
+}
+
+/// What `store_block` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stored {
+    Written,
+    /// Not written: making room would evict protected blocks, or the disk is full.
+    Skipped(String),
+}
+
+impl Lru {
+    fn insert(&mut self, id: BlockId, size: u64, touched: bool) {
+        self.remove(&id);
+        self.clock += 1;
+        self.entries.insert(
+            id,
+            Entry {
+                size,
+                used: self.clock,
+                touched,
+            },
+        );
+        self.by_age.insert(self.clock, id);
+        self.total += size;
+    }
+
+    fn remove(&mut self, id: &BlockId) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        self.by_age.remove(&entry.used);
+        self.total -= entry.size;
+        Some(entry)
+    }
+
+    /// Marks a use; returns whether the file's mtime should be moved too.
+    fn touch(&mut self, id: &BlockId) -> bool {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return false;
+        };
+        self.by_age.remove(&entry.used);
+        self.clock += 1;
+        entry.used = self.clock;
+        self.by_age.insert(self.clock, *id);
+        !std::mem::replace(&mut entry.touched, true)
+    }
+
+    /// Picks the oldest unprotected blocks to free `need` bytes; `None` if impossible.
+    fn victims(&self, need: u64) -> Option<Vec<BlockId>> {
+        let mut freed = 0;
+        let mut out = Vec::new();
+        for id in self.by_age.values() {
+            if freed >= need {
+                break;
+            }
+            if self.protected.contains(id) {
+                continue;
+            }
+            freed += self.entries.get(id).map_or(0, |e| e.size);
+            out.push(*id);
+        }
+        (freed >= need).then_some(out)
+    }
+}
+
+impl Cache {
+    /// Opens (creating) the cache in `dir`. `max_bytes` `None` means: what the
+    /// cache holds now plus the free space, minus a reserve of a tenth of the
+    /// filesystem (at least 512 MiB).
+    pub fn open(dir: &Path, max_bytes: Option<u64>) -> Result<Cache> {
+        for sub in ["blocks", "indexes", "tmp"] {
+            let path = dir.join(sub);
+            fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        // Leftovers of writes cut short by a crash or power loss.
+        let tmp = dir.join("tmp");
+        if let Ok(entries) = fs::read_dir(&tmp) {
+            for entry in entries.flatten() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        let mut found = scan_blocks(&dir.join("blocks"));
+        found.sort_by_key(|(_, _, mtime)| *mtime);
+        let mut lru = Lru::default();
+        for (id, size, _) in found {
+            lru.insert(id, size, false);
+        }
+        let max_bytes = match max_bytes {
+            Some(max) => max,
+            None => default_cap(dir, lru.total)?,
+        };
+        let cache = Cache {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            lru: Mutex::new(lru),
+            tmp_counter: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+        };
+        // A smaller cap than last time takes effect at once.
+        cache.make_room(0);
+        Ok(cache)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.lock().total
+    }
+
+    pub fn evicted_blocks(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    pub fn has_block(&self, id: &BlockId) -> bool {
+        self.lock().entries.contains_key(id)
+    }
+
+    /// Counts how many of `ids` are cached (one lock for all of them).
+    pub fn count_cached<'a>(&self, ids: impl IntoIterator<Item = &'a BlockId>) -> u64 {
+        let lru = self.lock();
+        ids.into_iter().filter(|id| lru.entries.contains_key(id)).count() as u64
+    }
+
+    fn block_path(&self, id: &BlockId) -> PathBuf {
+        self.dir.join("blocks").join(id.fanout()).join(id.to_hex())
+    }
+
+    /// The stored (compressed) bytes of a block, if cached. Not verified here.
+    pub fn read_block(&self, id: &BlockId) -> Option<Vec<u8>> {
+        if !self.has_block(id) {
+            return None;
+        }
+        let path = self.block_path(id);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                if self.lock().touch(id) {
+                    // Keeps the order across restarts; failure only costs accuracy.
+                    let _ = fs::File::open(&path)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                }
+                Some(bytes)
+            }
+            Err(_) => {
+                self.lock().remove(id);
+                None
+            }
+        }
+    }
+
+    /// Deletes a block (one that failed verification).
+    pub fn remove_block(&self, id: &BlockId) {
+        self.lock().remove(id);
+        let _ = fs::remove_file(self.block_path(id));
+    }
+
+    /// Stores a block's bytes, evicting old blocks to stay under the cap. A full
+    /// disk evicts more and tries once again; it never fails the caller's read.
+    pub fn store_block(&self, id: &BlockId, bytes: &[u8]) -> Stored {
+        if self.has_block(id) {
+            return Stored::Written;
+        }
+        let size = bytes.len() as u64;
+        if !self.make_room(size) {
+            return Stored::Skipped("the cache cap is reached and the rest is in use".into());
+        }
+        let path = self.block_path(id);
+        let mut result = self.write_atomic(&path, bytes);
+        if let Err(Error::Io { source, .. }) = &result {
+            if source.raw_os_error() == Some(libc::ENOSPC) {
+                let _ = self.evict(size.max(1 << 20) * 16);
+                result = self.write_atomic(&path, bytes);
+            }
+        }
+        match result {
+            Ok(()) => {
+                self.lock().insert(*id, size, true);
+                Stored::Written
+            }
+            Err(e) => Stored::Skipped(e.to_string()),
+        }
+    }
+
+    /// Evicts until `incoming` more bytes fit under the cap. False if it cannot.
+    fn make_room(&self, incoming: u64) -> bool {
+        let need = {
+            let lru = self.lock();
+            (lru.total + incoming).saturating_sub(self.max_bytes)
+        };
+        need == 0 || self.evict(need)
+    }
+
+    /// Evicts least-recently-used, unprotected blocks worth at least `need` bytes.
+    fn evict(&self, need: u64) -> bool {
+        let victims = {
+            let mut lru = self.lock();
+            let Some(victims) = lru.victims(need) else {
+                return false;
+            };
+            for id in &victims {
+                lru.remove(id);
+            }
+            victims
+        };
+        for id in &victims {
+            let _ = fs::remove_file(self.block_path(id));
+        }
+        self.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// Would storing `incoming` more bytes evict a protected block? (Prefetch
+    /// stops there rather than push out the snapshot it is fetching.)
+    pub fn would_evict_protected(&self, incoming: u64) -> bool {
+        let lru = self.lock();
+        let need = (lru.total + incoming).saturating_sub(self.max_bytes);
+        need > 0 && lru.victims(need).is_none()
+    }
+
+    /// Sets the blocks eviction must leave alone.
+    pub fn protect(&self, ids: HashSet<BlockId>) {
+        self.lock().protected = ids;
+    }
+
+    /// Reads a small file kept beside the blocks (`catalog.json`, `indexes/…`).
+    pub fn read_file(&self, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.dir.join(name)).ok()
+    }
+
+    /// Writes a small file atomically (`catalog.json`, `indexes/<sha1>.json`).
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.write_atomic(&self.dir.join(name), bytes)
+    }
+
+    pub fn remove_file(&self, name: &str) {
+        let _ = fs::remove_file(self.dir.join(name));
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join("tmp").join(format!("{}.{n}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_data()?;
+            fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        // A panic while holding the lock cannot leave Lru half-updated in a way
+        // that matters more than losing the cache, so poisoning is ignored.
+        self.lru.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Every block file under `blocks/` with its size and mtime; other files are ignored.
+fn scan_blocks(blocks: &Path) -> Vec<(BlockId, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let Ok(fanouts) = fs::read_dir(blocks) else {
+        return out;
+    };
+    for fanout in fanouts.flatten() {
+        let Ok(files) = fs::read_dir(fanout.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.parse::<BlockId>().ok()) else {
+                continue;
+            };
+            if let Ok(meta) = file.metadata() {
+                let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                out.push((id, meta.len(), mtime));
+            }
+        }
+    }
+    out
+}
+
+fn default_cap(dir: &Path, cached: u64) -> Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir)
+        .map_err(|e| Error::io(dir, std::io::Error::from_raw_os_error(e as i32)))?;
+    let fragment = stat.fragment_size() as u64;
+    let total = stat.blocks() as u64 * fragment;
+    let free = stat.blocks_available() as u64 * fragment;
+    let reserve = (total / DEFAULT_RESERVE_FRACTION).max(MIN_RESERVE);
+    Ok((cached + free).saturating_sub(reserve))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u32) -> BlockId {
+        BlockId::of(&n.to_le_bytes())
+    }
+
+    #[test]
+    fn store_read_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1 << 20)).unwrap();
+        assert_eq!(cache.store_block(&id(1), b"one"), Stored::Written);
+        assert_eq!(cache.read_block(&id(1)).unwrap(), b"one");
+        assert!(cache.read_block(&id(2)).is_none());
+        let path = dir.path().join("blocks").join(id(1).fanout()).join(id(1).to_hex());
+        assert!(path.exists());
+        std::fs::write(dir.path().join("tmp/leftover"), b"x").unwrap();
+        drop(cache);
+        let cache = Cache::open(dir.path(), Some(1 << 20)).unwrap();
+        assert_eq!(cache.total_bytes(), 3);
+        assert!(!dir.path().join("tmp/leftover").exists());
+        cache.remove_block(&id(1));
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn evicts_least_recently_used_and_respects_protection() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(300)).unwrap();
+        let data = [0u8; 100];
+        for n in 0..3 {
+            cache.store_block(&id(n), &data);
+        }
+        cache.read_block(&id(0)); // 0 is now the most recent; 1 is the oldest
+        cache.store_block(&id(3), &data);
+        assert!(!cache.has_block(&id(1)));
+        assert!(cache.has_block(&id(0)) && cache.has_block(&id(2)) && cache.has_block(&id(3)));
+        assert_eq!(cache.evicted_blocks(), 1);
+        cache.protect([id(0), id(2), id(3)].into_iter().collect());
+        assert!(cache.would_evict_protected(100));
+        assert!(matches!(cache.store_block(&id(4), &data), Stored::Skipped(_)));
+        assert!(cache.total_bytes() <= 300);
+    }
+
+    #[test]
+    fn smaller_cap_on_reopen_evicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1000)).unwrap();
+        for n in 0..5 {
+            cache.store_block(&id(n), &[1u8; 100]);
+        }
+        drop(cache);
+        let cache = Cache::open(dir.path(), Some(250)).unwrap();
+        assert!(cache.total_bytes() <= 250);
+    }
+}
