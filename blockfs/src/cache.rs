@@ -10,7 +10,7 @@
 //! (see `store`). It enforces a size cap by evicting the least recently used
 //! blocks; the catalog and indexes are small and never evicted.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::hash::BlockId;
+use crate::lru::Lru;
 
 /// Room left free on the cache's filesystem when no cap is given: for the
 /// guests' overlays and the log.
@@ -28,28 +29,19 @@ const MIN_RESERVE: u64 = 512 << 20;
 pub struct Cache {
     dir: PathBuf,
     max_bytes: u64,
-    lru: Mutex<Lru>,
+    state: Mutex<State>,
     tmp_counter: AtomicU64,
     evicted: AtomicU64,
 }
 
-/// Least-recently-used bookkeeping, in memory; rebuilt from file mtimes at start.
+/// The cache's bookkeeping, in memory; the order is rebuilt from file mtimes at start.
 #[derive(Default)]
-struct Lru {
-    entries: HashMap<BlockId, Entry>,
-    by_age: BTreeMap<u64, BlockId>,
-    total: u64,
-    clock: u64,
+struct State {
+    lru: Lru<BlockId>,
+    /// Blocks whose file mtime this session already moved (the order kept across restarts).
+    touched: HashSet<BlockId>,
     /// Blocks that must not be evicted now (the snapshot being prefetched).
     protected: HashSet<BlockId>,
-}
-
-#[derive(Clone, Copy)]
-struct Entry {
-    size: u64,
-    used: u64,
-    /// Whether this session already moved the file's mtime (the order kept across restarts).
-    touched: bool,
 }
 
 /// What `store_block` did.
@@ -60,56 +52,26 @@ pub enum Stored {
     Skipped(String),
 }
 
-impl Lru {
-    fn insert(&mut self, id: BlockId, size: u64, touched: bool) {
-        self.remove(&id);
-        self.clock += 1;
-        self.entries.insert(
-            id,
-            Entry {
-                size,
-                used: self.clock,
-                touched,
-            },
-        );
-        self.by_age.insert(self.clock, id);
-        self.total += size;
-    }
-
-    fn remove(&mut self, id: &BlockId) -> Option<Entry> {
-        let entry = self.entries.remove(id)?;
-        self.by_age.remove(&entry.used);
-        self.total -= entry.size;
-        Some(entry)
-    }
-
-    /// Marks a use; returns whether the file's mtime should be moved too.
-    fn touch(&mut self, id: &BlockId) -> bool {
-        let Some(entry) = self.entries.get_mut(id) else {
-            return false;
-        };
-        self.by_age.remove(&entry.used);
-        self.clock += 1;
-        entry.used = self.clock;
-        self.by_age.insert(self.clock, *id);
-        !std::mem::replace(&mut entry.touched, true)
-    }
-
+impl State {
     /// Picks the oldest unprotected blocks to free `need` bytes; `None` if impossible.
     fn victims(&self, need: u64) -> Option<Vec<BlockId>> {
         let mut freed = 0;
         let mut out = Vec::new();
-        for id in self.by_age.values() {
+        for (id, size) in self.lru.oldest_first() {
             if freed >= need {
                 break;
             }
-            if self.protected.contains(id) {
-                continue;
+            if !self.protected.contains(id) {
+                freed += size;
+                out.push(*id);
             }
-            freed += self.entries.get(id).map_or(0, |e| e.size);
-            out.push(*id);
         }
         (freed >= need).then_some(out)
+    }
+
+    /// Bytes over the cap if `incoming` more were added.
+    fn excess(&self, incoming: u64, max: u64) -> u64 {
+        (self.lru.total() + incoming).saturating_sub(max)
     }
 }
 
@@ -131,18 +93,18 @@ impl Cache {
         }
         let mut found = scan_blocks(&dir.join("blocks"));
         found.sort_by_key(|(_, _, mtime)| *mtime);
-        let mut lru = Lru::default();
+        let mut state = State::default();
         for (id, size, _) in found {
-            lru.insert(id, size, false);
+            state.lru.insert(id, size);
         }
         let max_bytes = match max_bytes {
             Some(max) => max,
-            None => default_cap(dir, lru.total)?,
+            None => default_cap(dir, state.lru.total())?,
         };
         let cache = Cache {
             dir: dir.to_path_buf(),
             max_bytes,
-            lru: Mutex::new(lru),
+            state: Mutex::new(state),
             tmp_counter: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
         };
@@ -160,7 +122,7 @@ impl Cache {
     }
 
     pub fn total_bytes(&self) -> u64 {
-        self.lock().total
+        self.lock().lru.total()
     }
 
     pub fn evicted_blocks(&self) -> u64 {
@@ -168,13 +130,13 @@ impl Cache {
     }
 
     pub fn has_block(&self, id: &BlockId) -> bool {
-        self.lock().entries.contains_key(id)
+        self.lock().lru.contains(id)
     }
 
     /// Counts how many of `ids` are cached (one lock for all of them).
     pub fn count_cached<'a>(&self, ids: impl IntoIterator<Item = &'a BlockId>) -> u64 {
-        let lru = self.lock();
-        ids.into_iter().filter(|id| lru.entries.contains_key(id)).count() as u64
+        let state = self.lock();
+        ids.into_iter().filter(|id| state.lru.contains(id)).count() as u64
     }
 
     fn block_path(&self, id: &BlockId) -> PathBuf {
@@ -189,7 +151,11 @@ impl Cache {
         let path = self.block_path(id);
         match fs::read(&path) {
             Ok(bytes) => {
-                if self.lock().touch(id) {
+                let first_use = {
+                    let mut state = self.lock();
+                    state.lru.touch(id) && state.touched.insert(*id)
+                };
+                if first_use {
                     // Keeps the order across restarts; failure only costs accuracy.
                     let _ = fs::File::open(&path)
                         .and_then(|f| f.set_modified(std::time::SystemTime::now()));
@@ -197,7 +163,7 @@ impl Cache {
                 Some(bytes)
             }
             Err(_) => {
-                self.lock().remove(id);
+                self.lock().lru.remove(id);
                 None
             }
         }
@@ -205,7 +171,7 @@ impl Cache {
 
     /// Deletes a block (one that failed verification).
     pub fn remove_block(&self, id: &BlockId) {
-        self.lock().remove(id);
+        self.lock().lru.remove(id);
         let _ = fs::remove_file(self.block_path(id));
     }
 
@@ -229,7 +195,9 @@ impl Cache {
         }
         match result {
             Ok(()) => {
-                self.lock().insert(*id, size, true);
+                let mut state = self.lock();
+                state.lru.insert(*id, size);
+                state.touched.insert(*id);
                 Stored::Written
             }
             Err(e) => Stored::Skipped(e.to_string()),
@@ -238,22 +206,19 @@ impl Cache {
 
     /// Evicts until `incoming` more bytes fit under the cap. False if it cannot.
     fn make_room(&self, incoming: u64) -> bool {
-        let need = {
-            let lru = self.lock();
-            (lru.total + incoming).saturating_sub(self.max_bytes)
-        };
+        let need = self.lock().excess(incoming, self.max_bytes);
         need == 0 || self.evict(need)
     }
 
     /// Evicts least-recently-used, unprotected blocks worth at least `need` bytes.
     fn evict(&self, need: u64) -> bool {
         let victims = {
-            let mut lru = self.lock();
-            let Some(victims) = lru.victims(need) else {
+            let mut state = self.lock();
+            let Some(victims) = state.victims(need) else {
                 return false;
             };
             for id in &victims {
-                lru.remove(id);
+                state.lru.remove(id);
             }
             victims
         };
@@ -267,9 +232,9 @@ impl Cache {
     /// Would storing `incoming` more bytes evict a protected block? (Prefetch
     /// stops there rather than push out the snapshot it is fetching.)
     pub fn would_evict_protected(&self, incoming: u64) -> bool {
-        let lru = self.lock();
-        let need = (lru.total + incoming).saturating_sub(self.max_bytes);
-        need > 0 && lru.victims(need).is_none()
+        let state = self.lock();
+        let need = state.excess(incoming, self.max_bytes);
+        need > 0 && state.victims(need).is_none()
     }
 
     /// Sets the blocks eviction must leave alone.
@@ -309,10 +274,9 @@ impl Cache {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
-        // A panic while holding the lock cannot leave Lru half-updated in a way
-        // that matters more than losing the cache, so poisoning is ignored.
-        self.lru.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is plain bookkeeping; a panic elsewhere must not stop reads.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -15,9 +15,11 @@ pub mod catalog;
 pub mod error;
 pub mod hash;
 pub mod index;
+mod lru;
 pub mod signing;
 pub mod source;
 pub mod status;
+pub mod store;
 
 pub use error::{Error, Result};
 pub use hash::BlockId;

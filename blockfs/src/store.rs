@@ -1,0 +1,372 @@
+//! The client's view of a store: sources plus cache plus trust. It hands out the
+//! verified catalog, verified indexes and verified block bytes, from the cache
+//! when it can and from the sources when it must, and counts what it did.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use time::OffsetDateTime;
+
+use crate::block;
+use crate::cache::{Cache, Stored};
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::hash::BlockId;
+use crate::index::Index;
+use crate::signing::verify_catalog;
+use crate::source::Sources;
+use crate::status::{SnapshotStatus, Status};
+
+/// Upper bounds on what is read from a source, so a broken or hostile server
+/// cannot make the client allocate without limit.
+const MAX_CATALOG_BYTES: u64 = 16 << 20;
+const MAX_SIG_BYTES: u64 = 4096;
+const MAX_INDEX_BYTES: u64 = 512 << 20;
+/// With a usable catalog in the cache, start-up waits this long for the network.
+const CATALOG_WAIT_WITH_CACHE: Duration = Duration::from_secs(10);
+
+pub const CATALOG: &str = "catalog.json";
+pub const CATALOG_SIG: &str = "catalog.json.sig";
+
+/// How to reach and trust a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Base URLs, tried in order. Empty, or `offline`, means the cache only.
+    pub sources: Vec<String>,
+    pub public_keys: Vec<VerifyingKey>,
+    pub cache_dir: PathBuf,
+    /// Cache cap in bytes; `None`: most of the cache's filesystem.
+    pub cache_max: Option<u64>,
+    pub offline: bool,
+    /// How long a read waits for an unreachable network before it fails.
+    pub deadline: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(sources: Vec<String>, public_keys: Vec<VerifyingKey>, cache_dir: PathBuf) -> Self {
+        StoreConfig {
+            sources,
+            public_keys,
+            cache_dir,
+            cache_max: None,
+            offline: false,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    fetched_bytes: AtomicU64,
+    fetched_blocks: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    corrupt_in_cache: AtomicU64,
+}
+
+/// A block's verified bytes, and the fetched file when it came from a source
+/// (to be kept in the cache once the reader has its bytes).
+pub struct Loaded {
+    pub data: Vec<u8>,
+    pub fetched: Option<Vec<u8>>,
+}
+
+pub struct Store {
+    config: StoreConfig,
+    sources: Sources,
+    cache: Cache,
+    catalog: Catalog,
+    catalog_bytes: Vec<u8>,
+    catalog_from_cache: bool,
+    indexes: Mutex<HashMap<BlockId, Arc<Index>>>,
+    counters: Counters,
+}
+
+impl Store {
+    /// Opens the cache and establishes the catalog: a fresh one from the
+    /// sources if they answer (refusing an unsigned, forged or expired one),
+    /// else the last good one from the cache while it has not expired.
+    pub fn open(config: StoreConfig) -> Result<Store> {
+        let urls = if config.offline { Vec::new() } else { config.sources.clone() };
+        let sources = Sources::new(&urls, config.deadline)?;
+        let cache = Cache::open(&config.cache_dir, config.cache_max)?;
+        let now = OffsetDateTime::now_utc();
+        let cached = cached_catalog(&cache, &config.public_keys, now);
+
+        let (catalog, catalog_bytes, from_cache) = if sources.is_empty() {
+            match cached {
+                Ok((catalog, bytes)) => (catalog, bytes, true),
+                Err(Error::NotCached { .. }) => {
+                    return Err(Error::NotCached {
+                        what: "a signed catalog (boot once with the network first)".into(),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            let wait = if cached.is_ok() {
+                CATALOG_WAIT_WITH_CACHE.min(config.deadline)
+            } else {
+                config.deadline
+            };
+            match fetch_catalog(&sources, &config.public_keys, now, wait) {
+                Ok((fresh, fresh_bytes, sig)) => match cached {
+                    // A mirror serving an older catalog than one already seen is
+                    // a rollback; keep the newer one, both are signed.
+                    Ok((old, old_bytes)) if old.generated > fresh.generated => {
+                        log::warn!("the sources serve a catalog older than the cached one; using the cached one");
+                        (old, old_bytes, true)
+                    }
+                    _ => {
+                        cache.write_file(CATALOG_SIG, &sig)?;
+                        cache.write_file(CATALOG, &fresh_bytes)?;
+                        (fresh, fresh_bytes, false)
+                    }
+                },
+                Err(e @ (Error::Unreachable { .. } | Error::NotFound { .. })) => match cached {
+                    Ok((catalog, bytes)) => {
+                        log::warn!("no source answered ({e}); using the cached catalog");
+                        (catalog, bytes, true)
+                    }
+                    Err(_) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(Store {
+            config,
+            sources,
+            cache,
+            catalog,
+            catalog_bytes,
+            catalog_from_cache: from_cache,
+            indexes: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The exact bytes of the verified catalog.
+    pub fn catalog_bytes(&self) -> &[u8] {
+        &self.catalog_bytes
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// An index from memory or the cache, without touching the network.
+    pub fn cached_index(&self, id: &BlockId) -> Option<Arc<Index>> {
+        if let Some(index) = self.lock_indexes().get(id) {
+            return Some(index.clone());
+        }
+        let name = index_path(id);
+        let bytes = self.cache.read_file(&name)?;
+        match parse_index(id, &bytes) {
+            Ok(index) => Some(self.remember(id, index)),
+            Err(e) => {
+                log::warn!("cached {name} is bad ({e}); it will be fetched again");
+                self.cache.remove_file(&name);
+                None
+            }
+        }
+    }
+
+    /// The index named `id`: from memory, the cache, or the sources (then cached).
+    pub fn index(&self, id: &BlockId) -> Result<Arc<Index>> {
+        if let Some(index) = self.cached_index(id) {
+            return Ok(index);
+        }
+        let name = index_path(id);
+        let (index, bytes) = self.sources.fetch(&name, MAX_INDEX_BYTES, |bytes| {
+            parse_index(id, &bytes).map(|index| (index, bytes))
+        })?;
+        if let Err(e) = self.cache.write_file(&name, &bytes) {
+            log::warn!("could not keep {name} in the cache: {e}");
+        }
+        Ok(self.remember(id, index))
+    }
+
+    fn remember(&self, id: &BlockId, index: Index) -> Arc<Index> {
+        let index = Arc::new(index);
+        self.lock_indexes().insert(*id, index.clone());
+        index
+    }
+
+    /// The verified bytes of block `id`, which is `len` bytes long. A cached copy
+    /// that fails verification is deleted and the block fetched again.
+    pub fn load_block(&self, id: &BlockId, len: usize) -> Result<Loaded> {
+        if let Some(file) = self.cache.read_block(id) {
+            match decode_exact(id, &file, len) {
+                Ok(data) => {
+                    self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Loaded { data, fetched: None });
+                }
+                Err(e) => {
+                    log::warn!("cached block is bad, fetching it again: {e}");
+                    self.counters.corrupt_in_cache.fetch_add(1, Ordering::Relaxed);
+                    self.cache.remove_block(id);
+                }
+            }
+        }
+        self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let path = block_path(id);
+        // zstd's worst case for incompressible data is a little over the input.
+        let max_file = len as u64 + len as u64 / 128 + 1024;
+        let (data, file) = self.sources.fetch(&path, max_file, |file| {
+            decode_exact(id, &file, len).map(|data| (data, file))
+        })?;
+        self.counters
+            .fetched_bytes
+            .fetch_add(file.len() as u64, Ordering::Relaxed);
+        self.counters.fetched_blocks.fetch_add(1, Ordering::Relaxed);
+        Ok(Loaded {
+            data,
+            fetched: Some(file),
+        })
+    }
+
+    /// Keeps a fetched block file in the cache (after the reader got its bytes).
+    pub fn keep(&self, id: &BlockId, file: &[u8]) {
+        if let Stored::Skipped(why) = self.cache.store_block(id, file) {
+            log::debug!("block {id} not cached: {why}");
+        }
+    }
+
+    /// Live figures; the caller adds what only it knows (memory hits, in flight).
+    pub fn status(&self) -> Status {
+        let fmt = &time::format_description::well_known::Rfc3339;
+        let c = &self.counters;
+        let snapshots = self
+            .catalog
+            .snapshots()
+            .map(|(dist, snap)| {
+                let mut status = SnapshotStatus {
+                    distribution: dist.name.clone(),
+                    date: snap.date.clone(),
+                    ..SnapshotStatus::default()
+                };
+                if let Some(index) = self.cached_index(&snap.index) {
+                    let distinct = index.distinct_blocks();
+                    status.index_cached = true;
+                    status.total_blocks = distinct.len() as u64;
+                    status.cached_blocks = self.cache.count_cached(&distinct);
+                }
+                status
+            })
+            .collect();
+        Status {
+            online: self.sources.online(),
+            offline_mode: self.sources.is_empty(),
+            sources: self.sources.status(),
+            catalog_from_cache: self.catalog_from_cache,
+            catalog_generated: self.catalog.generated.format(fmt).unwrap_or_default(),
+            catalog_expires: self.catalog.expires.format(fmt).unwrap_or_default(),
+            fetched_bytes: c.fetched_bytes.load(Ordering::Relaxed),
+            fetched_blocks: c.fetched_blocks.load(Ordering::Relaxed),
+            cache_hits: c.cache_hits.load(Ordering::Relaxed),
+            cache_misses: c.cache_misses.load(Ordering::Relaxed),
+            corrupt_blocks: c.corrupt_in_cache.load(Ordering::Relaxed) + self.sources.bad_copies(),
+            evicted_blocks: self.cache.evicted_blocks(),
+            cache_bytes: self.cache.total_bytes(),
+            cache_max_bytes: self.cache.max_bytes(),
+            snapshots,
+            ..Status::default()
+        }
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn lock_indexes(&self) -> std::sync::MutexGuard<'_, HashMap<BlockId, Arc<Index>>> {
+        self.indexes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub fn block_path(id: &BlockId) -> String {
+    format!("blocks/{}/{}", id.fanout(), id.to_hex())
+}
+
+pub fn index_path(id: &BlockId) -> String {
+    format!("indexes/{}.json", id.to_hex())
+}
+
+fn parse_index(id: &BlockId, bytes: &[u8]) -> Result<Index> {
+    let actual = BlockId::of(bytes);
+    if actual != *id {
+        return Err(Error::invalid(
+            index_path(id),
+            format!("its bytes hash to {actual}: it was changed or truncated"),
+        ));
+    }
+    Index::parse(bytes, &index_path(id))
+}
+
+fn decode_exact(id: &BlockId, file: &[u8], len: usize) -> Result<Vec<u8>> {
+    let data = block::decode(id, file, len)?;
+    if data.len() != len {
+        return Err(Error::CorruptBlock {
+            id: *id,
+            reason: format!("it holds {} bytes where the index needs {len}", data.len()),
+        });
+    }
+    Ok(data)
+}
+
+fn cached_catalog(
+    cache: &Cache,
+    keys: &[VerifyingKey],
+    now: OffsetDateTime,
+) -> Result<(Catalog, Vec<u8>)> {
+    let bytes = cache.read_file(CATALOG).ok_or_else(|| Error::NotCached {
+        what: "a catalog".into(),
+    })?;
+    let sig = cache.read_file(CATALOG_SIG);
+    let catalog = verify_catalog(&bytes, sig.as_deref(), keys, now)?;
+    Ok((catalog, bytes))
+}
+
+/// Fetches the signature, then a catalog that verifies against it. When every
+/// source has a catalog but none verifies, the error says why (unsigned,
+/// forged or expired) rather than just "no valid copy".
+fn fetch_catalog(
+    sources: &Sources,
+    keys: &[VerifyingKey],
+    now: OffsetDateTime,
+    wait: Duration,
+) -> Result<(Catalog, Vec<u8>, Vec<u8>)> {
+    let sig = match sources.fetch_until(CATALOG_SIG, MAX_SIG_BYTES, wait, Ok) {
+        Ok(sig) => Some(sig),
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let refusal = Mutex::new(None);
+    let result = sources.fetch_until(CATALOG, MAX_CATALOG_BYTES, wait, |bytes| {
+        match verify_catalog(&bytes, sig.as_deref(), keys, now) {
+            Ok(catalog) => Ok((catalog, bytes)),
+            Err(e) => {
+                let text = e.to_string();
+                if let Ok(mut r) = refusal.lock() {
+                    *r = Some(e);
+                }
+                Err(Error::invalid(CATALOG, text))
+            }
+        }
+    });
+    match result {
+        Ok((catalog, bytes)) => Ok((catalog, bytes, sig.unwrap_or_default())),
+        Err(Error::NoValidCopy { .. }) => {
+            let refused = refusal.into_inner().ok().flatten();
+            Err(refused.unwrap_or(Error::BadSignature))
+        }
+        Err(e) => Err(e),
+    }
+}
