@@ -3,7 +3,6 @@
 //! when it can and from the sources when it must, and counts what it did.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::hash::BlockId;
 use crate::index::Index;
+use crate::mount::MountConfig;
 use crate::signing::verify_catalog;
 use crate::source::Sources;
 use crate::status::{SnapshotStatus, Status};
@@ -31,33 +31,6 @@ const CATALOG_WAIT_WITH_CACHE: Duration = Duration::from_secs(10);
 
 pub const CATALOG: &str = "catalog.json";
 pub const CATALOG_SIG: &str = "catalog.json.sig";
-
-/// How to reach and trust a store.
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// Base URLs, tried in order. Empty, or `offline`, means the cache only.
-    pub sources: Vec<String>,
-    pub public_keys: Vec<VerifyingKey>,
-    pub cache_dir: PathBuf,
-    /// Cache cap in bytes; `None`: most of the cache's filesystem.
-    pub cache_max: Option<u64>,
-    pub offline: bool,
-    /// How long a read waits for an unreachable network before it fails.
-    pub deadline: Duration,
-}
-
-impl StoreConfig {
-    pub fn new(sources: Vec<String>, public_keys: Vec<VerifyingKey>, cache_dir: PathBuf) -> Self {
-        StoreConfig {
-            sources,
-            public_keys,
-            cache_dir,
-            cache_max: None,
-            offline: false,
-            deadline: Duration::from_secs(60),
-        }
-    }
-}
 
 #[derive(Default)]
 struct Counters {
@@ -76,7 +49,7 @@ pub struct Loaded {
 }
 
 pub struct Store {
-    config: StoreConfig,
+    config: MountConfig,
     sources: Sources,
     cache: Cache,
     catalog: Catalog,
@@ -90,7 +63,7 @@ impl Store {
     /// Opens the cache and establishes the catalog: a fresh one from the
     /// sources if they answer (refusing an unsigned, forged or expired one),
     /// else the last good one from the cache while it has not expired.
-    pub fn open(config: StoreConfig) -> Result<Store> {
+    pub fn open(config: MountConfig) -> Result<Store> {
         let urls = if config.offline { Vec::new() } else { config.sources.clone() };
         let sources = Sources::new(&urls, config.deadline)?;
         let cache = Cache::open(&config.cache_dir, config.cache_max)?;
@@ -282,7 +255,7 @@ impl Store {
         }
     }
 
-    pub fn config(&self) -> &StoreConfig {
+    pub fn config(&self) -> &MountConfig {
         &self.config
     }
 

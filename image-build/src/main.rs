@@ -1,1 +1,184 @@
-fn main() {}
+//! `image-build`: the publisher's tool. It turns disk images into a Circular
+//! store (content-addressed blocks, one index per snapshot, a signed catalog),
+//! checks stores, and collects their garbage.
+//!
+//! It is not the client: nothing here mounts or boots (that is `blockfs` and
+//! `circular`).
+
+mod add;
+mod error;
+mod gc;
+mod progress;
+mod store_dir;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use blockfs::block::DEFAULT_BLOCK_SIZE;
+use blockfs::catalog::Firmware;
+use blockfs::signing;
+use blockfs::units::parse_size;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::error::{BuildError, Result};
+
+/// How long a freshly signed catalog stays valid, unless told otherwise.
+const DEFAULT_VALID_DAYS: u32 = 30;
+
+#[derive(Parser)]
+#[command(name = "image-build", version, about = "Publish disk images as a Circular store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make an ed25519 key pair for signing a store's catalog.
+    Keygen {
+        /// Where to write the secret key (PEM, mode 0600; never overwritten).
+        #[arg(long, value_name = "FILE")]
+        secret: PathBuf,
+        /// Where to write the public key (PEM), which clients carry.
+        #[arg(long, value_name = "FILE")]
+        public: PathBuf,
+    },
+    /// Add a disk image (raw, qcow2, vmdk, vdi or vhdx) as a dated snapshot.
+    Add(AddArgs),
+    /// Check every index and block the catalog names; exit non-zero on any problem.
+    Verify {
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// The public key the catalog must verify against.
+        #[arg(long, value_name = "FILE")]
+        public: PathBuf,
+    },
+    /// Keep the newest N snapshots of each distribution and delete what nothing kept uses.
+    Gc {
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        #[arg(long, value_name = "SECRETFILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
+        valid_days: u32,
+    },
+    /// Re-sign the catalog with a new expiry, changing nothing else.
+    Sign {
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        #[arg(long, value_name = "SECRETFILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
+        valid_days: u32,
+    },
+}
+
+#[derive(clap::Args)]
+struct AddArgs {
+    #[arg(long, value_name = "DIR")]
+    store: PathBuf,
+    /// Distribution name: a-z, 0-9, '.', '_', '-' (it becomes a directory on the mount).
+    #[arg(long, value_name = "NAME")]
+    distro: String,
+    /// Snapshot date, YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date: String,
+    /// Distribution title shown in the menu (kept from earlier snapshots if omitted).
+    #[arg(long, value_name = "TEXT")]
+    title: Option<String>,
+    /// Block size: a power of two from 4K to 16M.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = u64::from(DEFAULT_BLOCK_SIZE))]
+    block_size: u64,
+    /// Guest memory the menu proposes.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    memory_mib: u32,
+    /// Guest CPUs the menu proposes.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    cpus: u32,
+    #[arg(long, value_enum, default_value_t = FirmwareArg::Bios)]
+    firmware: FirmwareArg,
+    /// A line about this snapshot for the menu.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    notes: String,
+    /// The store's secret key (from `image-build keygen`).
+    #[arg(long, value_name = "SECRETFILE")]
+    key: PathBuf,
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
+    valid_days: u32,
+    /// The disk image to publish.
+    image: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FirmwareArg {
+    Bios,
+    Uefi,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("image-build: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Keygen { secret, public } => {
+            signing::write_keypair(&signing::generate(), &secret, &public)?;
+            println!("secret key: {} (keep it private)", secret.display());
+            println!("public key: {} (give it to clients: --public)", public.display());
+        }
+        Command::Add(a) => {
+            let opts = add::AddOptions {
+                store: a.store,
+                distro: a.distro,
+                date: a.date,
+                title: a.title,
+                block_size: a.block_size,
+                memory_mib: a.memory_mib,
+                cpus: a.cpus,
+                firmware: match a.firmware {
+                    FirmwareArg::Bios => Firmware::Bios,
+                    FirmwareArg::Uefi => Firmware::Uefi,
+                },
+                notes: a.notes,
+                key: a.key,
+                valid_days: a.valid_days,
+                image: a.image,
+            };
+            add::add(&opts)?;
+        }
+        Command::Verify { store, public } => {
+            let problems = verify::verify(&store, &public)?;
+            if !problems.is_empty() {
+                for p in &problems {
+                    println!("{p}");
+                }
+                println!("verify: {} problems in {}", problems.len(), store.display());
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("verify: {} is sound", store.display());
+        }
+        Command::Gc { store, keep, key, valid_days } => {
+            gc::gc(&store, keep, &key, valid_days)?;
+        }
+        Command::Sign { store, key, valid_days } => {
+            let key = signing::read_secret(&key)?;
+            let dir = store_dir::StoreDir::open_for_writing(&store)?;
+            let mut catalog = dir.read_catalog(&key)?;
+            if catalog.distributions.is_empty() {
+                return Err(BuildError::Usage(format!("{} has no snapshots to sign", store.display())));
+            }
+            dir.write_catalog(&mut catalog, &key, valid_days)?;
+            println!("signed {}; expires {}", store.display(), catalog.expires);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,432 @@
+//! The FUSE filesystem: a read-only tree built from the verified catalog.
+//!
+//! ```text
+//! /status.json                 live figures (see `status`)
+//! /catalog.json                the verified catalog
+//! /<distro>/<date>.img         one image per snapshot, exactly image_size bytes
+//! /<distro>/latest.img         symlink to the newest <date>.img
+//! ```
+//!
+//! `latest.img` is a symlink, not a copy, so that a qcow2 overlay can record
+//! the dated file as its backing file and never see its base change under it
+//! when a new week is published. Reads run on a pool of threads, so the kernel
+//! can have many in flight while the loader fetches their blocks in parallel.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::consts::{FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE};
+use fuser::{
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+};
+use libc::{EIO, EISDIR, ENOENT, ENOTDIR, EROFS};
+
+use crate::index::Index;
+use crate::loader::{Loader, Priority};
+use crate::pool::Pool;
+use crate::status::{Status, CATALOG_FILE, STATUS_FILE};
+
+/// The catalog does not change while mounted, so the kernel may keep attributes.
+const TTL: Duration = Duration::from_secs(3600);
+/// Largest read the kernel is asked to send at once.
+const MAX_READ: u32 = 1 << 20;
+
+enum Kind {
+    Dir,
+    Image { dist: usize, snap: usize },
+    Latest { target: OsString },
+    Status,
+    Catalog,
+}
+
+struct Node {
+    name: OsString,
+    parent: u64,
+    kind: Kind,
+    children: Vec<u64>,
+    mtime: SystemTime,
+}
+
+enum Handle {
+    Image { index: Arc<Index>, last_end: AtomicU64 },
+    Text(Arc<Vec<u8>>),
+}
+
+/// Extra figures the status file shows beyond the store's own.
+pub type StatusHook = Arc<dyn Fn(&mut Status) + Send + Sync>;
+
+pub struct BlockFs {
+    nodes: Vec<Node>,
+    loader: Arc<Loader>,
+    pool: Pool,
+    handles: Arc<Mutex<HashMap<u64, Arc<Handle>>>>,
+    next_fh: u64,
+    readahead_blocks: usize,
+    status_hook: Option<StatusHook>,
+    uid: u32,
+    gid: u32,
+}
+
+impl BlockFs {
+    pub fn new(loader: Arc<Loader>, readahead_blocks: usize, readers: usize) -> std::io::Result<BlockFs> {
+        let catalog = loader.store().catalog().clone();
+        let root_time = SystemTime::from(catalog.generated);
+        let mut nodes = vec![Node {
+            name: OsString::from("/"),
+            parent: 1,
+            kind: Kind::Dir,
+            children: Vec::new(),
+            mtime: root_time,
+        }];
+        let add = |nodes: &mut Vec<Node>, parent: u64, name: String, kind: Kind, mtime| {
+            nodes.push(Node {
+                name: name.into(),
+                parent,
+                kind,
+                children: Vec::new(),
+                mtime,
+            });
+            let ino = nodes.len() as u64;
+            nodes[(parent - 1) as usize].children.push(ino);
+            ino
+        };
+        add(&mut nodes, 1, STATUS_FILE.into(), Kind::Status, root_time);
+        add(&mut nodes, 1, CATALOG_FILE.into(), Kind::Catalog, root_time);
+        for (d, dist) in catalog.distributions.iter().enumerate() {
+            let dir = add(&mut nodes, 1, dist.name.clone(), Kind::Dir, root_time);
+            if let Some(latest) = dist.latest() {
+                let target = OsString::from(format!("{}.img", latest.date));
+                add(&mut nodes, dir, "latest.img".into(), Kind::Latest { target }, date_time(&latest.date));
+            }
+            for (s, snap) in dist.snapshots.iter().enumerate() {
+                let kind = Kind::Image { dist: d, snap: s };
+                add(&mut nodes, dir, format!("{}.img", snap.date), kind, date_time(&snap.date));
+            }
+        }
+        Ok(BlockFs {
+            nodes,
+            loader,
+            pool: Pool::new("read", readers)?,
+            handles: Arc::new(Mutex::new(HashMap::new())),
+            next_fh: 1,
+            readahead_blocks,
+            status_hook: None,
+            // SAFETY: getuid and getgid cannot fail and touch no memory.
+            uid: unsafe { libc::getuid() },
+            // SAFETY: as above.
+            gid: unsafe { libc::getgid() },
+        })
+    }
+
+    /// Adds figures to the status file that only the caller knows (prefetch).
+    pub fn with_status_hook(mut self, hook: StatusHook) -> Self {
+        self.status_hook = Some(hook);
+        self
+    }
+
+    fn node(&self, ino: u64) -> Option<&Node> {
+        ino.checked_sub(1).and_then(|i| self.nodes.get(i as usize))
+    }
+
+    fn attr(&self, ino: u64) -> Option<FileAttr> {
+        let node = self.node(ino)?;
+        let catalog = self.loader.store().catalog();
+        let (kind, perm, size) = match &node.kind {
+            Kind::Dir => (FileType::Directory, 0o555, 0),
+            Kind::Image { dist, snap } => {
+                let size = catalog.distributions[*dist].snapshots[*snap].image_size;
+                (FileType::RegularFile, 0o444, size)
+            }
+            Kind::Latest { target } => (FileType::Symlink, 0o777, target.len() as u64),
+            // Generated at open, like a file in /proc: its size is not known before.
+            Kind::Status => (FileType::RegularFile, 0o444, 0),
+            Kind::Catalog => (
+                FileType::RegularFile,
+                0o444,
+                self.loader.store().catalog_bytes().len() as u64,
+            ),
+        };
+        Some(FileAttr {
+            ino,
+            size,
+            blocks: size.div_ceil(512),
+            atime: node.mtime,
+            mtime: node.mtime,
+            ctime: node.mtime,
+            crtime: node.mtime,
+            kind,
+            perm,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        })
+    }
+
+    fn status_bytes(&self) -> Vec<u8> {
+        let mut status = self.loader.store().status();
+        status.memory_hits = self.loader.memory_hits();
+        status.in_flight = self.loader.in_flight();
+        if let Some(hook) = &self.status_hook {
+            hook(&mut status);
+        }
+        status.to_json()
+    }
+
+    fn add_handle(&mut self, handle: Handle) -> u64 {
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        lock(&self.handles).insert(fh, Arc::new(handle));
+        fh
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Midnight UTC of a snapshot date, as its file's mtime.
+fn date_time(date: &str) -> SystemTime {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(date, format)
+        .map(|d| SystemTime::from(d.midnight().assume_utc()))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+impl Filesystem for BlockFs {
+    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
+        // Bigger reads mean fewer round trips through the kernel; both calls
+        // clamp to what the kernel allows.
+        if let Err(max) = config.set_max_readahead(MAX_READ) {
+            let _ = config.set_max_readahead(max);
+        }
+        if let Err(max) = config.set_max_write(MAX_READ) {
+            let _ = config.set_max_write(max);
+        }
+        Ok(())
+    }
+
+    fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        let Some(dir) = self.node(parent) else {
+            return reply.error(ENOENT);
+        };
+        let found = dir
+            .children
+            .iter()
+            .copied()
+            .find(|&ino| self.node(ino).is_some_and(|n| n.name == name));
+        match found.and_then(|ino| self.attr(ino)) {
+            Some(attr) => reply.entry(&TTL, &attr, 0),
+            None => reply.error(ENOENT),
+        }
+    }
+
+    fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        match self.attr(ino) {
+            Some(attr) => reply.attr(&TTL, &attr),
+            None => reply.error(ENOENT),
+        }
+    }
+
+    fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
+        match self.node(ino).map(|n| &n.kind) {
+            Some(Kind::Latest { target }) => reply.data(target.as_encoded_bytes()),
+            _ => reply.error(libc::EINVAL),
+        }
+    }
+
+    fn open(&mut self, _req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(EROFS);
+        }
+        let Some(node) = self.node(ino) else {
+            return reply.error(ENOENT);
+        };
+        match &node.kind {
+            Kind::Dir => reply.error(EISDIR),
+            Kind::Latest { .. } => reply.error(libc::ELOOP),
+            Kind::Status => {
+                let fh = self.add_handle(Handle::Text(Arc::new(self.status_bytes())));
+                reply.opened(fh, FOPEN_DIRECT_IO);
+            }
+            Kind::Catalog => {
+                let bytes = Arc::new(self.loader.store().catalog_bytes().to_vec());
+                let fh = self.add_handle(Handle::Text(bytes));
+                reply.opened(fh, FOPEN_KEEP_CACHE);
+            }
+            Kind::Image { dist, snap } => {
+                let catalog = self.loader.store().catalog();
+                let dist = &catalog.distributions[*dist];
+                let snap = dist.snapshots[*snap].clone();
+                let name = format!("{}/{}.img", dist.name, snap.date);
+                let fh = self.next_fh;
+                self.next_fh += 1;
+                let handles = self.handles.clone();
+                let loader = self.loader.clone();
+                // The index may have to come over the network: not on this thread.
+                self.pool.execute(move || match loader.store().index(&snap.index) {
+                    Ok(index) if index.image_size == snap.image_size => {
+                        let handle = Handle::Image {
+                            index,
+                            last_end: AtomicU64::new(u64::MAX),
+                        };
+                        lock(&handles).insert(fh, Arc::new(handle));
+                        reply.opened(fh, FOPEN_KEEP_CACHE);
+                    }
+                    Ok(index) => {
+                        log::error!(
+                            "{name}: the catalog says {} bytes, its index {}; the store is inconsistent",
+                            snap.image_size,
+                            index.image_size
+                        );
+                        reply.error(EIO);
+                    }
+                    Err(e) => {
+                        log::error!("{name}: cannot open: {e}");
+                        reply.error(EIO);
+                    }
+                });
+            }
+        }
+    }
+
+    fn read(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyData,
+    ) {
+        let Some(handle) = lock(&self.handles).get(&fh).cloned() else {
+            return reply.error(libc::EBADF);
+        };
+        let offset = offset.max(0) as u64;
+        match &*handle {
+            Handle::Text(bytes) => {
+                let start = (offset as usize).min(bytes.len());
+                let end = (start + size as usize).min(bytes.len());
+                reply.data(&bytes[start..end]);
+            }
+            Handle::Image { .. } => {
+                let loader = self.loader.clone();
+                let readahead = self.readahead_blocks;
+                self.pool.execute(move || {
+                    let Handle::Image { index, last_end } = &*handle else {
+                        return reply.error(EIO);
+                    };
+                    let previous = last_end.swap(offset + u64::from(size), Ordering::Relaxed);
+                    let sequential = previous != u64::MAX && offset.abs_diff(previous) <= 2 * u64::from(MAX_READ);
+                    let ahead = if sequential { readahead } else { 0 };
+                    match read_image(&loader, index, offset, size as usize, ahead) {
+                        Ok(data) => reply.data(&data),
+                        Err(e) => {
+                            log::error!("read at {offset}: {e}");
+                            reply.error(EIO)
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn release(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        lock(&self.handles).remove(&fh);
+        reply.ok();
+    }
+
+    fn readdir(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, offset: i64, mut reply: ReplyDirectory) {
+        let Some(node) = self.node(ino) else {
+            return reply.error(ENOENT);
+        };
+        if !matches!(node.kind, Kind::Dir) {
+            return reply.error(ENOTDIR);
+        }
+        let mut entries = vec![(ino, FileType::Directory, OsString::from(".")),
+            (node.parent, FileType::Directory, OsString::from(".."))];
+        for &child in &node.children {
+            if let (Some(n), Some(attr)) = (self.node(child), self.attr(child)) {
+                entries.push((child, attr.kind, n.name.clone()));
+            }
+        }
+        for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset.max(0) as usize) {
+            if reply.add(ino, (i + 1) as i64, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
+        let total: u64 = self
+            .loader
+            .store()
+            .catalog()
+            .snapshots()
+            .map(|(_, s)| s.image_size.div_ceil(4096))
+            .sum();
+        reply.statfs(total, 0, 0, self.nodes.len() as u64, 0, 4096, 255, 4096);
+    }
+}
+
+/// Reads `size` bytes at `offset`: asks for every block the range touches at
+/// once (so they are fetched in parallel), then for `ahead` blocks after it, and
+/// assembles the answer. Zero blocks are never fetched.
+pub fn read_image(
+    loader: &Loader,
+    index: &Index,
+    offset: u64,
+    size: usize,
+    ahead: usize,
+) -> Result<Vec<u8>, String> {
+    if offset >= index.image_size || size == 0 {
+        return Ok(Vec::new());
+    }
+    let end = (offset + size as u64).min(index.image_size);
+    let block_size = u64::from(index.block_size);
+    let first = (offset / block_size) as usize;
+    let last = ((end - 1) / block_size) as usize;
+    for n in first..=last {
+        if let Some(id) = &index.blocks[n] {
+            loader.request(id, index.block_len(n), Priority::Demand);
+        }
+    }
+    let ahead_end = (last + 1 + ahead).min(index.blocks.len());
+    for n in last + 1..ahead_end {
+        if let Some(id) = &index.blocks[n] {
+            loader.request(id, index.block_len(n), Priority::Readahead);
+        }
+    }
+    let mut out = Vec::with_capacity((end - offset) as usize);
+    for n in first..=last {
+        let block_start = n as u64 * block_size;
+        let from = offset.max(block_start) - block_start;
+        let to = end.min(block_start + block_size) - block_start;
+        match &index.blocks[n] {
+            None => out.resize(out.len() + (to - from) as usize, 0),
+            Some(id) => {
+                let data = loader.get(id, index.block_len(n))?;
+                out.extend_from_slice(&data[from as usize..to as usize]);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,174 @@
+//! `blockfs`: mounts a Circular store as one read-only image file per snapshot.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use blockfs::status::Status;
+use blockfs::units::{format_size, parse_size};
+use blockfs::{signing, MountConfig, Mounted};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "blockfs", version, about = "Circular's virtual disk: a store's snapshots as read-only image files on a FUSE mount")]
+struct Cli {
+    /// More log output (-v: info, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mount a store and serve it until unmounted or signalled (SIGINT, SIGTERM).
+    Mount(MountArgs),
+    /// Print what a running mount is doing.
+    Status {
+        /// Where the store is mounted.
+        mountpoint: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct MountArgs {
+    /// The publisher's public key(s), PEM (from `image-build keygen`).
+    #[arg(long, value_name = "FILE")]
+    public: PathBuf,
+    /// Block cache directory (kept across mounts; works offline when full).
+    #[arg(long, value_name = "DIR", default_value = "/var/tmp/blocks")]
+    cache: PathBuf,
+    /// Cache size cap, e.g. 2G (default: the free space of the cache's filesystem, less a tenth).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    cache_max: Option<u64>,
+    /// Use only the cache: no network at all.
+    #[arg(long)]
+    offline: bool,
+    /// Seconds a read waits for an unreachable network before failing with EIO.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    deadline: u64,
+    /// Fetches in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    fetchers: usize,
+    /// Blocks read ahead of a sequential reader.
+    #[arg(long, value_name = "BLOCKS", default_value_t = 32)]
+    readahead: usize,
+    /// `URL[,URL…] MOUNTPOINT`, or only `MOUNTPOINT` with --offline. URLs are
+    /// https://, http:// or file:// base URLs of the same store, tried in order.
+    #[arg(value_name = "URL[,URL…] MOUNTPOINT", num_args = 1..=2, required = true)]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_log(cli.verbose);
+    let result = match cli.command {
+        Command::Mount(args) => mount(args),
+        Command::Status { mountpoint } => status(&mountpoint),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("blockfs: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mount(args: MountArgs) -> Result<(), String> {
+    let (urls, mountpoint) = match args.args.as_slice() {
+        [mountpoint] if args.offline => (Vec::new(), PathBuf::from(mountpoint)),
+        [_] => return Err("give the store's URL(s) and the mount point (or --offline and the mount point)".into()),
+        [urls, mountpoint] => (
+            urls.split(',').filter(|u| !u.is_empty()).map(str::to_string).collect(),
+            PathBuf::from(mountpoint),
+        ),
+        _ => return Err("too many arguments".into()),
+    };
+    let keys = signing::read_public(&args.public).map_err(|e| e.to_string())?;
+    let mut config = MountConfig::new(urls, keys, args.cache);
+    config.cache_max = args.cache_max;
+    config.offline = args.offline;
+    config.deadline = Duration::from_secs(args.deadline);
+    config.fetchers = args.fetchers.max(1);
+    config.readahead_blocks = args.readahead;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    let mounted = Mounted::start(config, &mountpoint).map_err(|e| e.to_string())?;
+    let catalog = mounted.loader().store().catalog();
+    eprintln!(
+        "blockfs: {} mounted: {} distributions, {} snapshots{}",
+        mountpoint.display(),
+        catalog.distributions.len(),
+        catalog.snapshots().count(),
+        if mounted.loader().store().status().catalog_from_cache { " (catalog from the cache: offline)" } else { "" }
+    );
+    while !stop.load(Ordering::Relaxed) && !mounted.is_gone() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("blockfs: unmounting {}", mountpoint.display());
+    mounted.unmount();
+    Ok(())
+}
+
+fn status(mountpoint: &Path) -> Result<(), String> {
+    let status = Status::read(mountpoint).map_err(|e| format!("{e} (is a blockfs mounted there?)"))?;
+    let online = if status.offline_mode { "offline mode" } else if status.online { "online" } else { "no source reachable" };
+    println!("network:   {online}");
+    for s in &status.sources {
+        let state = match (s.reachable, &s.last_error) {
+            (None, _) => "not asked yet".to_string(),
+            (Some(true), _) => "reachable".to_string(),
+            (Some(false), Some(e)) => format!("unreachable: {e}"),
+            (Some(false), None) => "unreachable".to_string(),
+        };
+        println!("  {}  {state}", s.url);
+    }
+    println!("catalog:   generated {}, expires {}{}", status.catalog_generated, status.catalog_expires,
+        if status.catalog_from_cache { " (from the cache)" } else { "" });
+    println!("fetched:   {} in {} blocks; {} in flight", format_size(status.fetched_bytes), status.fetched_blocks, status.in_flight);
+    println!("reads:     {} from the disk cache, {} from memory, {} from the network; {} corrupt copies refetched",
+        status.cache_hits, status.memory_hits, status.cache_misses, status.corrupt_blocks);
+    println!("cache:     {} of {} used; {} blocks evicted", format_size(status.cache_bytes), format_size(status.cache_max_bytes), status.evicted_blocks);
+    for s in &status.snapshots {
+        let cached = match s.cached_fraction() {
+            None => "index not fetched yet".to_string(),
+            Some(f) if s.fully_cached() => format!("{:.0}% cached: boots offline", f * 100.0),
+            Some(f) => format!("{:.0}% cached ({} of {} blocks)", f * 100.0, s.cached_blocks, s.total_blocks),
+        };
+        println!("  {}/{}  {cached}", s.distribution, s.date);
+    }
+    if let Some(p) = &status.prefetch {
+        println!("prefetch:  {}/{} {} of {} blocks{}", p.distribution, p.date, p.done_blocks, p.total_blocks,
+            p.stopped.as_ref().map(|s| format!(" (stopped: {s})")).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Log lines to stderr: errors and warnings always, more with -v.
+fn init_log(verbose: u8) {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::max_level()
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) && r.target().starts_with("blockfs") {
+                eprintln!("blockfs: {}: {}", r.level().as_str().to_lowercase(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: Stderr = Stderr;
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    });
+}

@@ -1,0 +1,168 @@
+//! Mounting: a verified store, its loader and the FUSE filesystem, started
+//! together and stopped together. This is the library entry point that the
+//! `blockfs` binary and desktop mode share.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use fuser::{BackgroundSession, MountOption};
+
+use crate::error::{Error, Result};
+use crate::fs::{BlockFs, StatusHook};
+use crate::loader::Loader;
+use crate::store::Store;
+
+/// How to reach and trust a store, and how hard to work at reading it.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// Base URLs, tried in order. Empty, or `offline`, means the cache only.
+    pub sources: Vec<String>,
+    pub public_keys: Vec<VerifyingKey>,
+    pub cache_dir: PathBuf,
+    /// Cache cap in bytes; `None`: most of the cache's filesystem.
+    pub cache_max: Option<u64>,
+    pub offline: bool,
+    /// How long a read waits for an unreachable network before it fails (EIO).
+    pub deadline: Duration,
+    /// Fetches in flight at once.
+    pub fetchers: usize,
+    /// Blocks fetched ahead of a sequential reader.
+    pub readahead_blocks: usize,
+    /// Decoded blocks kept in memory, in bytes.
+    pub memory_cache: u64,
+}
+
+impl MountConfig {
+    pub fn new(sources: Vec<String>, public_keys: Vec<VerifyingKey>, cache_dir: PathBuf) -> Self {
+        MountConfig {
+            sources,
+            public_keys,
+            cache_dir,
+            cache_max: None,
+            offline: false,
+            deadline: Duration::from_secs(60),
+            fetchers: 16,
+            readahead_blocks: 32,
+            memory_cache: 64 << 20,
+        }
+    }
+}
+
+/// Reader threads: enough that every fetcher can be kept busy by waiting reads.
+const READERS: usize = 32;
+
+/// A live mount. Dropping it unmounts.
+pub struct Mounted {
+    session: Option<BackgroundSession>,
+    loader: Arc<Loader>,
+    mountpoint: PathBuf,
+}
+
+impl Mounted {
+    /// Verifies the catalog (fresh, or cached when offline), then mounts.
+    pub fn start(config: MountConfig, mountpoint: &Path) -> Result<Mounted> {
+        Self::start_with(config, mountpoint, None)
+    }
+
+    /// As [`Mounted::start`], with extra figures for the status file.
+    pub fn start_with(config: MountConfig, mountpoint: &Path, hook: Option<StatusHook>) -> Result<Mounted> {
+        let meta = std::fs::metadata(mountpoint);
+        if let Err(e) = &meta {
+            if e.raw_os_error() == Some(libc::ENOTCONN) {
+                // A blockfs that died left its mount behind: clear it.
+                clear_stale_mount(mountpoint);
+            } else {
+                return Err(Error::io(mountpoint, std::io::Error::new(e.kind(), format!("{e}; create the mount point first"))));
+            }
+        } else if meta.as_ref().is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::invalid(mountpoint.display().to_string(), "the mount point is not a directory"));
+        }
+        let fetchers = config.fetchers;
+        let memory = config.memory_cache;
+        let readahead = config.readahead_blocks;
+        let store = Arc::new(Store::open(config)?);
+        let loader = Arc::new(Loader::new(store.clone(), fetchers, memory)?);
+        let mut fs = BlockFs::new(loader.clone(), readahead, READERS).map_err(|e| Error::io("reader threads", e))?;
+        if let Some(hook) = hook {
+            fs = fs.with_status_hook(hook);
+        }
+        let options = [
+            MountOption::RO,
+            MountOption::FSName("circular".into()),
+            MountOption::Subtype("blockfs".into()),
+            MountOption::DefaultPermissions,
+            MountOption::NoDev,
+            MountOption::NoSuid,
+        ];
+        let session = fuser::spawn_mount2(fs, mountpoint, &options).map_err(|e| {
+            Error::io(
+                mountpoint,
+                std::io::Error::new(e.kind(), format!("cannot mount: {e} (is fuse3 installed and /dev/fuse present?)")),
+            )
+        })?;
+        // Fetch every snapshot's index in the background, so that the status
+        // file can show how much of each is cached before anyone opens it.
+        let indexer = store.clone();
+        let _ = std::thread::Builder::new().name("indexes".into()).spawn(move || {
+            for (_, snap) in indexer.catalog().snapshots() {
+                if let Err(e) = indexer.index(&snap.index) {
+                    log::info!("index of {} not available yet: {e}", snap.date);
+                }
+            }
+        });
+        Ok(Mounted {
+            session: Some(session),
+            loader,
+            mountpoint: mountpoint.to_path_buf(),
+        })
+    }
+
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    pub fn loader(&self) -> &Arc<Loader> {
+        &self.loader
+    }
+
+    /// True once the filesystem was unmounted from outside (`fusermount -u`).
+    pub fn is_gone(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.guard.is_finished())
+    }
+
+    /// Unmounts and waits for the session to end.
+    pub fn unmount(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(session) = self.session.take() {
+            // Dropping the rest of the session unmounts; then its thread ends.
+            let guard = {
+                let session = session;
+                session.guard
+            };
+            if let Ok(Err(e)) = guard.join() {
+                log::warn!("FUSE session ended with: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn clear_stale_mount(mountpoint: &Path) {
+    let _ = std::process::Command::new("fusermount3")
+        .arg("-uz")
+        .arg(mountpoint)
+        .status();
+    if std::fs::metadata(mountpoint).is_err() {
+        let _ = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH);
+    }
+}

@@ -1,0 +1,302 @@
+//! `image-build add`: cuts a disk image into blocks, stores the new ones, writes
+//! the snapshot's index and adds it to the signed catalog.
+//!
+//! A reader thread streams the image in batches while all cores hash (with
+//! collision detection) and compress the previous batch; new blocks are written
+//! in image order. Blocks the store already has cost only a `stat`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use blockfs::block::{self, check_block_size, DEFAULT_LEVEL};
+use blockfs::catalog::{check_date, check_name, BootSettings, Firmware, Snapshot};
+use blockfs::index::Index;
+use blockfs::signing;
+use blockfs::units::format_size;
+use blockfs::BlockId;
+
+use crate::error::{BuildError, Result};
+use crate::progress::Progress;
+use crate::store_dir::StoreDir;
+
+/// Bytes read per batch: enough work to keep every core busy.
+const BATCH_BYTES: usize = 32 << 20;
+
+pub struct AddOptions {
+    pub store: PathBuf,
+    pub distro: String,
+    pub date: String,
+    pub title: Option<String>,
+    pub block_size: u64,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub firmware: Firmware,
+    pub notes: String,
+    pub key: PathBuf,
+    pub valid_days: u32,
+    pub image: PathBuf,
+}
+
+/// What `add` did, as printed for the publisher.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AddReport {
+    pub blocks: u64,
+    pub zero: u64,
+    pub existing: u64,
+    pub new: u64,
+    pub bytes_written: u64,
+    pub stored_bytes: u64,
+    pub index: Option<BlockId>,
+}
+
+pub fn add(opts: &AddOptions) -> Result<AddReport> {
+    check_name(&opts.distro).map_err(BuildError::Usage)?;
+    check_date(&opts.date).map_err(BuildError::Usage)?;
+    let block_size = check_block_size(opts.block_size)?;
+    let key = signing::read_secret(&opts.key)?;
+    let store = StoreDir::open_for_writing(&opts.store)?;
+    let mut catalog = store.read_catalog(&key)?;
+    let raw = RawImage::open(&opts.image, &store.root().join("tmp"))?;
+    let started = Instant::now();
+    let (mut report, index) = cut_into_blocks(&store, &raw.path, block_size)?;
+    let index_bytes = index.to_bytes();
+    let index_id = BlockId::of_published(&index_bytes)
+        .map_err(|e| BuildError::Usage(format!("index: {e}")))?;
+    store.write(&store.index_file(&index_id), &index_bytes)?;
+    let snapshot = Snapshot {
+        date: opts.date.clone(),
+        index: index_id,
+        image_size: index.image_size,
+        stored_bytes: report.stored_bytes,
+        profile: None,
+        boot: BootSettings {
+            memory_mib: opts.memory_mib,
+            cpus: opts.cpus,
+            firmware: opts.firmware,
+        },
+        notes: opts.notes.clone(),
+    };
+    catalog.add_snapshot(&opts.distro, opts.title.as_deref(), snapshot);
+    store.write_catalog(&mut catalog, &key, opts.valid_days)?;
+    report.index = Some(index_id);
+    let r = &report;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "added {}/{}: {} ({}) in {:.1} s, {:.0} MB/s",
+        opts.distro,
+        opts.date,
+        opts.image.display(),
+        format_size(index.image_size),
+        secs,
+        index.image_size as f64 / 1e6 / secs.max(1e-6)
+    );
+    println!(
+        "blocks: {} total, {} zero, {} already in the store, {} new; {} written; snapshot stores {}",
+        r.blocks,
+        r.zero,
+        r.existing,
+        r.new,
+        format_size(r.bytes_written),
+        format_size(r.stored_bytes)
+    );
+    println!("index:  indexes/{index_id}.json");
+    Ok(report)
+}
+
+fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32) -> Result<(AddReport, Index)> {
+    let mut file = File::open(image).map_err(|e| BuildError::io(image, e))?;
+    let image_size = file.metadata().map_err(|e| BuildError::io(image, e))?.len();
+    let bs = block_size as usize;
+    let per_batch = (BATCH_BYTES / bs).max(1);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let progress = Progress::bytes("adding", image_size);
+
+    // The reader runs one batch ahead of the hashing.
+    let (tx, rx) = sync_channel::<std::io::Result<Vec<Vec<u8>>>>(1);
+    let reader = std::thread::spawn(move || {
+        let mut left = image_size;
+        while left > 0 {
+            let mut batch = Vec::with_capacity(per_batch);
+            while batch.len() < per_batch && left > 0 {
+                let len = left.min(bs as u64) as usize;
+                let mut buf = vec![0u8; len];
+                if let Err(e) = file.read_exact(&mut buf) {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                left -= len as u64;
+                batch.push(buf);
+            }
+            if tx.send(Ok(batch)).is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut report = AddReport::default();
+    let mut ids = Vec::new();
+    let mut seen: HashMap<BlockId, u64> = HashMap::new();
+    for batch in rx {
+        let batch = batch.map_err(|e| BuildError::io(image, e))?;
+        let encoded = encode_parallel(&batch, threads)?;
+        for (data, enc) in batch.iter().zip(encoded) {
+            report.blocks += 1;
+            progress.advance(data.len() as u64);
+            let Some(enc) = enc else {
+                report.zero += 1;
+                ids.push(None);
+                continue;
+            };
+            ids.push(Some(enc.id));
+            if seen.contains_key(&enc.id) {
+                report.existing += 1;
+                continue;
+            }
+            let size = match store.block_size_on_disk(&enc.id) {
+                Some(size) => {
+                    report.existing += 1;
+                    size
+                }
+                None => {
+                    store.write(&store.block_file(&enc.id), &enc.file)?;
+                    report.new += 1;
+                    report.bytes_written += enc.file.len() as u64;
+                    enc.file.len() as u64
+                }
+            };
+            seen.insert(enc.id, size);
+            report.stored_bytes += size;
+        }
+    }
+    let _ = reader.join();
+    progress.finish();
+    if ids.len() as u64 != image_size.div_ceil(u64::from(block_size)) {
+        return Err(BuildError::Usage(format!(
+            "{} changed size while it was read; add it again once nothing writes to it",
+            image.display()
+        )));
+    }
+    let index = Index {
+        image_size,
+        block_size,
+        blocks: ids,
+    };
+    Ok((report, index))
+}
+
+/// Hashes and compresses a batch on `threads` cores; `None` for zero blocks.
+fn encode_parallel(batch: &[Vec<u8>], threads: usize) -> Result<Vec<Option<block::Encoded>>> {
+    let chunk = batch.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batch
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|data| {
+                            if block::is_zero(data) {
+                                Ok(None)
+                            } else {
+                                block::encode(data, DEFAULT_LEVEL).map(Some)
+                            }
+                        })
+                        .collect::<blockfs::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(batch.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| BuildError::Usage("a hashing thread failed".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
+
+/// A raw image to read: the file itself, or a raw copy converted by
+/// `qemu-img` from qcow2, VMDK, VDI or VHDX (deleted when dropped).
+struct RawImage {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl RawImage {
+    fn open(image: &Path, tmp_dir: &Path) -> Result<RawImage> {
+        let mut head = [0u8; 72];
+        let mut file = File::open(image).map_err(|e| BuildError::io(image, e))?;
+        let n = file.read(&mut head).map_err(|e| BuildError::io(image, e))?;
+        let Some(format) = detect_format(&head[..n]) else {
+            return Ok(RawImage {
+                path: image.to_path_buf(),
+                temporary: false,
+            });
+        };
+        let path = tmp_dir.join(format!("convert-{}.raw", std::process::id()));
+        eprintln!("converting {} from {format} to raw with qemu-img", image.display());
+        let output = std::process::Command::new("qemu-img")
+            .args(["convert", "-f", format, "-O", "raw"])
+            .arg(image)
+            .arg(&path)
+            .output()
+            .map_err(|e| BuildError::Tool {
+                command: "qemu-img".into(),
+                detail: format!("{e}; install qemu-utils (make deps)"),
+            })?;
+        let raw = RawImage {
+            path,
+            temporary: true,
+        };
+        if !output.status.success() {
+            return Err(BuildError::Tool {
+                command: format!("qemu-img convert {}", image.display()),
+                detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        Ok(raw)
+    }
+}
+
+impl Drop for RawImage {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The disk image formats `add` converts, known by their magic numbers.
+fn detect_format(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"QFI\xfb") {
+        Some("qcow2")
+    } else if head.starts_with(b"KDMV") || head.starts_with(b"# Disk DescriptorFile") {
+        Some("vmdk")
+    } else if head.starts_with(b"vhdxfile") {
+        Some("vhdx")
+    } else if head.len() >= 68 && head[64..68] == [0x7f, 0x10, 0xda, 0xbe] {
+        Some("vdi")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_by_magic() {
+        assert_eq!(detect_format(b"QFI\xfb\0\0\0\x03"), Some("qcow2"));
+        assert_eq!(detect_format(b"KDMV...."), Some("vmdk"));
+        let mut vdi = vec![0u8; 72];
+        vdi[64..68].copy_from_slice(&[0x7f, 0x10, 0xda, 0xbe]);
+        assert_eq!(detect_format(&vdi), Some("vdi"));
+        assert_eq!(detect_format(&[0u8; 72]), None);
+        assert_eq!(detect_format(b"\xeb\x63\x90"), None);
+    }
+}
