@@ -42,6 +42,8 @@ struct State {
     touched: HashSet<BlockId>,
     /// Blocks that must not be evicted now (the snapshot being prefetched).
     protected: HashSet<BlockId>,
+    /// Bytes of writes under way, already counted against the cap.
+    reserved: u64,
 }
 
 /// What `store_block` did.
@@ -71,7 +73,7 @@ impl State {
 
     /// Bytes over the cap if `incoming` more were added.
     fn excess(&self, incoming: u64, max: u64) -> u64 {
-        (self.lru.total() + incoming).saturating_sub(max)
+        (self.lru.total() + self.reserved + incoming).saturating_sub(max)
     }
 }
 
@@ -178,13 +180,26 @@ impl Cache {
     /// Stores a block's bytes, evicting old blocks to stay under the cap. A full
     /// disk evicts more and tries once again; it never fails the caller's read.
     pub fn store_block(&self, id: &BlockId, bytes: &[u8]) -> Stored {
-        if self.has_block(id) {
-            return Stored::Written;
-        }
         let size = bytes.len() as u64;
-        if !self.make_room(size) {
-            return Stored::Skipped("the cache cap is reached and the rest is in use".into());
-        }
+        // Room is made and reserved under one lock, so concurrent writers
+        // cannot together overshoot the cap.
+        let victims = {
+            let mut state = self.lock();
+            if state.lru.contains(id) {
+                return Stored::Written;
+            }
+            let need = state.excess(size, self.max_bytes);
+            let victims = if need == 0 { Some(Vec::new()) } else { state.victims(need) };
+            let Some(victims) = victims else {
+                return Stored::Skipped("the cache cap is reached and the rest is in use".into());
+            };
+            for v in &victims {
+                state.lru.remove(v);
+            }
+            state.reserved += size;
+            victims
+        };
+        self.delete_evicted(&victims);
         let path = self.block_path(id);
         let mut result = self.write_atomic(&path, bytes);
         if let Err(Error::Io { source, .. }) = &result {
@@ -193,9 +208,10 @@ impl Cache {
                 result = self.write_atomic(&path, bytes);
             }
         }
+        let mut state = self.lock();
+        state.reserved -= size;
         match result {
             Ok(()) => {
-                let mut state = self.lock();
                 state.lru.insert(*id, size);
                 state.touched.insert(*id);
                 Stored::Written
@@ -222,11 +238,15 @@ impl Cache {
             }
             victims
         };
-        for id in &victims {
+        self.delete_evicted(&victims);
+        true
+    }
+
+    fn delete_evicted(&self, victims: &[BlockId]) {
+        for id in victims {
             let _ = fs::remove_file(self.block_path(id));
         }
         self.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
-        true
     }
 
     /// Would storing `incoming` more bytes evict a protected block? (Prefetch

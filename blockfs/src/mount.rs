@@ -138,15 +138,49 @@ impl Mounted {
     }
 
     fn stop(&mut self) {
-        if let Some(session) = self.session.take() {
-            // Dropping the rest of the session unmounts; then its thread ends.
-            let guard = {
-                let session = session;
-                session.guard
-            };
-            if let Ok(Err(e)) = guard.join() {
-                log::warn!("FUSE session ended with: {e}");
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        if !session.guard.is_finished() {
+            unmount(&self.mountpoint);
+        }
+        // Dropping the rest of the session closes its side; the thread then ends
+        // once the kernel lets go, which a lazy unmount delays until the last
+        // open file is closed. Wait a little, never forever.
+        let guard = {
+            let session = session;
+            session.guard
+        };
+        for _ in 0..50 {
+            if guard.is_finished() {
+                if let Ok(Err(e)) = guard.join() {
+                    log::warn!("FUSE session ended with: {e}");
+                }
+                return;
             }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        log::warn!("{}: files are still open; it disappears when they are closed", self.mountpoint.display());
+    }
+}
+
+/// Unmounts now if nothing is open, else lazily (the mount leaves the
+/// namespace at once and goes away when its last open file is closed).
+fn unmount(mountpoint: &Path) {
+    use nix::mount::{umount2, MntFlags};
+    match umount2(mountpoint, MntFlags::empty()) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EBUSY) => {
+            log::warn!("{}: still in use; unmounting lazily", mountpoint.display());
+            let _ = umount2(mountpoint, MntFlags::MNT_DETACH);
+        }
+        // Not root: fusermount3 may unmount what this user mounted.
+        Err(_) => {
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-uz")
+                .arg(mountpoint)
+                .stderr(std::process::Stdio::null())
+                .status();
         }
     }
 }
