@@ -49,7 +49,7 @@ fn parse_meminfo(text: &str) -> Option<u32> {
 mod tests {
     #[test]
     fn meminfo() {
-        assert_eq!(super::parse_meminfo("MemTotal:       24578048 kB\nMemFree: 1 kB\n"), Some(24001));
+        assert_eq!(super::parse_meminfo("MemTotal:       24578048 kB\nMemFree: 1 kB\n"), Some(24002));
         assert_eq!(super::parse_meminfo("nothing"), None);
         assert!(super::cpus() >= 1);
     }

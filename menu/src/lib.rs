@@ -22,6 +22,8 @@ mod run;
 pub mod state;
 mod term;
 pub mod view;
+#[cfg(test)]
+mod view_tests;
 pub mod vm;
 
 use std::path::PathBuf;

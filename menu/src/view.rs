@@ -170,9 +170,9 @@ fn snapshots(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(s) = app.snapshot() {
         let mut about = vec![Line::raw("")];
         let (words, style) = offline_sentence(status, &d.name, &s.date);
-        about.push(Line::styled(words, style));
+        about.push(Line::styled(format!(" {words}"), style));
         if !s.notes.is_empty() {
-            about.push(Line::raw(format!("Notes: {}", s.notes)));
+            about.push(Line::raw(format!(" Notes: {}", s.notes)));
         }
         frame.render_widget(Paragraph::new(about).wrap(Wrap { trim: true }), about_area);
     }
