@@ -2,7 +2,7 @@
 //! console; selection is shown in reverse video, so it also reads on a
 //! monochrome serial terminal. Nothing here changes state.
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Margin, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
@@ -56,8 +56,16 @@ fn header_line(app: &App, width: u16) -> Line<'static> {
         Accel::Tcg if app.accel.no_kvm_reason.is_some() => "TCG: no KVM, slow".to_string(),
         Accel::Tcg => "TCG".to_string(),
     };
-    let catalog = format!("catalog of {}", app.catalog.generated.date());
-    let right = format!("{catalog} · {accel} ");
+    // Before a catalog is trusted there is no date to show, and on a problem
+    // screen the accelerator is not the news.
+    let mut parts = Vec::new();
+    if !app.catalog.distributions.is_empty() {
+        parts.push(format!("catalog of {}", app.catalog.generated.date()));
+    }
+    if !matches!(app.screen, Screen::Problem(_)) {
+        parts.push(accel);
+    }
+    let right = format!("{} ", parts.join(" · "));
     let pad = usize::from(width).saturating_sub(left.len() + right.chars().count());
     let style = Style::new().fg(Color::White).bg(Color::Blue).add_modifier(Modifier::BOLD);
     Line::from(vec![
@@ -338,15 +346,17 @@ fn failed(frame: &mut Frame, area: Rect, f: &Failure) {
     let block = boxed("The snapshot did not start".to_string());
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    // One column of margin, so that wrapped lines stay aligned.
+    let inner = inner.inner(Margin::new(1, 0));
     let mut text = Text::default();
     text.push_line(Line::raw(""));
-    text.push_line(Line::styled(format!(" {}", f.headline), BAD));
+    text.push_line(Line::styled(f.headline.clone(), BAD));
     text.push_line(Line::raw(""));
     for l in f.reason.lines() {
-        text.push_line(Line::raw(format!(" {l}")));
+        text.push_line(Line::raw(l.to_string()));
     }
     text.push_line(Line::raw(""));
-    text.push_line(Line::styled(format!(" {}", f.what_to_do), WARN));
+    text.push_line(Line::styled(f.what_to_do.clone(), WARN));
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
 }
 
@@ -354,41 +364,45 @@ fn ask_no_kvm(frame: &mut Frame, area: Rect, app: &App, t: &Target) {
     let block = boxed("No hardware virtualization (KVM)".to_string());
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    // One column of margin, so that wrapped lines stay aligned.
+    let inner = inner.inner(Margin::new(1, 0));
     let reason = app.accel.no_kvm_reason.clone().unwrap_or_default();
     let text = vec![
         Line::raw(""),
-        Line::styled(format!(" {} · {} would run without KVM.", t.title, t.date), WARN),
+        Line::styled(format!("{} · {} would run without KVM.", t.title, t.date), WARN),
         Line::raw(""),
         Line::raw(format!(" Why: {reason}.")),
         Line::raw(""),
-        Line::raw(" It would run under TCG, QEMU's software emulation: it works, but 10 to 50"),
-        Line::raw(" times slower. A desktop takes minutes to start."),
+        Line::raw("It would run under TCG, QEMU's software emulation: it works, but 10 to 50"),
+        Line::raw("times slower. A desktop takes minutes to start."),
         Line::raw(""),
-        Line::styled(" Boot anyway?   Enter or y: yes, slowly    Esc or n: no", TITLE),
+        Line::styled("Boot anyway?   Enter or y: yes, slowly    Esc or n: no", TITLE),
     ];
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
 }
 
 fn problem(frame: &mut Frame, area: Rect, app: &App, p: &Problem) {
-    let block = boxed(p.headline());
+    let block = boxed("Nothing can boot".to_string());
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    // One column of margin, so that wrapped lines stay aligned.
+    let inner = inner.inner(Margin::new(1, 0));
     let mut text = Text::default();
     text.push_line(Line::raw(""));
-    text.push_line(Line::styled(format!(" {}", p.headline()), BAD));
+    text.push_line(Line::styled(p.headline(), BAD));
     text.push_line(Line::raw(""));
     if !p.detail().is_empty() {
-        text.push_line(Line::raw(format!(" {}", p.detail())));
+        text.push_line(Line::raw(p.detail().to_string()));
         text.push_line(Line::raw(""));
     }
     for l in p.what_to_do() {
-        text.push_line(Line::raw(format!(" {l}")));
+        text.push_line(Line::raw(l.to_string()));
     }
     text.push_line(Line::raw(""));
     let keys = if app.appliance {
-        " r: try again    p: power off    b: reboot"
+        "r: try again    p: power off    b: reboot"
     } else {
-        " r: try again    q: quit"
+        "r: try again    q: quit"
     };
     text.push_line(Line::styled(keys, TITLE));
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
@@ -401,7 +415,7 @@ pub fn network_line(app: &App) -> Line<'static> {
         Ok(s) => s,
         Err(e) => {
             return Line::styled(
-                format::truncate(&format!(" Network: {address} · blockfs figures unavailable: {e}"), 80),
+                format::truncate(&format!(" Network: {address} · blockfs: {e}"), 80),
                 BAD,
             )
         }

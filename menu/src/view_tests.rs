@@ -287,7 +287,7 @@ fn refused_catalogs_say_which_and_what_to_do() {
 fn status_unavailable_is_said_on_the_network_line() {
     let mut a = app();
     a.set_status(Err("status.json: Transport endpoint is not connected".into()));
-    has(&screen(&a), "blockfs figures unavailable: status.json");
+    has(&screen(&a), "blockfs: status.json: Transport endpoint");
 }
 
 #[test]
