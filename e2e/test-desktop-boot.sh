@@ -85,7 +85,10 @@ nginx_start "$work/store" "$port"
 # start_circular ARGS…: runs circular in the tmux session "circular" of our own
 # tmux server, 80x25 like the Linux console; sets CIRCULAR_PID.
 start_circular() {
-	tmux -L "$sock" kill-server 2>/dev/null || true
+	# A session that outlives each run keeps our tmux server up: killing the
+	# last session would end the server, racing with the next new-session.
+	tmux -L "$sock" has-session -t keep 2>/dev/null || tmux -L "$sock" new-session -d -s keep "sleep 3600"
+	tmux -L "$sock" kill-session -t circular 2>/dev/null || true
 	tmux -L "$sock" new-session -d -s circular -x 80 -y 25 \
 		"$bin/circular $* ; echo CIRCULAR-EXIT-\$?; sleep 600"
 	local pane i
@@ -105,7 +108,7 @@ start_circular "$common"
 wait_for "Choose an operating system"
 wait_for "Tiny guest"
 wait_for "http://127.0.0.1:$port/ reachable"
-[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -p -t circular >"$SCREENSHOT_DIR/menu-level1.ansi"
+[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -N -p -t circular >"$SCREENSHOT_DIR/menu-level1.ansi"
 mnt=$(mount_of "$CIRCULAR_PID")
 grep -q " $mnt " /proc/mounts || fail "no blockfs mount on $mnt"
 
@@ -116,7 +119,7 @@ screen=$(capture)
 latest_line=$(grep -n "latest (2026-11-22)" <<<"$screen" | cut -d: -f1)
 older_line=$(grep -n "  2026-11-15 " <<<"$screen" | cut -d: -f1)
 [ -n "$latest_line" ] && [ -n "$older_line" ] && [ "$latest_line" -lt "$older_line" ] || fail "snapshot order"
-[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -p -t circular >"$SCREENSHOT_DIR/menu-level2.ansi"
+[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -N -p -t circular >"$SCREENSHOT_DIR/menu-level2.ansi"
 
 step "details: keep the disk changes, then boot"
 keys Enter
@@ -124,7 +127,7 @@ wait_for "VM settings"
 wait_for "> [ Boot ]"
 keys Up Right
 wait_for "> Disk changes  keep for the next boot"
-[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -p -t circular >"$SCREENSHOT_DIR/menu-details.ansi"
+[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -N -p -t circular >"$SCREENSHOT_DIR/menu-details.ansi"
 keys Enter
 
 step "the guest boots under TCG and prints its marker on the serial console"
@@ -151,7 +154,7 @@ step "back to the snapshots: this boot's blocks are now cached"
 keys Escape
 wait_for "Tiny guest: snapshots, newest first"
 capture | grep -E "latest \(2026-11-22\).*(cached [1-9][0-9]*%|fully cached)" >/dev/null || fail "no cached share after the boot"
-[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -p -t circular >"$SCREENSHOT_DIR/menu-after-boot.ansi"
+[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -N -p -t circular >"$SCREENSHOT_DIR/menu-after-boot.ansi"
 
 step "q quits and unmounts"
 keys q
@@ -175,7 +178,7 @@ step "a wrong public key: the catalog is refused"
 start_circular "--server http://127.0.0.1:$port/ --public $work/other.pub --cache $work/cache2 --accel tcg --display none"
 wait_for "Catalog refused: its signature does not match this machine's key" 60
 wait_for "r: try again    q: quit"
-[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -p -t circular >"$SCREENSHOT_DIR/menu-refused.ansi"
+[ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -N -p -t circular >"$SCREENSHOT_DIR/menu-refused.ansi"
 keys q
 wait_for "CIRCULAR-EXIT-0"
 

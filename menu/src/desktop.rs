@@ -24,7 +24,11 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', env = "CIRCULAR_SERVER")]
     pub server: Vec<String>,
     /// The publisher's ed25519 public key file.
-    #[arg(long, env = "CIRCULAR_PUBLIC", default_value = "/etc/circular/public.key")]
+    #[arg(
+        long,
+        env = "CIRCULAR_PUBLIC",
+        default_value = "/etc/circular/public.key"
+    )]
     pub public: PathBuf,
     /// Block cache directory; VM overlays go in its `overlays/`.
     #[arg(long, default_value = "/var/tmp/blocks")]
@@ -89,7 +93,10 @@ impl PrivateDir {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
-            .map_err(|source| DesktopError::Io { path: path.clone(), source })?;
+            .map_err(|source| DesktopError::Io {
+                path: path.clone(),
+                source,
+            })?;
         Ok(PrivateDir(path))
     }
 }
@@ -103,7 +110,11 @@ impl Drop for PrivateDir {
 /// Runs desktop mode to the end; the mount is gone when this returns.
 pub fn run(args: Args) -> Result<(), DesktopError> {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(DesktopError::Signals)?;
     }
     if args.server.is_empty() && !args.offline {
@@ -136,7 +147,11 @@ pub fn run(args: Args) -> Result<(), DesktopError> {
 
 /// Mounts, showing a problem screen (with retry) while it fails. `None`: the
 /// person quit.
-fn mount(config: MountConfig, mountpoint: &Path, stop: &AtomicBool) -> Result<Option<Mounted>, DesktopError> {
+fn mount(
+    config: MountConfig,
+    mountpoint: &Path,
+    stop: &AtomicBool,
+) -> Result<Option<Mounted>, DesktopError> {
     loop {
         match Mounted::start(config.clone(), mountpoint) {
             Ok(m) => return Ok(Some(m)),
@@ -171,7 +186,10 @@ mod tests {
         assert_eq!(a.display, Some(Display::None));
         assert_eq!(a.cache, PathBuf::from("/var/tmp/blocks"));
         let err = Args::try_parse_from(["circular", "--display", "vnc"]).unwrap_err();
-        assert!(err.to_string().contains("not sdl, gtk, curses or none"), "{err}");
+        assert!(
+            err.to_string().contains("not sdl, gtk, curses or none"),
+            "{err}"
+        );
         let err = Args::try_parse_from(["circular", "--accel", "hvf"]).unwrap_err();
         assert!(err.to_string().contains("not kvm or tcg"), "{err}");
     }

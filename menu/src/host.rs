@@ -7,7 +7,9 @@ pub fn address() -> Option<String> {
     let addrs = nix::ifaddrs::getifaddrs().ok()?;
     let mut v6 = None;
     for ifa in addrs {
-        if !ifa.flags.contains(InterfaceFlags::IFF_UP) || ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK) {
+        if !ifa.flags.contains(InterfaceFlags::IFF_UP)
+            || ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK)
+        {
             continue;
         }
         let Some(addr) = ifa.address else { continue };
@@ -49,7 +51,10 @@ fn parse_meminfo(text: &str) -> Option<u32> {
 mod tests {
     #[test]
     fn meminfo() {
-        assert_eq!(super::parse_meminfo("MemTotal:       24578048 kB\nMemFree: 1 kB\n"), Some(24002));
+        assert_eq!(
+            super::parse_meminfo("MemTotal:       24578048 kB\nMemFree: 1 kB\n"),
+            Some(24002)
+        );
         assert_eq!(super::parse_meminfo("nothing"), None);
         assert!(super::cpus() >= 1);
     }

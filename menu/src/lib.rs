@@ -88,12 +88,16 @@ pub enum ProblemChoice {
 /// For callers whose blockfs mount failed: shows the error as a clear screen
 /// (no network and nothing cached, catalog refused, …) with what to do, and
 /// returns the choice. The appliance and desktop mode both use it.
-pub fn show_problem(err: &blockfs::Error, appliance: bool, stop: &AtomicBool) -> Result<ProblemChoice, MenuError> {
+pub fn show_problem(
+    err: &blockfs::Error,
+    appliance: bool,
+    stop: &AtomicBool,
+) -> Result<ProblemChoice, MenuError> {
     use crossterm::event::{self, Event, KeyEventKind};
     use state::{Action, App, Screen};
     let mut app = App::new(
         run::empty_catalog(),
-        Err("blockfs is not mounted".to_string()),
+        Err("not mounted".to_string()),
         appliance,
         Display::None,
         state::AccelState {
@@ -115,7 +119,9 @@ pub fn show_problem(err: &blockfs::Error, appliance: bool, stop: &AtomicBool) ->
             app.address = host::address();
             continue;
         }
-        let Event::Key(key) = event::read()? else { continue };
+        let Event::Key(key) = event::read()? else {
+            continue;
+        };
         if key.kind != KeyEventKind::Press {
             continue;
         }

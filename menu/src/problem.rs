@@ -30,9 +30,18 @@ impl Problem {
         use blockfs::Error as E;
         let detail = err.to_string();
         match err {
-            E::Unsigned { .. } => Problem::CatalogRefused { why: Refusal::Unsigned, detail },
-            E::BadSignature => Problem::CatalogRefused { why: Refusal::WrongKey, detail },
-            E::Expired { .. } => Problem::CatalogRefused { why: Refusal::Expired, detail },
+            E::Unsigned { .. } => Problem::CatalogRefused {
+                why: Refusal::Unsigned,
+                detail,
+            },
+            E::BadSignature => Problem::CatalogRefused {
+                why: Refusal::WrongKey,
+                detail,
+            },
+            E::Expired { .. } => Problem::CatalogRefused {
+                why: Refusal::Expired,
+                detail,
+            },
             E::NotCached { .. } | E::Unreachable { .. } => Problem::NoNetwork { detail },
             _ => Problem::Other {
                 headline: "The disk images could not be mounted".to_string(),
@@ -44,18 +53,27 @@ impl Problem {
     pub fn headline(&self) -> String {
         match self {
             Problem::NoNetwork { .. } => "No network, and nothing is cached".to_string(),
-            Problem::CatalogRefused { why: Refusal::Unsigned, .. } => "Catalog refused: it is not signed".to_string(),
-            Problem::CatalogRefused { why: Refusal::WrongKey, .. } => {
-                "Catalog refused: its signature does not match this machine's key".to_string()
-            }
-            Problem::CatalogRefused { why: Refusal::Expired, .. } => "Catalog refused: it has expired".to_string(),
+            Problem::CatalogRefused {
+                why: Refusal::Unsigned,
+                ..
+            } => "Catalog refused: it is not signed".to_string(),
+            Problem::CatalogRefused {
+                why: Refusal::WrongKey,
+                ..
+            } => "Catalog refused: its signature does not match this machine's key".to_string(),
+            Problem::CatalogRefused {
+                why: Refusal::Expired,
+                ..
+            } => "Catalog refused: it has expired".to_string(),
             Problem::Other { headline, .. } => headline.clone(),
         }
     }
 
     pub fn detail(&self) -> &str {
         match self {
-            Problem::NoNetwork { detail } | Problem::CatalogRefused { detail, .. } | Problem::Other { detail, .. } => detail,
+            Problem::NoNetwork { detail }
+            | Problem::CatalogRefused { detail, .. }
+            | Problem::Other { detail, .. } => detail,
         }
     }
 
@@ -65,11 +83,13 @@ impl Problem {
             Problem::NoNetwork { .. } => vec![
                 "No server answered, and no snapshot is fully cached, so nothing can boot.".into(),
                 "Plug in a network cable (wired, with DHCP) or check that the server is up.".into(),
-                "A snapshot booted once with the network stays bootable offline when fully cached.".into(),
+                "A snapshot booted once with the network stays bootable offline when fully cached."
+                    .into(),
             ],
             Problem::CatalogRefused { why, .. } => {
                 let mut v = vec![
-                    "Nothing from this server is trusted, so nothing is shown. This protects you".into(),
+                    "Nothing from this server is trusted, so nothing is shown. This protects you"
+                        .into(),
                     "from a changed or replayed catalog.".into(),
                 ];
                 v.push(match why {
@@ -94,15 +114,37 @@ mod tests {
 
     #[test]
     fn blockfs_errors_are_classified() {
-        let e = blockfs::Error::Unsigned { what: "catalog.json.sig".into() };
-        assert!(matches!(Problem::from_blockfs(&e), Problem::CatalogRefused { why: Refusal::Unsigned, .. }));
+        let e = blockfs::Error::Unsigned {
+            what: "catalog.json.sig".into(),
+        };
+        assert!(matches!(
+            Problem::from_blockfs(&e),
+            Problem::CatalogRefused {
+                why: Refusal::Unsigned,
+                ..
+            }
+        ));
         let e = blockfs::Error::BadSignature;
-        assert!(matches!(Problem::from_blockfs(&e), Problem::CatalogRefused { why: Refusal::WrongKey, .. }));
-        let e = blockfs::Error::Expired { expires: "2026-01-01".into(), now: "2026-11-22".into() };
+        assert!(matches!(
+            Problem::from_blockfs(&e),
+            Problem::CatalogRefused {
+                why: Refusal::WrongKey,
+                ..
+            }
+        ));
+        let e = blockfs::Error::Expired {
+            expires: "2026-01-01".into(),
+            now: "2026-11-22".into(),
+        };
         let p = Problem::from_blockfs(&e);
         assert!(p.headline().contains("expired") && p.detail().contains("2026-01-01"));
-        let e = blockfs::Error::NotCached { what: "catalog.json".into() };
-        assert!(matches!(Problem::from_blockfs(&e), Problem::NoNetwork { .. }));
+        let e = blockfs::Error::NotCached {
+            what: "catalog.json".into(),
+        };
+        assert!(matches!(
+            Problem::from_blockfs(&e),
+            Problem::NoNetwork { .. }
+        ));
         let e = blockfs::Error::invalid("x", "y");
         assert!(matches!(Problem::from_blockfs(&e), Problem::Other { .. }));
     }

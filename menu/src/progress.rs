@@ -25,7 +25,12 @@ pub struct Progress {
     pub from_profile: bool,
 }
 
-pub fn progress(status: Option<&Status>, target: &Target, snapshot: &Snapshot, fetched_at_start: u64) -> Progress {
+pub fn progress(
+    status: Option<&Status>,
+    target: &Target,
+    snapshot: &Snapshot,
+    fetched_at_start: u64,
+) -> Progress {
     let Some(status) = status else {
         return Progress {
             ratio: 0.0,
@@ -34,11 +39,9 @@ pub fn progress(status: Option<&Status>, target: &Target, snapshot: &Snapshot, f
             from_profile: false,
         };
     };
-    if let Some(p) = status
-        .prefetch
-        .as_ref()
-        .filter(|p| p.distribution == target.distribution && p.date == target.date && p.total_blocks > 0)
-    {
+    if let Some(p) = status.prefetch.as_ref().filter(|p| {
+        p.distribution == target.distribution && p.date == target.date && p.total_blocks > 0
+    }) {
         let ratio = p.done_blocks as f64 / p.total_blocks as f64;
         let mut label = format!(
             "boot working set: {} of {} blocks ({})",
@@ -90,7 +93,13 @@ pub fn progress(status: Option<&Status>, target: &Target, snapshot: &Snapshot, f
 /// Whether a start may hand over to QEMU: the image answered its first read,
 /// and either there is no profile to wait for, the working set is here, or
 /// blockfs did not announce a prefetch in time.
-pub fn ready_to_launch(image_ready: bool, has_profile: bool, prefetch_seen: bool, p: &Progress, waited: Duration) -> bool {
+pub fn ready_to_launch(
+    image_ready: bool,
+    has_profile: bool,
+    prefetch_seen: bool,
+    p: &Progress,
+    waited: Duration,
+) -> bool {
     image_ready && (!has_profile || p.complete || (!prefetch_seen && waited >= PREFETCH_WAIT))
 }
 
@@ -131,7 +140,11 @@ mod tests {
         // 120 MiB fetched in all, 100 MiB of them before this start.
         let p = progress(Some(&s), &target(), &snapshot("2026-11-22", ""), 100 << 20);
         assert!(!p.from_profile);
-        assert!(p.label.contains("fetched 20 MiB of at most 850 MiB"), "{}", p.label);
+        assert!(
+            p.label.contains("fetched 20 MiB of at most 850 MiB"),
+            "{}",
+            p.label
+        );
         assert!(p.label.contains("10% cached"), "{}", p.label);
         let full = status(true, &[("bookworm", "2026-11-22", 100, 100)]);
         assert!(progress(Some(&full), &target(), &snapshot("2026-11-22", ""), 0).complete);
@@ -139,13 +152,39 @@ mod tests {
 
     #[test]
     fn launch_rules() {
-        let p = Progress { ratio: 0.5, label: String::new(), complete: false, from_profile: true };
-        assert!(!ready_to_launch(false, false, false, &p, Duration::ZERO), "image first");
-        assert!(ready_to_launch(true, false, false, &p, Duration::ZERO), "no profile: go");
-        assert!(!ready_to_launch(true, true, true, &p, Duration::from_secs(60)), "prefetch under way");
-        assert!(!ready_to_launch(true, true, false, &p, Duration::from_secs(1)));
-        assert!(ready_to_launch(true, true, false, &p, PREFETCH_WAIT), "no prefetch announced");
-        let done = Progress { complete: true, ..p };
+        let p = Progress {
+            ratio: 0.5,
+            label: String::new(),
+            complete: false,
+            from_profile: true,
+        };
+        assert!(
+            !ready_to_launch(false, false, false, &p, Duration::ZERO),
+            "image first"
+        );
+        assert!(
+            ready_to_launch(true, false, false, &p, Duration::ZERO),
+            "no profile: go"
+        );
+        assert!(
+            !ready_to_launch(true, true, true, &p, Duration::from_secs(60)),
+            "prefetch under way"
+        );
+        assert!(!ready_to_launch(
+            true,
+            true,
+            false,
+            &p,
+            Duration::from_secs(1)
+        ));
+        assert!(
+            ready_to_launch(true, true, false, &p, PREFETCH_WAIT),
+            "no prefetch announced"
+        );
+        let done = Progress {
+            complete: true,
+            ..p
+        };
         assert!(ready_to_launch(true, true, true, &done, Duration::ZERO));
     }
 }

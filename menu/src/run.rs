@@ -92,7 +92,11 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
     app
 }
 
-pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) -> Result<MenuExit, MenuError> {
+pub(crate) fn run_loop(
+    config: &MenuConfig,
+    term: &mut Term,
+    stop: &AtomicBool,
+) -> Result<MenuExit, MenuError> {
     let mut app = load_app(config);
     let mut runner = Runner {
         config,
@@ -122,7 +126,9 @@ pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) 
         if !event::poll(TICK)? {
             continue;
         }
-        let Event::Key(key) = event::read()? else { continue };
+        let Event::Key(key) = event::read()? else {
+            continue;
+        };
         if key.kind != KeyEventKind::Press {
             continue;
         }
@@ -135,7 +141,12 @@ pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) 
 }
 
 impl Runner<'_> {
-    fn perform(&mut self, action: Action, app: &mut App, term: &mut Term) -> Result<Option<MenuExit>, MenuError> {
+    fn perform(
+        &mut self,
+        action: Action,
+        app: &mut App,
+        term: &mut Term,
+    ) -> Result<Option<MenuExit>, MenuError> {
         match action {
             Action::None => {}
             Action::Exit(exit) => return Ok(Some(exit)),
@@ -154,12 +165,20 @@ impl Runner<'_> {
                 let fresh = load_app(self.config);
                 let problem = matches!(fresh.screen, Screen::Problem(_));
                 app.catalog = fresh.catalog;
-                app.screen = if problem { fresh.screen } else { Screen::Distributions };
+                app.screen = if problem {
+                    fresh.screen
+                } else {
+                    Screen::Distributions
+                };
                 app.dist_sel = 0;
                 app.set_status(fresh.status);
             }
             Action::ForgetKept(target) => {
-                match vm::remove_kept_overlay(&self.config.cache_dir, &target.distribution, &target.date) {
+                match vm::remove_kept_overlay(
+                    &self.config.cache_dir,
+                    &target.distribution,
+                    &target.date,
+                ) {
                     Ok(()) => {
                         app.notice = Some(Notice {
                             text: format!("{} {}: kept changes deleted", target.title, target.date),
@@ -181,12 +200,19 @@ impl Runner<'_> {
     /// Resolves the image (the "latest" symlink to its date), then opens it in
     /// a thread: that fetches its index, and lets blockfs start its prefetch.
     fn begin_start(&mut self, app: &mut App, mut target: Target) {
-        let entry = if target.via_latest { "latest".to_string() } else { target.date.clone() };
+        let entry = if target.via_latest {
+            "latest".to_string()
+        } else {
+            target.date.clone()
+        };
         let image = match vm::resolve_image(&self.config.mountpoint, &target.distribution, &entry) {
             Ok(image) => image,
             Err(e) => {
                 app.failed(Failure {
-                    headline: format!("{} {}: the image is not on the mount", target.title, target.date),
+                    headline: format!(
+                        "{} {}: the image is not on the mount",
+                        target.title, target.date
+                    ),
                     reason: e.to_string(),
                     what_to_do: "Press Enter. If blockfs stopped, restart Circular.".to_string(),
                 });
@@ -197,18 +223,21 @@ impl Runner<'_> {
         let (opened_tx, opened) = mpsc::channel();
         let (hold, hold_rx) = mpsc::channel::<()>();
         let path = image.path.clone();
-        let spawned = std::thread::Builder::new().name("open-image".into()).spawn(move || {
-            let result = first_read(&path);
-            let _ = opened_tx.send(result.as_ref().map(|_| ()).map_err(|e| e.clone()));
-            // Keep the image open until the start ends or is given up.
-            let _file = result;
-            let _ = hold_rx.recv();
-        });
+        let spawned = std::thread::Builder::new()
+            .name("open-image".into())
+            .spawn(move || {
+                let result = first_read(&path);
+                let _ = opened_tx.send(result.as_ref().map(|_| ()).map_err(|e| e.clone()));
+                // Keep the image open until the start ends or is given up.
+                let _file = result;
+                let _ = hold_rx.recv();
+            });
         if let Err(e) = spawned {
             app.failed(Failure {
                 headline: "Could not start a thread".to_string(),
                 reason: e.to_string(),
-                what_to_do: "The machine is out of resources; power off a VM or restart.".to_string(),
+                what_to_do: "The machine is out of resources; power off a VM or restart."
+                    .to_string(),
             });
             return;
         }
@@ -222,7 +251,9 @@ impl Runner<'_> {
     }
 
     fn tick_start(&mut self, app: &mut App, term: &mut Term) -> Result<(), MenuError> {
-        let Some(job) = &self.start else { return Ok(()) };
+        let Some(job) = &self.start else {
+            return Ok(());
+        };
         let Screen::Starting(s) = &mut app.screen else {
             self.start = None;
             return Ok(());
@@ -233,21 +264,35 @@ impl Runner<'_> {
                 let target = job.target.clone();
                 self.start = None;
                 app.failed(Failure {
-                    headline: format!("{} {}: the image could not be read", target.title, target.date),
+                    headline: format!(
+                        "{} {}: the image could not be read",
+                        target.title, target.date
+                    ),
                     reason,
-                    what_to_do: "A snapshot that is not fully cached needs the server: check the network \
+                    what_to_do:
+                        "A snapshot that is not fully cached needs the server: check the network \
                                  line below, then press Enter and try again."
-                        .to_string(),
+                            .to_string(),
                 });
                 return Ok(());
             }
             Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {}
         }
-        let Screen::Starting(s) = &app.screen else { return Ok(()) };
-        let Some(snapshot) = app.find_snapshot(&job.target) else { return Ok(()) };
+        let Screen::Starting(s) = &app.screen else {
+            return Ok(());
+        };
+        let Some(snapshot) = app.find_snapshot(&job.target) else {
+            return Ok(());
+        };
         let p = progress(app.status(), &job.target, snapshot, s.fetched_at_start);
         let prefetch_seen = s.prefetch_seen || p.from_profile;
-        let ready = ready_to_launch(s.image_ready, snapshot.profile.is_some(), prefetch_seen, &p, s.since.elapsed());
+        let ready = ready_to_launch(
+            s.image_ready,
+            snapshot.profile.is_some(),
+            prefetch_seen,
+            &p,
+            s.since.elapsed(),
+        );
         if let Screen::Starting(s) = &mut app.screen {
             s.prefetch_seen = prefetch_seen;
         }
@@ -311,17 +356,21 @@ impl Runner<'_> {
         });
         drop(job);
         term.resume()?;
+        drain_input();
         finish(app, &target, outcome);
         Ok(())
     }
 
     fn tick_running(&mut self, app: &mut App) {
-        let Some((vm, target)) = &mut self.windowed_vm else { return };
+        let Some((vm, target)) = &mut self.windowed_vm else {
+            return;
+        };
         match vm.try_wait() {
             Ok(None) => {}
             Ok(Some(o)) => {
                 let target = target.clone();
                 self.windowed_vm = None;
+                drain_input();
                 finish(app, &target, Ok(o));
             }
             Err(e) => {
@@ -336,6 +385,17 @@ impl Runner<'_> {
         if let Some((mut vm, target)) = self.windowed_vm.take() {
             let outcome = vm.stop(Duration::from_secs(5));
             finish(app, &target, outcome);
+        }
+    }
+}
+
+/// Throws away keys typed while a VM had the keyboard: on the appliance, the
+/// guest's full-screen display and this console share it, and an Enter meant
+/// for the guest must not boot something from the menu afterwards.
+fn drain_input() {
+    while event::poll(Duration::ZERO).unwrap_or(false) {
+        if event::read().is_err() {
+            break;
         }
     }
 }
@@ -368,7 +428,10 @@ fn finish(app: &mut App, target: &Target, outcome: Result<VmOutcome, VmError>) {
             })
         }
         Err(e) => app.failed(Failure {
-            headline: format!("{} {}: QEMU could not be started", target.title, target.date),
+            headline: format!(
+                "{} {}: QEMU could not be started",
+                target.title, target.date
+            ),
             reason: e.to_string(),
             what_to_do: "Press Enter to go back.".to_string(),
         }),
@@ -379,10 +442,14 @@ fn finish(app: &mut App, target: &Target, outcome: Result<VmOutcome, VmError>) {
 pub(crate) fn advice(reason: &str) -> String {
     let r = reason.to_lowercase();
     if r.contains("kvm") {
-        "KVM failed: check /dev/kvm and VT-x/AMD-V in the firmware setup, or run with --accel tcg.".to_string()
+        "KVM failed: check /dev/kvm and VT-x/AMD-V in the firmware setup, or run with --accel tcg."
+            .to_string()
     } else if r.contains("memory") || r.contains("cannot allocate") {
         "Not enough memory: lower the VM's memory in its settings and boot again.".to_string()
-    } else if r.contains("input/output error") || r.contains("could not open") || r.contains("could not read") {
+    } else if r.contains("input/output error")
+        || r.contains("could not open")
+        || r.contains("could not read")
+    {
         "The image could not be read: without the network only fully cached snapshots boot. \
          Check the network line, then try again."
             .to_string()
@@ -399,8 +466,13 @@ mod tests {
 
     #[test]
     fn advice_names_the_usual_causes() {
-        assert!(advice("qemu-system-x86_64: failed to initialize kvm: Permission denied").contains("--accel tcg"));
-        assert!(advice("cannot set up guest memory 'pc.ram': Cannot allocate memory").contains("lower"));
+        assert!(
+            advice("qemu-system-x86_64: failed to initialize kvm: Permission denied")
+                .contains("--accel tcg")
+        );
+        assert!(
+            advice("cannot set up guest memory 'pc.ram': Cannot allocate memory").contains("lower")
+        );
         assert!(advice("Could not open '/mnt/x.img': Input/output error").contains("network"));
         assert!(advice("something else").contains("Enter"));
     }

@@ -6,8 +6,8 @@
 use std::io::{self, Stdout, Write};
 
 use crossterm::cursor::{Hide, MoveTo, Show};
-use crossterm::terminal::{self, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen};
 use crossterm::execute;
+use crossterm::terminal::{self, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
@@ -59,7 +59,12 @@ impl Term {
     pub fn resume(&mut self) -> io::Result<()> {
         terminal::enable_raw_mode()?;
         self.active = true;
-        execute!(io::stdout(), EnterAlternateScreen, Hide, Clear(ClearType::All))?;
+        execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            Hide,
+            Clear(ClearType::All)
+        )?;
         // Whatever QEMU left on the screen is unknown to ratatui: redraw all.
         self.terminal.clear()?;
         Ok(())

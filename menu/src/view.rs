@@ -67,7 +67,10 @@ fn header_line(app: &App, width: u16) -> Line<'static> {
     }
     let right = format!("{} ", parts.join(" · "));
     let pad = usize::from(width).saturating_sub(left.len() + right.chars().count());
-    let style = Style::new().fg(Color::White).bg(Color::Blue).add_modifier(Modifier::BOLD);
+    let style = Style::new()
+        .fg(Color::White)
+        .bg(Color::Blue)
+        .add_modifier(Modifier::BOLD);
     Line::from(vec![
         Span::styled(left, style),
         Span::styled(" ".repeat(pad), style),
@@ -76,7 +79,9 @@ fn header_line(app: &App, width: u16) -> Line<'static> {
 }
 
 fn boxed(title: String) -> Block<'static> {
-    Block::default().borders(Borders::ALL).title(Span::styled(format!(" {title} "), TITLE))
+    Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(format!(" {title} "), TITLE))
 }
 
 /// The "how much is here" words for one snapshot.
@@ -125,8 +130,12 @@ fn distributions(frame: &mut Frame, area: Rect, app: &App) {
     let block = boxed("Choose an operating system".to_string());
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [rows_area, _, notice_area] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
+    let [rows_area, _, notice_area] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
     let status = app.status();
     let mut rows: Vec<Line> = app
         .catalog
@@ -135,7 +144,10 @@ fn distributions(frame: &mut Frame, area: Rect, app: &App) {
         .map(|d| distribution_row(d, status))
         .collect();
     if rows.is_empty() {
-        rows.push(Line::styled("The catalog lists no operating system yet.", WARN));
+        rows.push(Line::styled(
+            "The catalog lists no operating system yet.",
+            WARN,
+        ));
     }
     if app.appliance {
         rows.push(Line::raw("Power off"));
@@ -155,7 +167,10 @@ fn distribution_row(d: &Distribution, status: Option<&Status>) -> Line<'static> 
                 Span::styled(cached, style),
             ])
         }
-        None => Line::from(vec![Span::raw(format!("{title:<32} ")), Span::styled("no snapshot", DIM)]),
+        None => Line::from(vec![
+            Span::raw(format!("{title:<32} ")),
+            Span::styled("no snapshot", DIM),
+        ]),
     }
 }
 
@@ -164,12 +179,21 @@ fn snapshots(frame: &mut Frame, area: Rect, app: &App) {
     let block = boxed(format!("{}: snapshots, newest first", d.title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [rows_area, about_area, notice_area] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(4), Constraint::Length(1)]).areas(inner);
+    let [rows_area, about_area, notice_area] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(4),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
     let status = app.status();
     let mut rows = Vec::new();
     if let Some(latest) = d.latest() {
-        rows.push(snapshot_row(&format!("latest ({})", latest.date), d, latest, status));
+        rows.push(snapshot_row(
+            &format!("latest ({})", latest.date),
+            d,
+            latest,
+            status,
+        ));
     }
     for s in &d.snapshots {
         rows.push(snapshot_row(&s.date, d, s, status));
@@ -187,7 +211,12 @@ fn snapshots(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(notice(app)), notice_area);
 }
 
-fn snapshot_row(label: &str, d: &Distribution, s: &Snapshot, status: Option<&Status>) -> Line<'static> {
+fn snapshot_row(
+    label: &str,
+    d: &Distribution,
+    s: &Snapshot,
+    status: Option<&Status>,
+) -> Line<'static> {
     let (cached, style) = cached_words(status, &d.name, &s.date);
     Line::from(vec![
         Span::raw(format!(
@@ -201,12 +230,21 @@ fn snapshot_row(label: &str, d: &Distribution, s: &Snapshot, status: Option<&Sta
 
 /// "Fully cached" means it boots offline: say so, plainly.
 fn offline_sentence(status: Option<&Status>, distribution: &str, date: &str) -> (String, Style) {
-    let unknown = ("Not fetched yet: the first boot needs the network.".to_string(), Style::new());
+    let unknown = (
+        "Not fetched yet: the first boot needs the network.".to_string(),
+        Style::new(),
+    );
     match status.and_then(|s| s.snapshot(distribution, date)) {
-        Some(s) if s.fully_cached() => ("Fully cached: this snapshot boots without the network.".to_string(), OK),
+        Some(s) if s.fully_cached() => (
+            "Fully cached: this snapshot boots without the network.".to_string(),
+            OK,
+        ),
         Some(s) => match s.cached_fraction() {
             Some(f) => (
-                format!("{} cached here; the rest is fetched while it boots.", format::percent(f)),
+                format!(
+                    "{} cached here; the rest is fetched while it boots.",
+                    format::percent(f)
+                ),
                 Style::new(),
             ),
             None => unknown,
@@ -228,17 +266,21 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
         Firmware::Bios => "BIOS",
         Firmware::Uefi => "UEFI",
     };
-    let mut lines = vec![
-        Line::raw(format!(
-            " Image        {} ({} stored on the server), {firmware} firmware",
-            format::bytes(s.image_size),
-            format::bytes(s.stored_bytes)
-        )),
-    ];
+    let mut lines = vec![Line::raw(format!(
+        " Image        {} ({} stored on the server), {firmware} firmware",
+        format::bytes(s.image_size),
+        format::bytes(s.stored_bytes)
+    ))];
     let (words, style) = offline_sentence(app.status(), &d.name, &s.date);
-    lines.push(Line::from(vec![Span::raw(" Cache        "), Span::styled(words, style)]));
+    lines.push(Line::from(vec![
+        Span::raw(" Cache        "),
+        Span::styled(words, style),
+    ]));
     if !s.notes.is_empty() {
-        lines.push(Line::raw(format!(" Notes        {}", format::truncate(&s.notes, 62))));
+        lines.push(Line::raw(format!(
+            " Notes        {}",
+            format::truncate(&s.notes, 62)
+        )));
     }
     match &app.kept {
         Some(_) if app.forget_armed => lines.push(Line::styled(
@@ -262,17 +304,28 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
                 DiskChanges::Discard => "Disk changes  discard at power-off".to_string(),
                 DiskChanges::Keep => "Disk changes  keep for the next boot".to_string(),
             },
-            Field::FullScreen => format!("Full screen   {}", if settings.full_screen { "yes" } else { "no" }),
+            Field::FullScreen => format!(
+                "Full screen   {}",
+                if settings.full_screen { "yes" } else { "no" }
+            ),
             Field::Boot => "[ Boot ]".to_string(),
         };
         let marker = if i == app.field_sel { " > " } else { "   " };
         let line = Line::raw(format!("{marker}{text}"));
-        lines.push(if i == app.field_sel { line.style(SELECTED) } else { line });
+        lines.push(if i == app.field_sel {
+            line.style(SELECTED)
+        } else {
+            line
+        });
     }
     if app.accel.accel == Accel::Tcg {
-        lines.push(Line::styled(" No KVM: the VM runs under slow software emulation (TCG).", WARN));
+        lines.push(Line::styled(
+            " No KVM: the VM runs under slow software emulation (TCG).",
+            WARN,
+        ));
     }
-    let [top, notice_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let [top, notice_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     frame.render_widget(Paragraph::new(lines), top);
     frame.render_widget(Paragraph::new(notice(app)), notice_area);
 }
@@ -331,7 +384,10 @@ fn running(frame: &mut Frame, area: Rect, app: &App, r: &Running) {
         lines.push(Line::raw(format!(" {}", p.label)));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(format!(" Running for {}", format::duration(r.since.elapsed())), DIM));
+    lines.push(Line::styled(
+        format!(" Running for {}", format::duration(r.since.elapsed())),
+        DIM,
+    ));
     if r.confirm_stop {
         lines.push(Line::raw(""));
         lines.push(Line::styled(
@@ -369,14 +425,20 @@ fn ask_no_kvm(frame: &mut Frame, area: Rect, app: &App, t: &Target) {
     let reason = app.accel.no_kvm_reason.clone().unwrap_or_default();
     let text = vec![
         Line::raw(""),
-        Line::styled(format!("{} · {} would run without KVM.", t.title, t.date), WARN),
+        Line::styled(
+            format!("{} · {} would run without KVM.", t.title, t.date),
+            WARN,
+        ),
         Line::raw(""),
         Line::raw(format!(" Why: {reason}.")),
         Line::raw(""),
         Line::raw("It would run under TCG, QEMU's software emulation: it works, but 10 to 50"),
         Line::raw("times slower. A desktop takes minutes to start."),
         Line::raw(""),
-        Line::styled("Boot anyway?   Enter or y: yes, slowly    Esc or n: no", TITLE),
+        Line::styled(
+            "Boot anyway?   Enter or y: yes, slowly    Esc or n: no",
+            TITLE,
+        ),
     ];
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
 }
@@ -410,7 +472,10 @@ fn problem(frame: &mut Frame, area: Rect, app: &App, p: &Problem) {
 
 /// "Network: 10.0.2.15 on eth0 · http://… reachable".
 pub fn network_line(app: &App) -> Line<'static> {
-    let address = app.address.clone().unwrap_or_else(|| "no address".to_string());
+    let address = app
+        .address
+        .clone()
+        .unwrap_or_else(|| "no address".to_string());
     let status = match &app.status {
         Ok(s) => s,
         Err(e) => {
@@ -424,7 +489,11 @@ pub fn network_line(app: &App) -> Line<'static> {
         ("offline mode: the server is not asked".to_string(), WARN)
     } else if let Some(src) = status.sources.iter().find(|s| s.reachable == Some(true)) {
         let mirrors = status.sources.len().saturating_sub(1);
-        let more = if mirrors > 0 { format!(" (+{mirrors} more)") } else { String::new() };
+        let more = if mirrors > 0 {
+            format!(" (+{mirrors} more)")
+        } else {
+            String::new()
+        };
         (format!("{} reachable{more}", src.url), OK)
     } else if status.sources.iter().any(|s| s.reachable == Some(false)) || !status.online {
         let err = status
@@ -439,20 +508,31 @@ pub fn network_line(app: &App) -> Line<'static> {
             status
                 .sources
                 .first()
-                .map_or("no server configured".to_string(), |s| format!("{} not asked yet", s.url)),
+                .map_or("no server configured".to_string(), |s| {
+                    format!("{} not asked yet", s.url)
+                }),
             DIM,
         )
     };
-    let from_cache = if status.catalog_from_cache { " · catalog from the cache" } else { "" };
+    let from_cache = if status.catalog_from_cache {
+        " · catalog from the cache"
+    } else {
+        ""
+    };
     Line::from(vec![
         Span::raw(format!(" Network: {address} · ")),
-        Span::styled(format::truncate(&format!("{server}{from_cache}"), 50), style),
+        Span::styled(
+            format::truncate(&format!("{server}{from_cache}"), 50),
+            style,
+        ),
     ])
 }
 
 /// "Cache: 300 MiB of 3.0 GiB (9%) · fetched 120 MiB · 1234 hits".
 pub fn cache_line(app: &App) -> Line<'static> {
-    let Some(s) = app.status() else { return Line::raw("") };
+    let Some(s) = app.status() else {
+        return Line::raw("");
+    };
     let of = if s.cache_max_bytes > 0 {
         format!(
             " of {} ({})",

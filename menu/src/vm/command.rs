@@ -151,7 +151,10 @@ impl FirmwareFiles {
             "/usr/share/OVMF/OVMF_CODE_4M.fd",
             "/usr/share/OVMF/OVMF_VARS_4M.fd",
         ),
-        ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+        (
+            "/usr/share/OVMF/OVMF_CODE.fd",
+            "/usr/share/OVMF/OVMF_VARS.fd",
+        ),
     ];
 
     /// The first installed (code, vars template) pair.
@@ -180,7 +183,10 @@ fn escape(path: &Path) -> String {
 pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) -> Vec<OsString> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    push(&["-name", &format!("circular:{}:{}", spec.distribution, spec.date)]);
+    push(&[
+        "-name",
+        &format!("circular:{}:{}", spec.distribution, spec.date),
+    ]);
     match spec.firmware {
         // The default i440fx machine boots BIOS images from any era.
         Firmware::Bios => push(&["-machine", "pc"]),
@@ -197,7 +203,10 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
     if let (Firmware::Uefi, Some(fw)) = (spec.firmware, uefi) {
         push(&[
             "-drive",
-            &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", escape(&fw.code)),
+            &format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                escape(&fw.code)
+            ),
         ]);
         push(&[
             "-drive",
@@ -213,13 +222,22 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
             escape(&spec.image)
         ),
     ]);
-    push(&["-blockdev", "driver=raw,node-name=base,file=base-file,read-only=on"]);
     push(&[
         "-blockdev",
-        &format!("driver=file,node-name=overlay-file,filename={}", escape(overlay)),
+        "driver=raw,node-name=base,file=base-file,read-only=on",
+    ]);
+    push(&[
+        "-blockdev",
+        &format!(
+            "driver=file,node-name=overlay-file,filename={}",
+            escape(overlay)
+        ),
     ]);
     // `backing=base` overrides the path recorded in the overlay.
-    push(&["-blockdev", "driver=qcow2,node-name=disk,file=overlay-file,backing=base"]);
+    push(&[
+        "-blockdev",
+        "driver=qcow2,node-name=disk,file=overlay-file,backing=base",
+    ]);
     push(&["-device", "virtio-blk-pci,drive=disk,bootindex=0"]);
     push(&["-netdev", "user,id=net0"]);
     push(&["-device", "virtio-net-pci,netdev=net0"]);
@@ -227,7 +245,16 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
         // Serial console and monitor on this terminal (ctrl-a x quits, ctrl-a c
         // is the monitor); the guest's power-off ends QEMU.
         Display::None => push(&["-nographic"]),
-        Display::Curses => push(&["-display", "curses", "-monitor", "none", "-parallel", "none", "-serial", "none"]),
+        Display::Curses => push(&[
+            "-display",
+            "curses",
+            "-monitor",
+            "none",
+            "-parallel",
+            "none",
+            "-serial",
+            "none",
+        ]),
         // One window only: SDL opens a window per console and the last one wins.
         Display::Sdl | Display::Gtk => {
             push(&["-display", spec.display.as_str()]);
@@ -311,10 +338,16 @@ mod tests {
         s.settings.full_screen = false;
         s.display = Display::Gtk;
         let line = args(&s, None);
-        assert!(line.contains("-display gtk") && !line.contains("-full-screen"), "{line}");
+        assert!(
+            line.contains("-display gtk") && !line.contains("-full-screen"),
+            "{line}"
+        );
         s.display = Display::Curses;
         let line = args(&s, None);
-        assert!(line.contains("-display curses") && !line.contains("-full-screen"), "{line}");
+        assert!(
+            line.contains("-display curses") && !line.contains("-full-screen"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -327,8 +360,16 @@ mod tests {
         };
         let line = args(&s, Some(&fw));
         assert!(line.contains("-machine q35"), "{line}");
-        assert!(line.contains("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"), "{line}");
-        assert!(line.contains("if=pflash,format=raw,unit=1,file=/c/o.vars.fd"), "{line}");
+        assert!(
+            line.contains(
+                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("if=pflash,format=raw,unit=1,file=/c/o.vars.fd"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -27,7 +27,11 @@ pub struct ResolvedImage {
 /// Finds `<mountpoint>/<distribution>/<entry>.img`. `entry` is a date or
 /// `latest`; `latest.img` is a symlink, resolved here to its dated target so an
 /// overlay never silently changes its backing when a new week is published.
-pub fn resolve_image(mountpoint: &Path, distribution: &str, entry: &str) -> Result<ResolvedImage, VmError> {
+pub fn resolve_image(
+    mountpoint: &Path,
+    distribution: &str,
+    entry: &str,
+) -> Result<ResolvedImage, VmError> {
     let dir = mountpoint.join(distribution);
     let date = if entry == "latest" {
         let link = dir.join("latest.img");
@@ -60,7 +64,12 @@ pub fn overlay_dir(cache_dir: &Path, distribution: &str) -> PathBuf {
 }
 
 /// The overlay file a start with these settings uses.
-pub fn overlay_path(cache_dir: &Path, distribution: &str, date: &str, changes: DiskChanges) -> PathBuf {
+pub fn overlay_path(
+    cache_dir: &Path,
+    distribution: &str,
+    date: &str,
+    changes: DiskChanges,
+) -> PathBuf {
     let dir = overlay_dir(cache_dir, distribution);
     match changes {
         DiskChanges::Keep => dir.join(format!("{date}.qcow2")),
@@ -88,7 +97,11 @@ pub fn kept_overlay(cache_dir: &Path, distribution: &str, date: &str) -> Option<
 }
 
 /// Forgets a snapshot's kept changes (overlay and UEFI variables).
-pub fn remove_kept_overlay(cache_dir: &Path, distribution: &str, date: &str) -> Result<(), VmError> {
+pub fn remove_kept_overlay(
+    cache_dir: &Path,
+    distribution: &str,
+    date: &str,
+) -> Result<(), VmError> {
     let path = overlay_path(cache_dir, distribution, date, DiskChanges::Keep);
     for p in [path.clone(), vars_path(&path)] {
         match std::fs::remove_file(&p) {
@@ -129,7 +142,12 @@ pub fn prepare_overlay(spec: &VmSpec) -> Result<PreparedDisk, VmError> {
     let dir = overlay_dir(&spec.cache_dir, &spec.distribution);
     std::fs::create_dir_all(&dir).map_err(|e| VmError::io(&dir, e))?;
     sweep_dead_discards(&dir);
-    let overlay = overlay_path(&spec.cache_dir, &spec.distribution, &spec.date, spec.settings.changes);
+    let overlay = overlay_path(
+        &spec.cache_dir,
+        &spec.distribution,
+        &spec.date,
+        spec.settings.changes,
+    );
     let temporary = spec.settings.changes == DiskChanges::Discard;
     let reuse = !temporary && overlay.exists();
     if reuse {
@@ -194,12 +212,19 @@ fn check_qcow2(path: &Path) -> Result<(), VmError> {
 /// Deletes throw-away overlays left by a process that no longer runs (a crash
 /// or a power cut), so they never fill the cache partition.
 fn sweep_dead_discards(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((_, rest)) = name.split_once(".discard-") else { continue };
+        let Some((_, rest)) = name.split_once(".discard-") else {
+            continue;
+        };
         let pid = rest.split('.').next().unwrap_or("");
-        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new("/proc").join(pid).exists() {
+        if !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !Path::new("/proc").join(pid).exists()
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -229,7 +254,10 @@ mod tests {
         let r = resolve_image(mnt.path(), "bookworm", "2026-11-15").unwrap();
         assert_eq!(r.path, mnt.path().join("bookworm/2026-11-15.img"));
         let err = resolve_image(mnt.path(), "bookworm", "2026-01-01").unwrap_err();
-        assert!(err.to_string().contains("not on the blockfs mount"), "{err}");
+        assert!(
+            err.to_string().contains("not on the blockfs mount"),
+            "{err}"
+        );
     }
 
     fn spec(mnt: &Path, cache: &Path, changes: DiskChanges) -> VmSpec {
@@ -239,7 +267,10 @@ mod tests {
             mnt.join("bookworm/2026-11-22.img"),
             4096,
             Firmware::Bios,
-            VmSettings { changes, ..VmSettings::default() },
+            VmSettings {
+                changes,
+                ..VmSettings::default()
+            },
             Accel::Tcg,
             Display::None,
             cache.to_path_buf(),
@@ -253,7 +284,10 @@ mod tests {
         let keep = spec(mnt.path(), cache.path(), DiskChanges::Keep);
         let disk = prepare_overlay(&keep).unwrap();
         assert!(!disk.temporary);
-        assert_eq!(disk.overlay, cache.path().join("overlays/bookworm/2026-11-22.qcow2"));
+        assert_eq!(
+            disk.overlay,
+            cache.path().join("overlays/bookworm/2026-11-22.qcow2")
+        );
         // Mark the overlay: a second keep start must hand back the same file.
         let marker = std::fs::metadata(&disk.overlay).unwrap().ino();
         let again = prepare_overlay(&keep).unwrap();
@@ -287,7 +321,9 @@ mod tests {
     fn dead_discards_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let dead = dir.path().join("2026-11-22.discard-999999999.qcow2");
-        let alive = dir.path().join(format!("2026-11-22.discard-{}.qcow2", std::process::id()));
+        let alive = dir
+            .path()
+            .join(format!("2026-11-22.discard-{}.qcow2", std::process::id()));
         std::fs::write(&dead, b"x").unwrap();
         std::fs::write(&alive, b"x").unwrap();
         sweep_dead_discards(dir.path());

@@ -54,11 +54,18 @@ impl VmOutcome {
     /// One line for the menu's notice.
     pub fn summary(&self) -> String {
         if self.powered_off {
-            format!("powered off after {}", crate::format::duration(self.ran_for))
+            format!(
+                "powered off after {}",
+                crate::format::duration(self.ran_for)
+            )
         } else if self.could_not_start {
             format!("QEMU could not start ({})", self.status)
         } else {
-            format!("QEMU stopped after {} ({})", crate::format::duration(self.ran_for), self.status)
+            format!(
+                "QEMU stopped after {} ({})",
+                crate::format::duration(self.ran_for),
+                self.status
+            )
         }
     }
 
@@ -162,7 +169,10 @@ impl Vm {
             return Ok(o);
         }
         if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -224,7 +234,7 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::{Accel, Display, DiskChanges, VmSettings};
+    use crate::vm::{Accel, DiskChanges, Display, VmSettings};
     use blockfs::catalog::Firmware;
     use std::path::{Path, PathBuf};
 
@@ -237,7 +247,12 @@ mod tests {
             image,
             1 << 20,
             Firmware::Bios,
-            VmSettings { memory_mib: 64, cpus: 1, changes: DiskChanges::Discard, full_screen: false },
+            VmSettings {
+                memory_mib: 64,
+                cpus: 1,
+                changes: DiskChanges::Discard,
+                full_screen: false,
+            },
             Accel::Tcg,
             Display::None,
             dir.join("cache"),
@@ -272,7 +287,10 @@ mod tests {
     fn success_means_powered_off_and_stop_ends_a_hung_vm() {
         let dir = tempfile::tempdir().unwrap();
         let q = script(dir.path(), "exit 0");
-        let o = Vm::start(&spec(dir.path(), q), Stdio::Detached).unwrap().wait().unwrap();
+        let o = Vm::start(&spec(dir.path(), q), Stdio::Detached)
+            .unwrap()
+            .wait()
+            .unwrap();
         assert!(o.powered_off, "{o:?}");
 
         let q = script(dir.path(), "exec sleep 60");
@@ -285,14 +303,22 @@ mod tests {
     #[test]
     fn a_missing_qemu_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Vm::start(&spec(dir.path(), dir.path().join("no-such-qemu")), Stdio::Detached).unwrap_err();
+        let err = Vm::start(
+            &spec(dir.path(), dir.path().join("no-such-qemu")),
+            Stdio::Detached,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("install QEMU"), "{err}");
     }
 
     #[test]
     fn real_qemu_reports_a_bad_option() {
         // Real QEMU, refused at once: the reason must be QEMU's own message.
-        if std::process::Command::new("qemu-system-x86_64").arg("--version").output().is_err() {
+        if std::process::Command::new("qemu-system-x86_64")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             eprintln!("skipped: no qemu-system-x86_64");
             return;
         }
