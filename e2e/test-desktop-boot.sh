@@ -10,7 +10,8 @@
 #   4. the menu is back, says the guest powered off, and the kept overlay exists;
 #   5. q quits and the private mount is gone;
 #   6. SIGTERM while the menu shows also unmounts and restores the terminal;
-#   7. a wrong public key gives the "catalog refused" screen.
+#   7. a wrong public key gives the "catalog refused" screen;
+#   8. no server and an empty cache give the "no network, nothing cached" screen.
 # Stops only what it started, by PID (nginx) or by its own tmux socket.
 # Set SCREENSHOT_DIR to keep ANSI captures of the menu (docs/ screenshots).
 set -euo pipefail
@@ -179,6 +180,15 @@ start_circular "--server http://127.0.0.1:$port/ --public $work/other.pub --cach
 wait_for "Catalog refused: its signature does not match this machine's key" 60
 wait_for "r: try again    q: quit"
 [ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -N -p -t circular >"$SCREENSHOT_DIR/menu-refused.ansi"
+keys q
+wait_for "CIRCULAR-EXIT-0"
+
+step "no server and nothing cached: a clear screen says so (after blockfs's 60 s deadline)"
+closed=$((port + 1))
+while (exec 3<>/dev/tcp/127.0.0.1/$closed) 2>/dev/null; do closed=$((closed + 1)); done
+start_circular "--server http://127.0.0.1:$closed/ --public $work/key.pub --cache $work/cache3 --accel tcg --display none"
+wait_for "No network, and nothing is cached" 120
+wait_for "Plug in a network cable"
 keys q
 wait_for "CIRCULAR-EXIT-0"
 

@@ -153,6 +153,19 @@ fn mount(
     stop: &AtomicBool,
 ) -> Result<Option<Mounted>, DesktopError> {
     loop {
+        // Printed before the menu takes the screen: the catalog fetch can wait
+        // for the network for a while.
+        if config.offline {
+            eprintln!(
+                "circular: mounting from the cache in {}…",
+                config.cache_dir.display()
+            );
+        } else {
+            eprintln!(
+                "circular: fetching the catalog from {}…",
+                config.sources.join(", ")
+            );
+        }
         match Mounted::start(config.clone(), mountpoint) {
             Ok(m) => return Ok(Some(m)),
             Err(e) => match show_problem(&e, false, stop)? {

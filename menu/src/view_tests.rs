@@ -362,3 +362,33 @@ fn fits_80x25_with_long_titles() {
     has(&text, "A distribution with a very long…");
     has(&text, "latest 2026-11-22");
 }
+
+#[test]
+fn no_screen_panics_on_tiny_or_huge_terminals() {
+    let mut screens = vec![
+        Screen::Distributions,
+        Screen::Snapshots,
+        Screen::Details,
+        Screen::AskNoKvm(target()),
+        Screen::Failed(Failure {
+            headline: "h".into(),
+            reason: "r\n".repeat(50),
+            what_to_do: "w".into(),
+        }),
+        Screen::Problem(Problem::NoNetwork {
+            detail: "x".repeat(500),
+        }),
+    ];
+    let mut a = app();
+    a.starting(target());
+    screens.push(a.screen.clone());
+    a.running(target(), 0);
+    screens.push(a.screen.clone());
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (80, 24), (300, 100)] {
+        for s in &screens {
+            a.screen = s.clone();
+            let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+            terminal.draw(|f| crate::view::draw(f, &a)).unwrap();
+        }
+    }
+}
