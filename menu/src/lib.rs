@@ -1,1 +1,134 @@
-//! placeholder
+//! menu: Circular's boot menu, its VM launcher, and desktop mode.
+//!
+//! What it is: a ratatui menu of the distributions and dated snapshots that a
+//! blockfs mount serves (two levels, details with editable VM settings, start
+//! progress, and clear screens when nothing can boot), the QEMU launcher in
+//! [`vm`] (KVM or TCG, a qcow2 overlay over the read-only dated image, keep or
+//! discard changes), and [`desktop`], the `circular` program that mounts
+//! blockfs itself on an ordinary Linux desktop.
+//!
+//! What it is not: it does not fetch, verify or cache blocks (blockfs does, and
+//! the menu only reads the figures blockfs reports), and it does not bring up
+//! the machine (the appliance's PID 1 does, then calls [`run`]). It draws on a
+//! terminal only: the Linux console (16 colours, 80x25), a serial line, or a
+//! terminal emulator; no mouse is needed.
+
+pub mod desktop;
+pub mod format;
+pub mod host;
+pub mod problem;
+pub mod progress;
+mod run;
+pub mod state;
+mod term;
+pub mod view;
+#[cfg(test)]
+mod view_tests;
+pub mod vm;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use vm::{Accel, Display};
+
+/// What the menu needs from its caller.
+#[derive(Debug, Clone)]
+pub struct MenuConfig {
+    /// A blockfs mount, already mounted by the caller.
+    pub mountpoint: PathBuf,
+    /// Where VM overlays go (`<cache_dir>/overlays/`); normally blockfs's cache.
+    pub cache_dir: PathBuf,
+    /// `None`: KVM when it works, else TCG after asking. `Some`: that, never asked.
+    pub accel: Option<Accel>,
+    pub display: Display,
+    /// Running as the appliance's PID 1: adds Power off and Reboot, and there is
+    /// no "quit".
+    pub appliance: bool,
+}
+
+/// Why the menu returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MenuExit {
+    Quit,
+    PowerOff,
+    Reboot,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MenuError {
+    /// The terminal itself failed (not a tty, or it went away). Everything
+    /// else is shown on screen and never returned.
+    #[error("the terminal could not be used: {0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+/// Shows the menu on this process's terminal until the person quits, powers
+/// off or reboots. VMs run from here and come back here.
+pub fn run(config: MenuConfig) -> Result<MenuExit, MenuError> {
+    let never = AtomicBool::new(false);
+    run_until(config, &never)
+}
+
+/// As [`run`], and returns [`MenuExit::Quit`] soon after `stop` becomes true
+/// (a signal handler sets it), stopping a running VM first.
+pub fn run_until(config: MenuConfig, stop: &AtomicBool) -> Result<MenuExit, MenuError> {
+    let mut term = term::Term::enter()?;
+    run::run_loop(&config, &mut term, stop)
+    // `term` is dropped here, on success and on error: the terminal is restored.
+}
+
+/// What the person chose on a problem screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemChoice {
+    /// Try the mount again.
+    Retry,
+    Exit(MenuExit),
+}
+
+/// For callers whose blockfs mount failed: shows the error as a clear screen
+/// (no network and nothing cached, catalog refused, …) with what to do, and
+/// returns the choice. The appliance and desktop mode both use it.
+pub fn show_problem(
+    err: &blockfs::Error,
+    appliance: bool,
+    stop: &AtomicBool,
+) -> Result<ProblemChoice, MenuError> {
+    use crossterm::event::{self, Event, KeyEventKind};
+    use state::{Action, App, Screen};
+    let mut app = App::new(
+        run::empty_catalog(),
+        Err("not mounted".to_string()),
+        appliance,
+        Display::None,
+        state::AccelState {
+            accel: Accel::Kvm,
+            forced: true,
+            no_kvm_reason: None,
+            tcg_accepted: false,
+        },
+    );
+    app.screen = Screen::Problem(problem::Problem::from_blockfs(err));
+    app.address = host::address();
+    let mut term = term::Term::enter()?;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(ProblemChoice::Exit(MenuExit::Quit));
+        }
+        term.draw(&app)?;
+        if !event::poll(std::time::Duration::from_millis(500))? {
+            app.address = host::address();
+            continue;
+        }
+        let Event::Key(key) = event::read()? else {
+            continue;
+        };
+        if key.kind != KeyEventKind::Press {
+            continue;
+        }
+        match app.on_key(key) {
+            Action::Retry => return Ok(ProblemChoice::Retry),
+            Action::Exit(e) => return Ok(ProblemChoice::Exit(e)),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Short human-readable figures for an 80-column screen.
+
+/// Bytes as `512 B`, `12.3 MiB`, `1.2 GiB` (binary units: disk images are sized so).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
+/// A fraction as a whole percentage; never shows 100% before it is exactly 1,
+/// so "100%" always means "every block is here".
+pub fn percent(fraction: f64) -> String {
+    let fraction = fraction.clamp(0.0, 1.0);
+    let p = (fraction * 100.0).floor();
+    if fraction < 1.0 && p >= 100.0 {
+        "99%".to_string()
+    } else {
+        format!("{p:.0}%")
+    }
+}
+
+/// A duration as `42 s`, `3 min 5 s`, `1 h 2 min`.
+pub fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Cuts `text` to at most `width` characters, ending with `…` when cut.
+pub fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out: String = text.chars().take(width - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(200 << 20), "200 MiB");
+        assert_eq!(bytes(2 << 30), "2.0 GiB");
+        assert_eq!(percent(0.0), "0%");
+        assert_eq!(percent(0.456), "45%");
+        assert_eq!(percent(0.9999), "99%");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(duration(std::time::Duration::from_secs(185)), "3 min 5 s");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
+    }
+}

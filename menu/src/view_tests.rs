@@ -1,0 +1,394 @@
+//! Screen tests: every state of the menu drawn on an 80x25 TestBackend (the
+//! Linux console's size), asserting on the text a person would read.
+
+use blockfs::status::{PrefetchStatus, SourceStatus};
+use crossterm::event::KeyCode;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use crate::problem::{Problem, Refusal};
+use crate::state::tests::{accel, app, key, status};
+use crate::state::{App, Failure, Screen, Target};
+use crate::vm::{Accel, Display};
+
+/// The screen as 25 lines of text.
+fn screen(app: &App) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(80, 25)).unwrap();
+    terminal.draw(|f| crate::view::draw(f, app)).unwrap();
+    let buf = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn has(text: &str, want: &str) {
+    assert!(text.contains(want), "missing {want:?} on screen:\n{text}");
+}
+
+fn target() -> Target {
+    Target {
+        distribution: "bookworm".into(),
+        title: "Debian 12 (bookworm)".into(),
+        date: "2026-11-22".into(),
+        via_latest: true,
+    }
+}
+
+#[test]
+fn level_one_lists_distributions_with_latest_and_cache() {
+    let mut a = app();
+    a.address = Some("10.0.2.15 on eth0".into());
+    let mut s = status(
+        true,
+        &[
+            ("bookworm", "2026-11-22", 45, 100),
+            ("trixie", "2026-11-22", 7, 7),
+        ],
+    );
+    s.sources = vec![SourceStatus {
+        url: "http://10.0.2.2:8080/".into(),
+        reachable: Some(true),
+        last_error: None,
+    }];
+    a.set_status(Ok(s));
+    let text = screen(&a);
+    has(&text, "Circular");
+    has(&text, "Choose an operating system");
+    has(&text, "> Debian 12 (bookworm)");
+    has(&text, "latest 2026-11-22  cached 45%");
+    has(&text, "Debian 13 (trixie)");
+    has(&text, "fully cached, offline ok");
+    has(
+        &text,
+        "Network: 10.0.2.15 on eth0 · http://10.0.2.2:8080/ reachable",
+    );
+    has(
+        &text,
+        "Cache: 300 MiB of 3.0 GiB (9%) used · fetched 120 MiB · 1234 hits",
+    );
+    has(&text, "Enter open  q quit");
+    assert!(
+        !text.contains("Power off"),
+        "desktop mode has no power entries"
+    );
+    // The cursor moves down.
+    a.on_key(key(KeyCode::Down));
+    has(&screen(&a), "> Debian 13 (trixie)");
+    // Every line fits the 80-column console.
+    assert_eq!(text.lines().count(), 25);
+}
+
+#[test]
+fn appliance_shows_power_entries_and_no_quit() {
+    let mut a = app();
+    a.appliance = true;
+    a.dist_sel = 2;
+    let text = screen(&a);
+    has(&text, "> Power off");
+    has(&text, "Reboot");
+    assert!(!text.contains("q quit"), "{text}");
+}
+
+#[test]
+fn level_two_lists_snapshots_newest_first_with_latest_on_top() {
+    let mut a = app();
+    a.on_key(key(KeyCode::Enter));
+    let text = screen(&a);
+    has(&text, "Debian 12 (bookworm): snapshots, newest first");
+    has(
+        &text,
+        "> latest (2026-11-22)  2.0 GiB image  850 MiB stored  cached 45%",
+    );
+    let newer = text.find("  2026-11-22").unwrap();
+    let older = text.find("  2026-11-15").unwrap();
+    assert!(newer < older, "newest first:\n{text}");
+    has(
+        &text,
+        "45% cached here; the rest is fetched while it boots.",
+    );
+    has(&text, "Notes: Point release 12.13");
+    a.on_key(key(KeyCode::Down));
+    a.on_key(key(KeyCode::Down));
+    let text = screen(&a);
+    has(&text, "> 2026-11-15");
+    has(&text, "Not fetched yet: the first boot needs the network.");
+}
+
+#[test]
+fn fully_cached_says_it_boots_offline() {
+    let mut a = app();
+    a.set_status(Ok(status(true, &[("bookworm", "2026-11-22", 100, 100)])));
+    a.on_key(key(KeyCode::Enter));
+    has(
+        &screen(&a),
+        "Fully cached: this snapshot boots without the network.",
+    );
+}
+
+#[test]
+fn details_show_the_snapshot_and_editable_settings() {
+    let mut a = app();
+    a.on_key(key(KeyCode::Enter));
+    a.on_key(key(KeyCode::Enter));
+    let text = screen(&a);
+    has(&text, "Debian 12 (bookworm) · 2026-11-22 (latest)");
+    has(
+        &text,
+        "Image        2.0 GiB (850 MiB stored on the server), BIOS firmware",
+    );
+    has(&text, "Cache        45% cached here");
+    has(&text, "Memory        1024 MiB");
+    has(&text, "CPUs          2");
+    has(&text, "Disk changes  discard at power-off");
+    has(&text, "Full screen   no");
+    has(&text, "> [ Boot ]");
+    has(&text, "←→ change  Enter boot  Esc back");
+    // Edit memory and the disk changes.
+    a.field_sel = 0;
+    a.on_key(key(KeyCode::Right));
+    a.field_sel = 2;
+    a.on_key(key(KeyCode::Right));
+    let text = screen(&a);
+    has(&text, "Memory        1280 MiB");
+    has(&text, "> Disk changes  keep for the next boot");
+    // Kept changes are shown, and deleting them asks twice.
+    a.kept = Some(crate::vm::KeptOverlay {
+        path: "/x".into(),
+        bytes: 12 << 20,
+        modified: std::time::SystemTime::UNIX_EPOCH,
+    });
+    has(&screen(&a), "12 MiB of kept changes (d d deletes them)");
+    a.on_key(key(KeyCode::Char('d')));
+    has(
+        &screen(&a),
+        "press d again to delete the kept changes for good",
+    );
+}
+
+#[test]
+fn terminal_displays_have_no_full_screen_setting() {
+    let mut a = app();
+    a.display = Display::None;
+    a.on_key(key(KeyCode::Enter));
+    a.on_key(key(KeyCode::Enter));
+    assert!(!screen(&a).contains("Full screen"));
+}
+
+#[test]
+fn no_kvm_asks_before_going_on() {
+    let mut a = app();
+    a.accel = accel(Accel::Tcg, false);
+    a.on_key(key(KeyCode::Enter));
+    a.on_key(key(KeyCode::Enter));
+    has(
+        &screen(&a),
+        "No KVM: the VM runs under slow software emulation (TCG).",
+    );
+    a.on_key(key(KeyCode::Enter));
+    assert!(matches!(a.screen, Screen::AskNoKvm(_)));
+    let text = screen(&a);
+    has(&text, "No hardware virtualization (KVM)");
+    has(
+        &text,
+        "Why: the CPU reports no hardware virtualization (VT-x/AMD-V).",
+    );
+    has(&text, "10 to 50");
+    has(
+        &text,
+        "Boot anyway?   Enter or y: yes, slowly    Esc or n: no",
+    );
+    has(&text, "TCG: no KVM, slow");
+}
+
+#[test]
+fn starting_shows_the_boot_working_set_when_a_profile_is_known() {
+    let mut a = app();
+    a.starting(target());
+    let mut s = status(true, &[("bookworm", "2026-11-22", 45, 100)]);
+    s.prefetch = Some(PrefetchStatus {
+        distribution: "bookworm".into(),
+        date: "2026-11-22".into(),
+        done_blocks: 60,
+        total_blocks: 120,
+        stopped: None,
+    });
+    a.set_status(Ok(s));
+    let text = screen(&a);
+    has(&text, "Starting Debian 12 (bookworm) · 2026-11-22");
+    has(&text, "Opening the image on the blockfs mount");
+    has(&text, "boot working set: 60 of 120 blocks (50%)");
+    has(&text, "█░");
+    has(&text, " 50%");
+    has(&text, "Enter boot now, without waiting  Esc cancel");
+}
+
+#[test]
+fn starting_shows_bytes_fetched_without_a_profile() {
+    let mut a = app();
+    a.starting(target()); // 120 MiB fetched before the start
+    let mut s = status(true, &[("bookworm", "2026-11-22", 50, 100)]);
+    s.fetched_bytes = (120 << 20) + (85 << 20);
+    a.set_status(Ok(s));
+    if let Screen::Starting(st) = &mut a.screen {
+        st.image_ready = true;
+    }
+    let text = screen(&a);
+    has(&text, "The image answers.");
+    has(&text, "fetched 85 MiB of at most 850 MiB · 50% cached");
+    has(&text, " 10%");
+}
+
+#[test]
+fn running_in_a_window_keeps_the_menu_informed() {
+    let mut a = app();
+    a.running(target(), 0);
+    let text = screen(&a);
+    has(&text, "Running Debian 12 (bookworm) · 2026-11-22");
+    has(&text, "Power off the guest, or close the");
+    has(&text, "x stop the VM");
+    a.on_key(key(KeyCode::Char('x')));
+    has(
+        &screen(&a),
+        "Stop the VM now, like pulling its power cord? y: stop",
+    );
+}
+
+#[test]
+fn a_failed_start_shows_qemus_reason_and_what_to_do() {
+    let mut a = app();
+    a.failed(Failure {
+        headline: "Debian 12 (bookworm) 2026-11-22: QEMU could not start (exit status 1)".into(),
+        reason: "qemu-system-x86_64: -accel kvm: failed to initialize kvm: Permission denied"
+            .into(),
+        what_to_do: crate::run::advice("failed to initialize kvm"),
+    });
+    let text = screen(&a);
+    has(&text, "The snapshot did not start");
+    has(&text, "QEMU could not start (exit status 1)");
+    has(&text, "failed to initialize kvm: Permission denied");
+    has(&text, "--accel tcg");
+    a.on_key(key(KeyCode::Enter));
+    assert_ne!(
+        a.screen,
+        Screen::Failed(Failure {
+            headline: String::new(),
+            reason: String::new(),
+            what_to_do: String::new()
+        })
+    );
+}
+
+#[test]
+fn a_powered_off_guest_leaves_a_notice() {
+    let mut a = app();
+    a.on_key(key(KeyCode::Enter));
+    a.on_key(key(KeyCode::Enter));
+    a.finished(crate::state::Notice {
+        text: "Debian 12 (bookworm) 2026-11-22: powered off after 3 min 5 s".into(),
+        is_error: false,
+    });
+    has(&screen(&a), "powered off after 3 min 5 s");
+}
+
+#[test]
+fn no_network_and_nothing_cached_is_a_clear_screen() {
+    let mut a = app();
+    let mut s = status(false, &[("bookworm", "2026-11-22", 45, 100)]);
+    s.sources = vec![SourceStatus {
+        url: "http://10.0.2.2:8080/".into(),
+        reachable: Some(false),
+        last_error: Some("connection refused".into()),
+    }];
+    a.set_status(Ok(s));
+    let text = screen(&a);
+    has(&text, "No network, and nothing is cached");
+    has(&text, "Plug in a network cable");
+    has(&text, "r: try again    q: quit");
+    has(&text, "server unreachable: connection refused");
+    assert!(
+        !text.contains("Choose an operating system"),
+        "a clear screen:\n{text}"
+    );
+}
+
+#[test]
+fn refused_catalogs_say_which_and_what_to_do() {
+    for (why, words, hint) in [
+        (
+            Refusal::Unsigned,
+            "Catalog refused: it is not signed",
+            "must sign",
+        ),
+        (
+            Refusal::WrongKey,
+            "does not match this machine's key",
+            "public key",
+        ),
+        (Refusal::Expired, "Catalog refused: it has expired", "clock"),
+    ] {
+        let mut a = app();
+        a.appliance = true;
+        a.screen = Screen::Problem(Problem::CatalogRefused {
+            why,
+            detail: "the catalog expired at 2026-01-01".into(),
+        });
+        let text = screen(&a);
+        has(&text, words);
+        has(&text, hint);
+        has(&text, "r: try again    p: power off    b: reboot");
+    }
+}
+
+#[test]
+fn status_unavailable_is_said_on_the_network_line() {
+    let mut a = app();
+    a.set_status(Err(
+        "status.json: Transport endpoint is not connected".into()
+    ));
+    has(&screen(&a), "blockfs: status.json: Transport endpoint");
+}
+
+#[test]
+fn fits_80x25_with_long_titles() {
+    let mut a = app();
+    a.catalog.distributions[0].title =
+        "A distribution with a very long title that goes on and on".into();
+    let text = screen(&a);
+    has(&text, "A distribution with a very long…");
+    has(&text, "latest 2026-11-22");
+}
+
+#[test]
+fn no_screen_panics_on_tiny_or_huge_terminals() {
+    let mut screens = vec![
+        Screen::Distributions,
+        Screen::Snapshots,
+        Screen::Details,
+        Screen::AskNoKvm(target()),
+        Screen::Failed(Failure {
+            headline: "h".into(),
+            reason: "r\n".repeat(50),
+            what_to_do: "w".into(),
+        }),
+        Screen::Problem(Problem::NoNetwork {
+            detail: "x".repeat(500),
+        }),
+    ];
+    let mut a = app();
+    a.starting(target());
+    screens.push(a.screen.clone());
+    a.running(target(), 0);
+    screens.push(a.screen.clone());
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (80, 24), (300, 100)] {
+        for s in &screens {
+            a.screen = s.clone();
+            let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+            terminal.draw(|f| crate::view::draw(f, &a)).unwrap();
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! A running QEMU: start it, poll or wait for it, stop it, and say how it ended.
+
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::command::{qemu_args, VmSpec};
+use super::error::VmError;
+use super::overlay::{prepare_overlay, PreparedDisk};
+
+/// How much of QEMU's stderr is kept for the failure message.
+const STDERR_KEEP: usize = 16 * 1024;
+
+/// QEMU that ends within this time without success "could not start".
+const START_GRACE: Duration = Duration::from_secs(5);
+
+/// Where QEMU's standard input and output go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// Inherit the terminal: for `-nographic` and curses, which draw there.
+    Terminal,
+    /// Nothing: for windowed displays, so the menu keeps the terminal.
+    Detached,
+}
+
+/// A started VM. Dropping it stops QEMU and removes a throw-away overlay.
+#[derive(Debug)]
+pub struct Vm {
+    child: Child,
+    disk: PreparedDisk,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    reader: Option<JoinHandle<()>>,
+    started: Instant,
+    outcome: Option<VmOutcome>,
+}
+
+/// How a VM ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmOutcome {
+    /// QEMU exited with status 0: the guest powered off (or QEMU was asked to quit).
+    pub powered_off: bool,
+    /// QEMU ended early with an error: it never really ran the guest.
+    pub could_not_start: bool,
+    /// "exit status 1", "killed by signal 9".
+    pub status: String,
+    pub ran_for: Duration,
+    /// The end of what QEMU wrote to stderr, trimmed.
+    pub stderr: String,
+}
+
+impl VmOutcome {
+    /// One line for the menu's notice.
+    pub fn summary(&self) -> String {
+        if self.powered_off {
+            format!(
+                "powered off after {}",
+                crate::format::duration(self.ran_for)
+            )
+        } else if self.could_not_start {
+            format!("QEMU could not start ({})", self.status)
+        } else {
+            format!(
+                "QEMU stopped after {} ({})",
+                crate::format::duration(self.ran_for),
+                self.status
+            )
+        }
+    }
+
+    /// QEMU's own words, the lines that say what went wrong.
+    pub fn reason(&self) -> String {
+        if self.stderr.is_empty() {
+            format!("QEMU printed nothing; it ended with {}", self.status)
+        } else {
+            self.stderr.clone()
+        }
+    }
+}
+
+impl Vm {
+    /// Prepares the overlay and starts QEMU. Errors here mean QEMU never ran.
+    pub fn start(spec: &VmSpec, stdio: Stdio) -> Result<Vm, VmError> {
+        let disk = prepare_overlay(spec)?;
+        let mut cmd = Command::new(&spec.qemu);
+        cmd.args(qemu_args(spec, &disk.overlay, disk.uefi.as_ref()));
+        cmd.stderr(std::process::Stdio::piped());
+        if stdio == Stdio::Detached {
+            cmd.stdin(std::process::Stdio::null());
+            cmd.stdout(std::process::Stdio::null());
+        }
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                disk.cleanup();
+                return Err(VmError::NoProgram {
+                    program: spec.qemu.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        // A thread drains stderr so QEMU never blocks on a full pipe, keeping
+        // only the tail, which is where QEMU says why it stopped.
+        let reader = child.stderr.take().map(|mut pipe| {
+            let keep = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut kept) = keep.lock() {
+                        kept.extend_from_slice(&buf[..n]);
+                        let excess = kept.len().saturating_sub(STDERR_KEEP);
+                        kept.drain(..excess);
+                    }
+                }
+            })
+        });
+        Ok(Vm {
+            child,
+            disk,
+            stderr,
+            reader,
+            started: Instant::now(),
+            outcome: None,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn overlay(&self) -> &std::path::Path {
+        &self.disk.overlay
+    }
+
+    pub fn running_for(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The outcome if QEMU has ended, without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<VmOutcome>, VmError> {
+        if let Some(o) = &self.outcome {
+            return Ok(Some(o.clone()));
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => Ok(Some(self.finish(status))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(VmError::io("qemu", e)),
+        }
+    }
+
+    /// Blocks until QEMU ends.
+    pub fn wait(&mut self) -> Result<VmOutcome, VmError> {
+        if let Some(o) = &self.outcome {
+            return Ok(o.clone());
+        }
+        let status = self.child.wait().map_err(|e| VmError::io("qemu", e))?;
+        Ok(self.finish(status))
+    }
+
+    /// Asks QEMU to quit (SIGTERM: like pulling the plug, the overlay stays
+    /// consistent), then waits up to `grace` before killing it.
+    pub fn stop(&mut self, grace: Duration) -> Result<VmOutcome, VmError> {
+        if let Some(o) = self.try_wait()? {
+            return Ok(o);
+        }
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(o) = self.try_wait()? {
+                return Ok(o);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.wait()
+    }
+
+    fn finish(&mut self, status: ExitStatus) -> VmOutcome {
+        if let Some(reader) = self.reader.take() {
+            // QEMU has exited, so the pipe is at its end and this returns.
+            let _ = reader.join();
+        }
+        self.disk.cleanup();
+        let stderr = self
+            .stderr
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        let ran_for = self.started.elapsed();
+        let outcome = VmOutcome {
+            powered_off: status.success(),
+            could_not_start: !status.success() && ran_for < START_GRACE,
+            status: describe(status),
+            ran_for,
+            stderr: last_lines(&stderr, 12),
+        };
+        self.outcome = Some(outcome.clone());
+        outcome
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if self.outcome.is_none() {
+            let _ = self.stop(Duration::from_secs(3));
+        }
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "unknown status".to_string(),
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::{Accel, DiskChanges, Display, VmSettings};
+    use blockfs::catalog::Firmware;
+    use std::path::{Path, PathBuf};
+
+    fn spec(dir: &Path, qemu: PathBuf) -> VmSpec {
+        let image = dir.join("x.img");
+        std::fs::write(&image, vec![0u8; 1 << 20]).unwrap();
+        let mut s = VmSpec::new(
+            "tiny",
+            "2026-11-22",
+            image,
+            1 << 20,
+            Firmware::Bios,
+            VmSettings {
+                memory_mib: 64,
+                cpus: 1,
+                changes: DiskChanges::Discard,
+                full_screen: false,
+            },
+            Accel::Tcg,
+            Display::None,
+            dir.join("cache"),
+        );
+        s.qemu = qemu;
+        s
+    }
+
+    /// A stand-in QEMU: a shell script, to check the supervision without a guest.
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("fake-qemu");
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_failing_start_reports_stderr_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = script(dir.path(), "echo 'qemu-system-x86_64: -accel kvm: failed to initialize kvm: No such file or directory' >&2; exit 1");
+        let mut vm = Vm::start(&spec(dir.path(), q), Stdio::Detached).unwrap();
+        let overlay = vm.overlay().to_path_buf();
+        let o = vm.wait().unwrap();
+        assert!(!o.powered_off && o.could_not_start, "{o:?}");
+        assert!(o.reason().contains("failed to initialize kvm"), "{o:?}");
+        assert!(o.summary().contains("could not start"), "{}", o.summary());
+        assert!(!overlay.exists(), "the throw-away overlay is deleted");
+    }
+
+    #[test]
+    fn success_means_powered_off_and_stop_ends_a_hung_vm() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = script(dir.path(), "exit 0");
+        let o = Vm::start(&spec(dir.path(), q), Stdio::Detached)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert!(o.powered_off, "{o:?}");
+
+        let q = script(dir.path(), "exec sleep 60");
+        let mut vm = Vm::start(&spec(dir.path(), q), Stdio::Detached).unwrap();
+        assert_eq!(vm.try_wait().unwrap(), None);
+        let o = vm.stop(Duration::from_secs(5)).unwrap();
+        assert!(!o.powered_off && o.status.contains("signal 15"), "{o:?}");
+    }
+
+    #[test]
+    fn a_missing_qemu_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Vm::start(
+            &spec(dir.path(), dir.path().join("no-such-qemu")),
+            Stdio::Detached,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("install QEMU"), "{err}");
+    }
+
+    #[test]
+    fn real_qemu_reports_a_bad_option() {
+        // Real QEMU, refused at once: the reason must be QEMU's own message.
+        if std::process::Command::new("qemu-system-x86_64")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: no qemu-system-x86_64");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), PathBuf::from("qemu-system-x86_64"));
+        s.settings.memory_mib = 0; // "-m 0" is refused by QEMU
+        s.settings.cpus = 99999;
+        let o = Vm::start(&s, Stdio::Detached).unwrap().wait().unwrap();
+        assert!(o.could_not_start, "{o:?}");
+        assert!(o.reason().contains("qemu-system-x86_64"), "{o:?}");
+    }
+}
