@@ -26,8 +26,10 @@ use crate::status::{SnapshotStatus, Status};
 const MAX_CATALOG_BYTES: u64 = 16 << 20;
 const MAX_SIG_BYTES: u64 = 4096;
 const MAX_INDEX_BYTES: u64 = 512 << 20;
-/// With a usable catalog in the cache, start-up waits this long for the network.
+/// How long start-up waits for the network before it uses the cached catalog,
+/// or, with none cached, gives up: a person is looking at the screen.
 const CATALOG_WAIT_WITH_CACHE: Duration = Duration::from_secs(10);
+const CATALOG_WAIT_WITHOUT_CACHE: Duration = Duration::from_secs(20);
 
 pub const CATALOG: &str = "catalog.json";
 pub const CATALOG_SIG: &str = "catalog.json.sig";
@@ -82,10 +84,11 @@ impl Store {
             }
         } else {
             let wait = if cached.is_ok() {
-                CATALOG_WAIT_WITH_CACHE.min(config.deadline)
+                CATALOG_WAIT_WITH_CACHE
             } else {
-                config.deadline
+                CATALOG_WAIT_WITHOUT_CACHE
             };
+            let wait = wait.min(config.deadline);
             match fetch_catalog(&sources, &config.public_keys, now, wait) {
                 Ok((fresh, fresh_bytes, sig)) => match cached {
                     // A mirror serving an older catalog than one already seen is
