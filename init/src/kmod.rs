@@ -208,7 +208,9 @@ impl Index {
                 return Err(KmodError::Unknown(name.into()));
             }
             // A softdep may name an alias ("crc32c"), as modprobe allows.
-            if let Some(m) = self.lookup(name).into_iter().next() {
+            // Take every match: an optimised variant (crc32c-intel) may fail
+            // to load on this CPU while the generic one works.
+            for m in self.lookup(name) {
                 self.visit(&m, order, seen, false)?;
             }
             return Ok(());

@@ -57,6 +57,8 @@ fn main() {
 /// Everything from the first mount to the menu loop. Returns only when the
 /// boot cannot go on, with the reason to show.
 fn boot() -> String {
+    // The kernel starts init with no PATH; the tools we run live here.
+    std::env::set_var("PATH", "/usr/bin:/usr/sbin");
     if let Err(e) = mounts::early() {
         return format!("{e}");
     }
@@ -80,7 +82,9 @@ fn boot() -> String {
     let moddir = PathBuf::from("/lib/modules").join(&release);
     match kmod::Loader::new(&moddir) {
         Ok(mut loader) => {
-            for m in ["fuse", "ext4", "vfat", "nls_cp437", "nls_iso8859_1", "evdev", "sd_mod", "usb_storage", "uas"] {
+            // crc32c first: ext4 asks the crypto API for it, which would
+            // otherwise call a /sbin/modprobe that does not exist here.
+            for m in ["crc32c_generic", "crc32c_intel", "fuse", "ext4", "vfat", "nls_cp437", "nls_iso8859_1", "evdev", "sd_mod", "usb_storage", "uas"] {
                 if let Err(e) = loader.load(m) {
                     info!("{e}");
                 }

@@ -239,8 +239,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
             }
             continue;
         }
-        let meta = io(&p, std::fs::metadata(&p))?;
-        a.add(&Path::new("usr/bin").join(name), Node::File { source: Source::Path(p.clone()), mode: 0o755, size: meta.len() }, "circular binaries");
+        // Release builds keep debug info (for backtraces on the build host);
+        // the stick gets stripped copies.
+        let stripped = args.out.join("bin").join(name);
+        io(&args.out.join("bin"), std::fs::create_dir_all(args.out.join("bin")))?;
+        run_tool(Command::new("objcopy").arg("--strip-debug").arg(&p).arg(&stripped))?;
+        let meta = io(&stripped, std::fs::metadata(&stripped))?;
+        a.add(&Path::new("usr/bin").join(name), Node::File { source: Source::Path(stripped.clone()), mode: 0o755, size: meta.len() }, "circular binaries");
         elf_inputs.push(p);
     }
     let init_len = io(&init, std::fs::metadata(&init))?.len();

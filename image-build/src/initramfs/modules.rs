@@ -42,7 +42,8 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("storage", "kernel/drivers/scsi/sd_mod"),
     ("storage", "kernel/drivers/scsi/sr_mod"),
     ("storage", "kernel/drivers/scsi/virtio_scsi"),
-    ("storage", "kernel/drivers/nvme/host/"),
+    ("storage", "kernel/drivers/nvme/host/nvme"),
+    ("storage", "kernel/drivers/nvme/host/nvme-core"),
     ("storage", "kernel/drivers/pci/controller/vmd"),
     ("storage", "kernel/drivers/mmc/core/"),
     ("storage", "kernel/drivers/mmc/host/sdhci"),
@@ -74,6 +75,10 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("kvm", "kernel/arch/x86/kvm/"),
 ];
 
+/// Modules a class prefix would take but a PC booting Circular never needs
+/// (they pull in InfiniBand, Hyper-V and GPU virtualization).
+pub const DENY: &[&str] = &["kernel/drivers/hid/hid-hyperv", "kernel/drivers/gpu/drm/i915/kvmgt"];
+
 /// Strips `.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`.
 pub fn stem(path: &str) -> &str {
     for ext in [".ko.xz", ".ko.zst", ".ko.gz", ".ko"] {
@@ -87,6 +92,9 @@ pub fn stem(path: &str) -> &str {
 /// The class of a module path, if any class selects it.
 pub fn class_of(path: &str) -> Option<&'static str> {
     let s = stem(path);
+    if DENY.contains(&s) {
+        return None;
+    }
     CLASSES.iter().find_map(|(class, pat)| {
         let hit = if pat.ends_with('/') || pat.ends_with('-') {
             s.starts_with(pat)
@@ -143,6 +151,8 @@ mod tests {
         assert_eq!(class_of("kernel/drivers/hid/hid.ko"), Some("drm+input"));
         assert_eq!(class_of("kernel/drivers/hid/hid-apple.ko"), Some("drm+input"));
         assert_eq!(class_of("kernel/drivers/scsi/hpsa.ko"), None);
+        assert_eq!(class_of("kernel/drivers/hid/hid-hyperv.ko"), None);
+        assert_eq!(class_of("kernel/drivers/nvme/host/nvme-rdma.ko"), None);
         assert_eq!(class_of("kernel/drivers/gpu/drm/amd/amdgpu/amdgpu.ko"), None);
     }
 

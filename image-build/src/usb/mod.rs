@@ -121,7 +121,9 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
     let fat_uuid = format!("{:04x}-{:04x}", volid >> 16, volid & 0xffff);
 
     let early = work.join("early.cfg");
-    io(&early, std::fs::write(&early, render(EARLY_CFG, &[("FAT_UUID", &fat_uuid)])?))?;
+    // GRUB's embedded-config reader does not take comments: drop them.
+    let early_text: String = EARLY_CFG.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| format!("{l}\n")).collect();
+    io(&early, std::fs::write(&early, render(&early_text, &[("FAT_UUID", &fat_uuid)])?))?;
     let cfg = work.join("grub.cfg");
     let timeout = args.timeout.to_string();
     io(
@@ -206,7 +208,7 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
         .arg("-E")
         .arg(format!("offset={},resize=536870912", p2_start * SECTOR))
         .arg(&tmp)
-        .arg((p2_sectors * SECTOR / 1024).to_string()))?;
+        .arg(format!("{}k", p2_sectors * SECTOR / 1024)))?;
 
     io(&args.out, std::fs::rename(&tmp, &args.out))?;
     println!("usb: {} ({})", args.out.display(), mib(total));
