@@ -176,7 +176,7 @@ impl Supervisor {
 
     fn start_blockfs(&mut self) {
         self.blockfs_next = None;
-        if self.cfg.servers.is_empty() {
+        if self.cfg.servers.is_empty() && !self.cfg.offline {
             warn!("no store configured (circular.server= is missing from the kernel command line): nothing to boot");
             return;
         }
@@ -189,7 +189,7 @@ impl Supervisor {
         let cache_max = cache::fs_size(&self.cache.dir).map(|s| s / 10 * 7);
         self.blockfs_starts.retain(|t| t.elapsed() < Duration::from_secs(300));
         self.blockfs_starts.push(Instant::now());
-        match services::start_blockfs(&self.cfg.servers, &self.cache.dir, cache_max, &self.logdir()) {
+        match services::start_blockfs(&self.cfg.servers, self.cfg.offline || !self.online, &self.cache.dir, cache_max, &self.logdir()) {
             Ok(pid) => {
                 self.blockfs = Some(pid);
                 match services::wait_mounted(pid, Duration::from_secs(30)) {

@@ -38,7 +38,7 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
 
 /// Starts `blockfs mount` in the foreground as a child. Its output goes to
 /// `logdir/blockfs.log`.
-pub fn start_blockfs(servers: &[String], cache_dir: &Path, cache_max: Option<u64>, logdir: &Path) -> Result<Pid, ServiceError> {
+pub fn start_blockfs(servers: &[String], offline: bool, cache_dir: &Path, cache_max: Option<u64>, logdir: &Path) -> Result<Pid, ServiceError> {
     if !Path::new(BLOCKFS).exists() {
         return Err(ServiceError::Missing(BLOCKFS.into()));
     }
@@ -50,7 +50,13 @@ pub fn start_blockfs(servers: &[String], cache_dir: &Path, cache_max: Option<u64
     if let Some(m) = cache_max {
         c.arg("--cache-max").arg(m.to_string());
     }
-    c.arg("--public").arg(PUBLIC_KEY).arg(servers.join(",")).arg(MOUNTPOINT);
+    c.arg("--public").arg(PUBLIC_KEY);
+    if offline {
+        c.arg("--offline");
+    } else {
+        c.arg(servers.join(","));
+    }
+    c.arg(MOUNTPOINT);
     c.stdin(Stdio::null()).stdout(log_file(logdir, "blockfs.log")).stderr(log_file(logdir, "blockfs.log"));
     crate::info!("starting {c:?}");
     let child = c.spawn().map_err(|e| ServiceError::Spawn(BLOCKFS.into(), e))?;
