@@ -48,8 +48,11 @@ cp /usr/bin/busybox "$G/root/bin/busybox"
 cat >"$G/root/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t devtmpfs dev /dev
 /bin/busybox echo "$MARKER: hello from the tiny guest"
-/bin/busybox sleep 1
+# Also on the screen, for the full-screen (curses) screenshot.
+/bin/busybox echo "$MARKER: hello from the tiny guest" >/dev/tty0
+/bin/busybox sleep 4
 /bin/busybox poweroff -f
 INIT
 chmod +x "$G/root/init"

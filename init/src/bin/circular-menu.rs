@@ -83,6 +83,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Records what the menu did in the kernel log (and so in /cache/log via
+/// dmesg, and on a serial console at loglevel 7).
+fn note(msg: &str) {
+    if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = k.write_all(format!("<6>circular-menu: {msg}\n").as_bytes());
+    }
+}
+
 /// The one call to replace with `menu::run(menu::MenuConfig { .. })`.
 fn run_menu(cfg: &Config) -> Result<MenuExit, MenuError> {
     placeholder(cfg)
@@ -136,9 +144,16 @@ fn placeholder(cfg: &Config) -> Result<MenuExit, MenuError> {
             n => match n.parse::<usize>().ok().and_then(|i| snaps.get(i.wrapping_sub(1))) {
                 Some((label, img)) => {
                     writeln!(out, "booting {label} ...\r")?;
+                    note(&format!("booting {label} ({})", img.display()));
                     match boot(cfg, label, img) {
-                        Ok(status) => writeln!(out, "\r\nguest finished ({status})\r")?,
-                        Err(e) => writeln!(out, "\r\ncannot start the guest: {e}\r")?,
+                        Ok(status) => {
+                            note(&format!("guest finished ({status})"));
+                            writeln!(out, "\r\nguest finished ({status})\r")?
+                        }
+                        Err(e) => {
+                            note(&format!("cannot start the guest: {e}"));
+                            writeln!(out, "\r\ncannot start the guest: {e}\r")?
+                        }
                     }
                 }
                 None => writeln!(out, "no such entry: {n}\r")?,
