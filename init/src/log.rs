@@ -36,6 +36,9 @@ fn with<R>(f: impl FnOnce(&mut Sink) -> R) -> R {
 
 /// Opens /dev/kmsg (after /dev is mounted).
 pub fn open_kmsg() {
+    // The kernel rate-limits /dev/kmsg writers to 10 lines per 5 s by
+    // default and drops the rest; PID 1's log must be complete.
+    let _ = std::fs::write("/proc/sys/kernel/printk_devkmsg", "on\n");
     let f = OpenOptions::new().write(true).open("/dev/kmsg").ok();
     with(|s| s.kmsg = f);
 }
