@@ -119,6 +119,7 @@ pub fn start_menu(m: &MenuArgs) -> Result<Pid, ServiceError> {
         .env("PATH", "/usr/bin:/usr/sbin")
         .env("HOME", "/root")
         .env("TERM", crate::console::term_for(&m.console))
+        .env("LANG", "C.UTF-8")
         .env("TMPDIR", m.cache_dir.join("tmp"));
     let _ = std::fs::create_dir_all(m.cache_dir.join("tmp"));
     use std::os::unix::process::CommandExt;

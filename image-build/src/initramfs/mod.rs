@@ -138,6 +138,13 @@ fn host_parts(display: Display) -> HostParts {
             "/lib/terminfo/s/screen",
             "/lib/terminfo/d/dumb",
             "/etc/ssl/certs/ca-certificates.crt",
+            // QEMU's curses display converts the VGA font from CP437 with
+            // iconv, and needs a UTF-8 locale to draw it on the console.
+            "/usr/lib/x86_64-linux-gnu/gconv/IBM437.so",
+            "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules",
+            "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache",
+            "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.d",
+            "/usr/lib/locale/C.utf8",
         ],
     };
     if display == Display::Sdl {
