@@ -31,12 +31,14 @@ python3 e2e/lib/serial_expect.py "$W/shots.sock" "$W/shots.log" "expect:300:menu
 mkdir -p docs
 python3 e2e/lib/qmp.py "$W/shots.qmp" screendump docs/appliance-menu.png
 echo "saved docs/appliance-menu.png"
-python3 e2e/lib/qmp.py "$W/shots.qmp" keys '2\n'
 # Screenshots while the guest runs; keep the one before the last (the last
 # may already show the menu again).
 python3 e2e/lib/serial_expect.py "$W/shots.sock" "$W/shots.log" \
 	"expect:60:circular-menu: booting" "expect:900:circular-menu: guest finished" &
 EXP=$!
+# Listen first, then choose the snapshot: console output with no listener is lost.
+sleep 2
+python3 e2e/lib/qmp.py "$W/shots.qmp" keys '2\n'
 i=0
 while kill -0 "$EXP" 2>/dev/null; do
 	i=$((i + 1))
