@@ -16,7 +16,7 @@ DEBIAN_PACKAGES := \
 	grub-pc-bin grub-efi-amd64-bin grub2-common \
 	busybox-static kmod cpio
 
-.PHONY: all deps build demo test unit e2e bench clean
+.PHONY: all deps build demo test unit e2e bench clean usb initramfs deps-sdl
 
 all: build
 
@@ -33,6 +33,33 @@ deps:
 
 build:
 	$(CARGO) build --release --workspace
+
+# The appliance. `make usb SERVER=https://store.example/circular PUBLIC=publisher.pub`
+# writes build/circular-usb.img (dd it to a stick). DISPLAY_KIND=sdl puts
+# QEMU's SDL display and Mesa in the initramfs instead of curses (much bigger).
+SERVER ?=
+PUBLIC ?=
+DISPLAY_KIND ?= curses
+ZSTD_LEVEL ?= 19
+# Only for DISPLAY_KIND=sdl: QEMU's SDL/OpenGL modules and Mesa (big; not in deps).
+SDL_PACKAGES := qemu-system-gui libgl1-mesa-dri libegl-mesa0 libgbm1 libudev1
+deps-sdl:
+	@missing=$$(for p in $(SDL_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+initramfs: build $(if $(filter sdl,$(DISPLAY_KIND)),deps-sdl)
+	@[ -n "$(PUBLIC)" ] || { echo "make initramfs: give PUBLIC=publisher's public key file" >&2; exit 2; }
+	$(RELEASE)/image-build initramfs --public $(PUBLIC) --bins $(RELEASE) --cache $(BUILD)/debs \
+		--out $(BUILD)/appliance --display $(DISPLAY_KIND) --level $(ZSTD_LEVEL)
+
+usb: deps initramfs
+	@[ -n "$(SERVER)" ] || { echo "make usb: give SERVER=https://... (the store's URL, comma-separated mirrors allowed)" >&2; exit 2; }
+	$(RELEASE)/image-build usb --server $(SERVER) --kernel $(BUILD)/appliance/vmlinuz \
+		--initramfs $(BUILD)/appliance/initramfs.img --out $(BUILD)/circular-usb.img
 
 # Publishes a small generated image into a signed demo store and mounts it.
 demo: deps build

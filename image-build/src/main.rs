@@ -1,6 +1,7 @@
 //! `image-build`: the publisher's tool. It turns disk images into a Circular
 //! store (content-addressed blocks, one index per snapshot, a signed catalog),
-//! checks stores, and collects their garbage.
+//! checks stores, and collects their garbage. It also builds the appliance:
+//! the kernel + initramfs pair (`initramfs`) and the USB stick image (`usb`).
 //!
 //! It is not the client: nothing here mounts or boots (that is `blockfs` and
 //! `circular`).
@@ -8,8 +9,10 @@
 mod add;
 mod error;
 mod gc;
+mod initramfs;
 mod progress;
 mod store_dir;
+mod usb;
 mod verify;
 
 use std::path::PathBuf;
@@ -65,6 +68,10 @@ enum Command {
         #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
         valid_days: u32,
     },
+    /// Build the appliance kernel + initramfs from Debian's packages.
+    Initramfs(initramfs::Args),
+    /// Build the USB stick image (GRUB for BIOS and UEFI, kernel, initramfs, cache partition).
+    Usb(usb::Args),
     /// Re-sign the catalog with a new expiry, changing nothing else.
     Sign {
         #[arg(long, value_name = "DIR")]
@@ -169,6 +176,8 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Gc { store, keep, key, valid_days } => {
             gc::gc(&store, keep, &key, valid_days)?;
         }
+        Command::Initramfs(a) => initramfs::run(&a).map_err(|e| BuildError::Tool { command: "image-build initramfs".into(), detail: e.to_string() })?,
+        Command::Usb(a) => usb::run_usb(&a).map_err(|e| BuildError::Tool { command: "image-build usb".into(), detail: e.to_string() })?,
         Command::Sign { store, key, valid_days } => {
             let key = signing::read_secret(&key)?;
             let dir = store_dir::StoreDir::open_for_writing(&store)?;

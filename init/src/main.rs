@@ -1,1 +1,380 @@
-fn main() {}
+//! `circular-init`: PID 1 of the Circular appliance.
+//!
+//! It is what runs after the kernel: it mounts the kernel filesystems, loads
+//! the modules this PC needs, brings up wired networking with DHCP, mounts
+//! (and on first boot grows) the cache partition of the USB stick, starts
+//! `blockfs` on the store, and runs the boot menu on the console, returning to
+//! it when a guest ends. It reaps orphans, and on power-off, reboot or
+//! Ctrl-Alt-Del it stops everything, syncs and unmounts the cache first.
+//!
+//! It is not a general init system: no service files, no runlevels, no
+//! getty. It does not link FUSE, the menu or QEMU; those run as child
+//! processes, so that a crash in any of them is reported and recovered from
+//! instead of panicking the kernel. Each job lives in its own small module.
+
+mod cache;
+mod cmdline;
+mod console;
+mod kmod;
+mod log;
+mod mounts;
+mod net;
+mod procs;
+mod services;
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::reboot::{reboot, set_cad_enabled, RebootMode};
+use nix::sys::signal::{SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Power {
+    Off,
+    Reboot,
+}
+
+fn main() {
+    if std::process::id() != 1 {
+        eprintln!("circular-init is PID 1 of the Circular appliance's initramfs; it does nothing elsewhere.");
+        std::process::exit(2);
+    }
+    std::panic::set_hook(Box::new(|info| {
+        crate::error!("internal error: {info}");
+    }));
+    // Nothing may unwind out of PID 1: the kernel would panic.
+    let outcome = std::panic::catch_unwind(boot);
+    let msg = match outcome {
+        Ok(msg) => msg,
+        Err(_) => "an internal error stopped the appliance (see the messages above)".to_string(),
+    };
+    fatal(&msg)
+}
+
+/// Everything from the first mount to the menu loop. Returns only when the
+/// boot cannot go on, with the reason to show.
+fn boot() -> String {
+    // The kernel starts init with no PATH; the tools we run live here.
+    std::env::set_var("PATH", "/usr/bin:/usr/sbin");
+    if let Err(e) = mounts::early() {
+        return format!("{e}");
+    }
+    log::open_kmsg();
+    // Ctrl-Alt-Del becomes SIGINT to PID 1, so we can shut down cleanly.
+    let _ = set_cad_enabled(false);
+    let sigfd = match signals() {
+        Ok(fd) => fd,
+        Err(e) => return format!("signal setup: {e}"),
+    };
+    let raw_cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let (cfg, warnings) = cmdline::parse(&raw_cmdline);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    say!("Circular appliance starting (Linux {release})");
+    info!("command line: {}", raw_cmdline.trim());
+    for w in warnings {
+        warn!("{w}");
+    }
+
+    // Modules: what the PC's devices ask for, plus what we always need.
+    let moddir = PathBuf::from("/lib/modules").join(&release);
+    match kmod::Loader::new(&moddir) {
+        Ok(mut loader) => {
+            // crc32c first: ext4 asks the crypto API for it, which would
+            // otherwise call a /sbin/modprobe that does not exist here.
+            for m in ["crc32c_generic", "crc32c_intel", "fuse", "ext4", "vfat", "nls_cp437", "nls_iso8859_1", "evdev", "sd_mod", "usb_storage", "uas"] {
+                if let Err(e) = loader.load(m) {
+                    info!("{e}");
+                }
+            }
+            let loaded = loader.coldplug(Duration::from_secs(12));
+            say!("loaded {} kernel modules for this PC", loaded.len());
+            info!("modules: {}", loaded.join(" "));
+        }
+        Err(e) => warn!("kernel modules: {e}; continuing with what the kernel has built in"),
+    }
+
+    // Network (unless told to stay offline).
+    let mut online = false;
+    if cfg.offline {
+        say!("offline mode (circular.offline): only cached snapshots can boot");
+    } else {
+        let ups = net::bring_up(Duration::from_secs(6), Duration::from_secs(cfg.dhcp_timeout_s));
+        online = !ups.is_empty();
+        if !online {
+            warn!("no network: only cached snapshots can boot");
+        }
+        net::keep_leases(ups);
+    }
+
+    // Cache partition.
+    let cache = cache::setup(&cfg.cache_label, cfg.grow);
+    let logdir = cache.dir.join("log");
+    log::open_file(&logdir.join("init.log"));
+    if let Some(size) = cache::fs_size(&cache.dir) {
+        say!("cache: {} MiB{}", size >> 20, if cache.in_ram() { " in RAM" } else { "" });
+    }
+
+    let accel = services::choose_accel(cfg.accel.as_deref());
+
+    // blockfs.
+    let mut sup = Supervisor::new(cfg, cache, accel, sigfd);
+    sup.online = online;
+    sup.start_blockfs();
+    sup.run()
+}
+
+/// Blocks the signals PID 1 handles and returns a signalfd that reads them.
+fn signals() -> nix::Result<SignalFd> {
+    let set = procs::handled();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+}
+
+struct Supervisor {
+    cfg: cmdline::Config,
+    cache: cache::Cache,
+    accel: String,
+    sigfd: SignalFd,
+    online: bool,
+    console: PathBuf,
+    blockfs: Option<Pid>,
+    blockfs_starts: Vec<Instant>,
+    blockfs_next: Option<Instant>,
+    menu: Option<Pid>,
+    menu_crashes: Vec<Instant>,
+    menu_next: Instant,
+    shell: Option<Pid>,
+}
+
+impl Supervisor {
+    fn new(cfg: cmdline::Config, cache: cache::Cache, accel: String, sigfd: SignalFd) -> Self {
+        let console = console::primary();
+        info!("console for the menu: {}", console.display());
+        Supervisor {
+            cfg,
+            cache,
+            accel,
+            sigfd,
+            online: false,
+            console,
+            blockfs: None,
+            blockfs_starts: Vec::new(),
+            blockfs_next: None,
+            menu: None,
+            menu_crashes: Vec::new(),
+            menu_next: Instant::now(),
+            shell: None,
+        }
+    }
+
+    fn logdir(&self) -> PathBuf {
+        self.cache.dir.join("log")
+    }
+
+    fn start_blockfs(&mut self) {
+        self.blockfs_next = None;
+        if self.cfg.servers.is_empty() && !self.cfg.offline {
+            warn!("no store configured (circular.server= is missing from the kernel command line): nothing to boot");
+            return;
+        }
+        // A dead FUSE daemon leaves a mount that answers ENOTCONN: clear it.
+        if services::mounted() {
+            let _ = mounts::unmount(Path::new(services::MOUNTPOINT));
+        }
+        // Most of the partition holds blocks; the rest is for the guests'
+        // copy-on-write overlays and the logs.
+        let cache_max = cache::fs_size(&self.cache.dir).map(|s| s / 10 * 7);
+        self.blockfs_starts.retain(|t| t.elapsed() < Duration::from_secs(300));
+        self.blockfs_starts.push(Instant::now());
+        match services::start_blockfs(&self.cfg.servers, self.cfg.offline || !self.online, &self.cache.dir, cache_max, &self.logdir()) {
+            Ok(pid) => {
+                self.blockfs = Some(pid);
+                match services::wait_mounted(pid, Duration::from_secs(30)) {
+                    Ok(()) if services::mounted() => say!("store mounted at {} ({})", services::MOUNTPOINT, self.cfg.servers.join(", ")),
+                    Ok(()) => warn!("blockfs has not mounted the store after 30 s; the menu starts anyway"),
+                    Err(exit) => {
+                        self.blockfs = None;
+                        self.blockfs_failed(exit);
+                    }
+                }
+            }
+            Err(e) => warn!("{e}"),
+        }
+    }
+
+    fn blockfs_failed(&mut self, exit: procs::Exit) {
+        let tail = std::fs::read_to_string(self.logdir().join("blockfs.log")).unwrap_or_default();
+        let last: Vec<&str> = tail.lines().rev().take(3).collect();
+        warn!("blockfs stopped ({exit}): {}", last.into_iter().rev().collect::<Vec<_>>().join(" | "));
+        if self.blockfs_starts.len() < 5 {
+            self.blockfs_next = Some(Instant::now() + Duration::from_secs(3));
+        } else {
+            warn!("blockfs failed 5 times in 5 minutes; not restarting it. Check the network and circular.server=, then reboot.");
+        }
+    }
+
+    fn start_menu(&mut self) {
+        let program = self.cfg.menu.clone().unwrap_or_else(|| services::MENU.to_string());
+        let display = match self.cfg.display {
+            cmdline::Display::Sdl => "sdl",
+            cmdline::Display::Curses => "curses",
+            cmdline::Display::None => "none",
+            cmdline::Display::Auto if console::is_serial(&self.console) => "none",
+            cmdline::Display::Auto => "curses",
+        };
+        let args = services::MenuArgs {
+            program,
+            cache_dir: self.cache.dir.clone(),
+            accel: self.accel.clone(),
+            display: display.into(),
+            console: self.console.clone(),
+            shell_allowed: self.cfg.shell,
+        };
+        match services::start_menu(&args) {
+            Ok(pid) => {
+                info!("menu started (pid {pid}) on {}", self.console.display());
+                log::mute_console(true);
+                self.menu = Some(pid);
+            }
+            Err(e) => {
+                error!("{e}");
+                error!("The boot menu cannot run. Press Ctrl-Alt-Del to restart{}.", if self.cfg.shell { "" } else { ", or boot the GRUB entry with the serial console for a rescue shell" });
+                self.menu_next = Instant::now() + Duration::from_secs(30);
+                if self.cfg.shell {
+                    self.start_shell();
+                }
+            }
+        }
+    }
+
+    fn start_shell(&mut self) {
+        log::mute_console(false);
+        say!("rescue shell: type 'exit' to return to the menu");
+        match services::start_shell(&self.console) {
+            Ok(pid) => self.shell = Some(pid),
+            Err(e) => error!("{e}"),
+        }
+    }
+
+    fn menu_exited(&mut self, exit: procs::Exit) {
+        self.menu = None;
+        log::mute_console(false);
+        match exit {
+            procs::Exit::Code(services::MENU_POWEROFF) => shutdown(Power::Off, &self.cache),
+            procs::Exit::Code(services::MENU_REBOOT) => shutdown(Power::Reboot, &self.cache),
+            procs::Exit::Code(services::MENU_SHELL) if self.cfg.shell => self.start_shell(),
+            procs::Exit::Code(0) | procs::Exit::Code(services::MENU_SHELL) => self.menu_next = Instant::now(),
+            other => {
+                self.menu_crashes.retain(|t| t.elapsed() < Duration::from_secs(120));
+                self.menu_crashes.push(Instant::now());
+                let wait = if self.menu_crashes.len() >= 5 { 30 } else { 2 };
+                error!("the menu stopped unexpectedly ({other}); it restarts in {wait} s. The log is in {}/init.log.", self.logdir().display());
+                self.menu_next = Instant::now() + Duration::from_secs(wait);
+            }
+        }
+    }
+
+    /// The supervision loop: restart what died, reap orphans, react to
+    /// power signals. Never returns except by shutdown.
+    fn run(&mut self) -> String {
+        loop {
+            let now = Instant::now();
+            if self.menu.is_none() && self.shell.is_none() && now >= self.menu_next {
+                self.start_menu();
+            }
+            if self.blockfs.is_none() && self.blockfs_next.is_some_and(|t| now >= t) {
+                self.start_blockfs();
+            }
+            let mut pfd = libc::pollfd { fd: self.sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: poll on one pollfd we own, with a timeout.
+            unsafe { libc::poll(&mut pfd, 1, 1000) };
+            while let Ok(Some(info)) = self.sigfd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => {}
+                    Ok(Signal::SIGINT) | Ok(Signal::SIGTERM) => shutdown(Power::Reboot, &self.cache),
+                    Ok(Signal::SIGUSR1) | Ok(Signal::SIGUSR2) | Ok(Signal::SIGPWR) => shutdown(Power::Off, &self.cache),
+                    _ => {}
+                }
+            }
+            for (pid, exit) in procs::reap() {
+                if Some(pid) == self.menu {
+                    info!("menu exited: {exit}");
+                    self.menu_exited(exit);
+                } else if Some(pid) == self.blockfs {
+                    self.blockfs = None;
+                    self.blockfs_failed(exit);
+                } else if Some(pid) == self.shell {
+                    self.shell = None;
+                    self.menu_next = Instant::now();
+                } else {
+                    info!("reaped orphan {pid} ({exit})");
+                }
+            }
+        }
+    }
+}
+
+/// Stops every process, syncs, unmounts the cache, then powers off or reboots.
+fn shutdown(kind: Power, cache: &cache::Cache) -> ! {
+    log::mute_console(false);
+    say!("{} ...", if kind == Power::Off { "powering off" } else { "restarting" });
+    // QEMU, the menu and blockfs all get SIGTERM: QEMU stops the guest,
+    // blockfs unmounts the store.
+    procs::stop_all(Duration::from_secs(8));
+    let _ = mounts::unmount(Path::new(services::MOUNTPOINT));
+    say!("syncing and unmounting the cache");
+    log::close_file();
+    nix::unistd::sync();
+    if cache.device.is_some() {
+        if let Err(e) = nix::mount::umount2(Path::new(cache::MOUNTPOINT), nix::mount::MntFlags::empty()) {
+            warn!("unmount the cache: {e}; remounting it read-only");
+            let _ = nix::mount::mount(None::<&str>, cache::MOUNTPOINT, None::<&str>, nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY, None::<&str>);
+        }
+    }
+    nix::unistd::sync();
+    let mode = if kind == Power::Off { RebootMode::RB_POWER_OFF } else { RebootMode::RB_AUTOBOOT };
+    let e = reboot(mode);
+    // reboot(2) does not return on success.
+    error!("reboot failed: {e:?}. It is safe to switch the PC off now.");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Shows why the appliance cannot go on and what to do; offers the rescue
+/// shell when `circular.shell` is set; waits for Ctrl-Alt-Del.
+fn fatal(msg: &str) -> ! {
+    log::mute_console(false);
+    error!("{msg}");
+    error!("What to do: press Ctrl-Alt-Del to restart. If it happens again, boot the GRUB entry");
+    error!("'Circular (serial console ...)' for a rescue shell, and read /cache/log/init.log.");
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let allow_shell = cmdline::parse(&cmdline).0.shell;
+    let console = console::primary();
+    let _ = set_cad_enabled(false);
+    let set = procs::handled();
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+    let mut shell: Option<Pid> = None;
+    loop {
+        if allow_shell && shell.is_none() {
+            match services::start_shell(&console) {
+                Ok(pid) => shell = Some(pid),
+                Err(e) => error!("{e}"),
+            }
+        }
+        match set.wait() {
+            Ok(Signal::SIGINT) | Ok(Signal::SIGTERM) => shutdown(Power::Reboot, &cache::current()),
+            Ok(Signal::SIGUSR1) | Ok(Signal::SIGUSR2) | Ok(Signal::SIGPWR) => shutdown(Power::Off, &cache::current()),
+            _ => {
+                for (pid, _) in procs::reap() {
+                    if Some(pid) == shell {
+                        shell = None;
+                    }
+                }
+            }
+        }
+    }
+}

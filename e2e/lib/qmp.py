@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Tiny QMP client for tests: screenshots and key presses.
+
+    qmp.py SOCKET screendump OUT.png     VGA screen → PNG (via QEMU's PPM)
+    qmp.py SOCKET keys TEXT              type TEXT (letters, digits, '\\n' = Enter)
+    qmp.py SOCKET key QCODE...           press QEMU key codes (ret, up, down, esc, ...)
+"""
+import json
+import os
+import socket
+import struct
+import sys
+import tempfile
+import zlib
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    f = s.makefile("rw")
+    json.loads(f.readline())  # greeting
+    call(f, "qmp_capabilities")
+    return s, f
+
+
+def call(f, cmd, **args):
+    f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n")
+    f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r:
+            return r["return"]
+        if "error" in r:
+            raise SystemExit(f"qmp {cmd}: {r['error']}")
+
+
+def ppm_to_png(ppm, png):
+    data = open(ppm, "rb").read()
+    # header: P6\n<w> <h>\n<max>\n
+    parts, pos = [], 0
+    while len(parts) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        parts.append(data[pos:end])
+        pos = end
+    pos += 1
+    w, h = int(parts[1]), int(parts[2])
+    pixels = data[pos:pos + w * h * 3]
+    raw = b"".join(b"\x00" + pixels[y * w * 3:(y + 1) * w * 3] for y in range(h))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    with open(png, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n")
+        out.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
+        out.write(chunk(b"IDAT", zlib.compress(raw, 9)))
+        out.write(chunk(b"IEND", b""))
+
+
+def main():
+    sock, cmd, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    s, f = connect(sock)
+    if cmd == "screendump":
+        tmp = tempfile.mktemp(suffix=".ppm")
+        call(f, "screendump", filename=tmp)
+        ppm_to_png(tmp, args[0])
+        os.unlink(tmp)
+    elif cmd in ("keys", "key"):
+        codes = []
+        if cmd == "key":
+            codes = args
+        else:
+            for ch in args[0].encode().decode("unicode_escape"):
+                codes.append("ret" if ch == "\n" else "spc" if ch == " " else ch)
+        for c in codes:
+            call(f, "send-key", keys=[{"type": "qcode", "data": c}])
+    else:
+        raise SystemExit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
