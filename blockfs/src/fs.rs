@@ -25,10 +25,13 @@ use fuser::{
 };
 use libc::{EIO, EISDIR, ENOENT, ENOTDIR, EROFS};
 
+use crate::hash::BlockId;
 use crate::index::Index;
 use crate::loader::{Loader, Priority};
 use crate::pool::Pool;
-use crate::status::{Status, CATALOG_FILE, STATUS_FILE};
+use crate::prefetch::Prefetcher;
+use crate::status::{CATALOG_FILE, STATUS_FILE};
+use crate::trace::Trace;
 
 /// The catalog does not change while mounted, so the kernel may keep attributes.
 const TTL: Duration = Duration::from_secs(3600);
@@ -52,12 +55,24 @@ struct Node {
 }
 
 enum Handle {
-    Image { index: Arc<Index>, last_end: AtomicU64 },
+    Image {
+        index_id: BlockId,
+        index: Arc<Index>,
+        last_end: AtomicU64,
+    },
     Text(Arc<Vec<u8>>),
 }
 
-/// Extra figures the status file shows beyond the store's own.
-pub type StatusHook = Arc<dyn Fn(&mut Status) + Send + Sync>;
+/// How the filesystem reads.
+pub struct Options {
+    /// Blocks requested ahead of a sequential reader.
+    pub readahead_blocks: usize,
+    /// Threads that serve reads (each may wait on the network).
+    pub readers: usize,
+    /// Prefetch a snapshot's boot profile when its image is opened.
+    pub prefetch: bool,
+    pub trace: Option<Arc<Trace>>,
+}
 
 pub struct BlockFs {
     nodes: Vec<Node>,
@@ -65,14 +80,14 @@ pub struct BlockFs {
     pool: Pool,
     handles: Arc<Mutex<HashMap<u64, Arc<Handle>>>>,
     next_fh: u64,
-    readahead_blocks: usize,
-    status_hook: Option<StatusHook>,
+    options: Options,
+    prefetcher: Arc<Prefetcher>,
     uid: u32,
     gid: u32,
 }
 
 impl BlockFs {
-    pub fn new(loader: Arc<Loader>, readahead_blocks: usize, readers: usize) -> std::io::Result<BlockFs> {
+    pub fn new(loader: Arc<Loader>, options: Options) -> std::io::Result<BlockFs> {
         let catalog = loader.store().catalog().clone();
         let root_time = SystemTime::from(catalog.generated);
         let mut nodes = vec![Node {
@@ -110,22 +125,16 @@ impl BlockFs {
         Ok(BlockFs {
             nodes,
             loader,
-            pool: Pool::new("read", readers)?,
+            pool: Pool::new("read", options.readers)?,
             handles: Arc::new(Mutex::new(HashMap::new())),
             next_fh: 1,
-            readahead_blocks,
-            status_hook: None,
+            options,
+            prefetcher: Arc::new(Prefetcher::default()),
             // SAFETY: getuid and getgid cannot fail and touch no memory.
             uid: unsafe { libc::getuid() },
             // SAFETY: as above.
             gid: unsafe { libc::getgid() },
         })
-    }
-
-    /// Adds figures to the status file that only the caller knows (prefetch).
-    pub fn with_status_hook(mut self, hook: StatusHook) -> Self {
-        self.status_hook = Some(hook);
-        self
     }
 
     fn node(&self, ino: u64) -> Option<&Node> {
@@ -173,9 +182,7 @@ impl BlockFs {
         let mut status = self.loader.store().status();
         status.memory_hits = self.loader.memory_hits();
         status.in_flight = self.loader.in_flight();
-        if let Some(hook) = &self.status_hook {
-            hook(&mut status);
-        }
+        status.prefetch = self.prefetcher.status(&self.loader);
         status.to_json()
     }
 
@@ -269,15 +276,24 @@ impl Filesystem for BlockFs {
                 self.next_fh += 1;
                 let handles = self.handles.clone();
                 let loader = self.loader.clone();
+                let prefetcher = self.options.prefetch.then(|| self.prefetcher.clone());
+                let distribution = dist.name.clone();
                 // The index may have to come over the network: not on this thread.
                 self.pool.execute(move || match loader.store().index(&snap.index) {
                     Ok(index) if index.image_size == snap.image_size => {
                         let handle = Handle::Image {
-                            index,
+                            index_id: snap.index,
+                            index: index.clone(),
                             last_end: AtomicU64::new(u64::MAX),
                         };
                         lock(&handles).insert(fh, Arc::new(handle));
                         reply.opened(fh, FOPEN_KEEP_CACHE);
+                        if let (Some(prefetcher), Some(profile)) = (prefetcher, snap.profile) {
+                            match loader.store().profile(&profile) {
+                                Ok(p) => prefetcher.start(&loader, &distribution, &snap.date, p.blocks_in(&index)),
+                                Err(e) => log::warn!("{name}: no prefetch: {e}"),
+                            }
+                        }
                     }
                     Ok(index) => {
                         log::error!(
@@ -319,11 +335,15 @@ impl Filesystem for BlockFs {
             }
             Handle::Image { .. } => {
                 let loader = self.loader.clone();
-                let readahead = self.readahead_blocks;
+                let readahead = self.options.readahead_blocks;
+                let trace = self.options.trace.clone();
                 self.pool.execute(move || {
-                    let Handle::Image { index, last_end } = &*handle else {
+                    let Handle::Image { index_id, index, last_end } = &*handle else {
                         return reply.error(EIO);
                     };
+                    if let Some(trace) = &trace {
+                        record_reads(trace, index_id, index, offset, size);
+                    }
                     let previous = last_end.swap(offset + u64::from(size), Ordering::Relaxed);
                     let sequential = previous != u64::MAX && offset.abs_diff(previous) <= 2 * u64::from(MAX_READ);
                     let ahead = if sequential { readahead } else { 0 };
@@ -384,6 +404,18 @@ impl Filesystem for BlockFs {
             .map(|(_, s)| s.image_size.div_ceil(4096))
             .sum();
         reply.statfs(total, 0, 0, self.nodes.len() as u64, 0, 4096, 255, 4096);
+    }
+}
+
+/// Records the blocks a read touches, for boot profiles.
+fn record_reads(trace: &Trace, index_id: &BlockId, index: &Index, offset: u64, size: u32) {
+    if offset >= index.image_size || size == 0 {
+        return;
+    }
+    let block_size = u64::from(index.block_size);
+    let last = (offset + u64::from(size)).min(index.image_size) - 1;
+    for n in offset / block_size..=last / block_size {
+        trace.record(index_id, n as u32);
     }
 }
 

@@ -20,10 +20,13 @@ pub mod loader;
 mod lru;
 pub mod mount;
 mod pool;
+pub mod prefetch;
+pub mod profile;
 pub mod signing;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod trace;
 pub mod units;
 
 pub use error::{Error, Result};

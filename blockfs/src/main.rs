@@ -55,6 +55,12 @@ struct MountArgs {
     /// Blocks read ahead of a sequential reader.
     #[arg(long, value_name = "BLOCKS", default_value_t = 32)]
     readahead: usize,
+    /// Do not prefetch a snapshot's boot profile when its image is opened.
+    #[arg(long)]
+    no_prefetch: bool,
+    /// On unmount, write the blocks readers touched, per index, in first-touch order (JSON).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
     /// `URL[,URL…] MOUNTPOINT`, or only `MOUNTPOINT` with --offline. URLs are
     /// https://, http:// or file:// base URLs of the same store, tried in order.
     #[arg(value_name = "URL[,URL…] MOUNTPOINT", num_args = 1..=2, required = true)]
@@ -94,6 +100,9 @@ fn mount(args: MountArgs) -> Result<(), String> {
     config.deadline = Duration::from_secs(args.deadline);
     config.fetchers = args.fetchers.max(1);
     config.readahead_blocks = args.readahead;
+    config.prefetch = !args.no_prefetch;
+    let trace = args.trace.as_ref().map(|_| Arc::new(blockfs::trace::Trace::new()));
+    config.trace = trace.clone();
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
@@ -113,6 +122,9 @@ fn mount(args: MountArgs) -> Result<(), String> {
     }
     eprintln!("blockfs: unmounting {}", mountpoint.display());
     mounted.unmount();
+    if let (Some(path), Some(trace)) = (&args.trace, &trace) {
+        std::fs::write(path, trace.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(())
 }
 

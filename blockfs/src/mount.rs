@@ -10,9 +10,10 @@ use ed25519_dalek::VerifyingKey;
 use fuser::{BackgroundSession, MountOption};
 
 use crate::error::{Error, Result};
-use crate::fs::{BlockFs, StatusHook};
+use crate::fs::{BlockFs, Options};
 use crate::loader::Loader;
 use crate::store::Store;
+use crate::trace::Trace;
 
 /// How to reach and trust a store, and how hard to work at reading it.
 #[derive(Debug, Clone)]
@@ -32,6 +33,10 @@ pub struct MountConfig {
     pub readahead_blocks: usize,
     /// Decoded blocks kept in memory, in bytes.
     pub memory_cache: u64,
+    /// Prefetch a snapshot's boot profile when its image is opened.
+    pub prefetch: bool,
+    /// Record the blocks readers touch (for `image-build profile`).
+    pub trace: Option<Arc<Trace>>,
 }
 
 impl MountConfig {
@@ -46,6 +51,8 @@ impl MountConfig {
             fetchers: 16,
             readahead_blocks: 32,
             memory_cache: 64 << 20,
+            prefetch: true,
+            trace: None,
         }
     }
 }
@@ -63,11 +70,6 @@ pub struct Mounted {
 impl Mounted {
     /// Verifies the catalog (fresh, or cached when offline), then mounts.
     pub fn start(config: MountConfig, mountpoint: &Path) -> Result<Mounted> {
-        Self::start_with(config, mountpoint, None)
-    }
-
-    /// As [`Mounted::start`], with extra figures for the status file.
-    pub fn start_with(config: MountConfig, mountpoint: &Path, hook: Option<StatusHook>) -> Result<Mounted> {
         let meta = std::fs::metadata(mountpoint);
         if let Err(e) = &meta {
             if e.raw_os_error() == Some(libc::ENOTCONN) {
@@ -81,14 +83,16 @@ impl Mounted {
         }
         let fetchers = config.fetchers;
         let memory = config.memory_cache;
-        let readahead = config.readahead_blocks;
+        let options = Options {
+            readahead_blocks: config.readahead_blocks,
+            readers: READERS,
+            prefetch: config.prefetch,
+            trace: config.trace.clone(),
+        };
         let store = Arc::new(Store::open(config)?);
         let loader = Arc::new(Loader::new(store.clone(), fetchers, memory)?);
-        let mut fs = BlockFs::new(loader.clone(), readahead, READERS).map_err(|e| Error::io("reader threads", e))?;
-        if let Some(hook) = hook {
-            fs = fs.with_status_hook(hook);
-        }
-        let options = [
+        let fs = BlockFs::new(loader.clone(), options).map_err(|e| Error::io("reader threads", e))?;
+        let mount_options = [
             MountOption::RO,
             MountOption::FSName("circular".into()),
             MountOption::Subtype("blockfs".into()),
@@ -96,7 +100,7 @@ impl Mounted {
             MountOption::NoDev,
             MountOption::NoSuid,
         ];
-        let session = fuser::spawn_mount2(fs, mountpoint, &options).map_err(|e| {
+        let session = fuser::spawn_mount2(fs, mountpoint, &mount_options).map_err(|e| {
             Error::io(
                 mountpoint,
                 std::io::Error::new(e.kind(), format!("cannot mount: {e} (is fuse3 installed and /dev/fuse present?)")),

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::hash::BlockId;
 use crate::index::Index;
 use crate::mount::MountConfig;
+use crate::profile::Profile;
 use crate::signing::verify_catalog;
 use crate::source::Sources;
 use crate::status::{SnapshotStatus, Status};
@@ -143,13 +144,12 @@ impl Store {
         if let Some(index) = self.lock_indexes().get(id) {
             return Some(index.clone());
         }
-        let name = index_path(id);
-        let bytes = self.cache.read_file(&name)?;
-        match parse_index(id, &bytes) {
+        let bytes = self.cached_named(&index_path(id), id)?;
+        match Index::parse(&bytes, &index_path(id)) {
             Ok(index) => Some(self.remember(id, index)),
             Err(e) => {
-                log::warn!("cached {name} is bad ({e}); it will be fetched again");
-                self.cache.remove_file(&name);
+                log::warn!("cached {} is bad ({e}); it will be fetched again", index_path(id));
+                self.cache.remove_file(&index_path(id));
                 None
             }
         }
@@ -161,13 +161,56 @@ impl Store {
             return Ok(index);
         }
         let name = index_path(id);
-        let (index, bytes) = self.sources.fetch(&name, MAX_INDEX_BYTES, |bytes| {
-            parse_index(id, &bytes).map(|index| (index, bytes))
+        let index = self.fetch_named(&name, id, MAX_INDEX_BYTES, |bytes| Index::parse(bytes, &name))?;
+        Ok(self.remember(id, index))
+    }
+
+    /// The boot profile named `id`, from the cache or the sources (then cached).
+    pub fn profile(&self, id: &BlockId) -> Result<Profile> {
+        let name = profile_path(id);
+        if let Some(bytes) = self.cached_named(&name, id) {
+            if let Ok(profile) = Profile::parse(&bytes, &name) {
+                return Ok(profile);
+            }
+            self.cache.remove_file(&name);
+        }
+        self.fetch_named(&name, id, MAX_INDEX_BYTES, |bytes| Profile::parse(bytes, &name))
+    }
+
+    /// A file named by its hash from the cache, if it is there and hashes right.
+    fn cached_named(&self, name: &str, id: &BlockId) -> Option<Vec<u8>> {
+        let bytes = self.cache.read_file(name)?;
+        if BlockId::of(&bytes) == *id {
+            return Some(bytes);
+        }
+        log::warn!("cached {name} does not hash to its name; it will be fetched again");
+        self.cache.remove_file(name);
+        None
+    }
+
+    /// Fetches a file named by its hash, checks the hash and `parse`, and keeps
+    /// the bytes in the cache.
+    fn fetch_named<T>(
+        &self,
+        name: &str,
+        id: &BlockId,
+        max_bytes: u64,
+        parse: impl Fn(&[u8]) -> Result<T>,
+    ) -> Result<T> {
+        let (value, bytes) = self.sources.fetch(name, max_bytes, |bytes| {
+            let actual = BlockId::of(&bytes);
+            if actual != *id {
+                return Err(Error::invalid(
+                    name,
+                    format!("its bytes hash to {actual}: it was changed or truncated"),
+                ));
+            }
+            parse(&bytes).map(|value| (value, bytes))
         })?;
-        if let Err(e) = self.cache.write_file(&name, &bytes) {
+        if let Err(e) = self.cache.write_file(name, &bytes) {
             log::warn!("could not keep {name} in the cache: {e}");
         }
-        Ok(self.remember(id, index))
+        Ok(value)
     }
 
     fn remember(&self, id: &BlockId, index: Index) -> Arc<Index> {
@@ -275,15 +318,8 @@ pub fn index_path(id: &BlockId) -> String {
     format!("indexes/{}.json", id.to_hex())
 }
 
-fn parse_index(id: &BlockId, bytes: &[u8]) -> Result<Index> {
-    let actual = BlockId::of(bytes);
-    if actual != *id {
-        return Err(Error::invalid(
-            index_path(id),
-            format!("its bytes hash to {actual}: it was changed or truncated"),
-        ));
-    }
-    Index::parse(bytes, &index_path(id))
+pub fn profile_path(id: &BlockId) -> String {
+    format!("profiles/{}.json", id.to_hex())
 }
 
 fn decode_exact(id: &BlockId, file: &[u8], len: usize) -> Result<Vec<u8>> {

@@ -92,6 +92,22 @@ impl TestStore {
         std::fs::write(self.dir.join("catalog.json.sig"), signing::sign(&bytes, &self.key)).unwrap();
     }
 
+    /// Publishes a boot profile for distro/date and re-signs the catalog.
+    pub fn add_profile(&mut self, distro: &str, date: &str, blocks: Vec<u32>) {
+        let name = format!("{distro}/{date}");
+        let (_, index) = self.indexes.iter().find(|(n, _)| *n == name).unwrap();
+        let index_id = BlockId::of(&index.to_bytes());
+        let profile = blockfs::profile::Profile::new(index_id, index.block_size, blocks);
+        let bytes = profile.to_bytes();
+        let id = BlockId::of(&bytes);
+        let path = self.dir.join(blockfs::store::profile_path(&id));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        let dist = self.catalog.distributions.iter_mut().find(|d| d.name == distro).unwrap();
+        dist.snapshots.iter_mut().find(|s| s.date == date).unwrap().profile = Some(id);
+        self.sign();
+    }
+
     pub fn block_file(&self, id: &BlockId) -> PathBuf {
         self.dir.join(block_path(id))
     }
@@ -108,12 +124,25 @@ pub struct Nginx {
     pub port: u16,
     run: tempfile::TempDir,
     root: PathBuf,
+    /// Extra directives for the server block (for example a rate limit).
+    extra: String,
 }
 
 impl Nginx {
     pub fn start(root: &Path) -> Nginx {
+        Nginx::start_with(root, "")
+    }
+
+    /// nginx with extra directives in its server block.
+    pub fn start_with(root: &Path, extra: &str) -> Nginx {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut nginx = Nginx { child: None, port, run: tempfile::tempdir().unwrap(), root: root.to_path_buf() };
+        let mut nginx = Nginx {
+            child: None,
+            port,
+            run: tempfile::tempdir().unwrap(),
+            root: root.to_path_buf(),
+            extra: extra.to_string(),
+        };
         nginx.restart();
         nginx
     }
@@ -130,10 +159,11 @@ impl Nginx {
 events {{ worker_connections 256; }}
 http {{ access_log {run}/access.log; client_body_temp_path {run}/b; proxy_temp_path {run}/p;
 fastcgi_temp_path {run}/f; uwsgi_temp_path {run}/u; scgi_temp_path {run}/s; default_type application/octet-stream;
-server {{ listen 127.0.0.1:{port}; root {root}; }} }}",
+server {{ listen 127.0.0.1:{port}; root {root}; {extra} }} }}",
             run = run.display(),
             port = self.port,
-            root = self.root.display()
+            root = self.root.display(),
+            extra = self.extra
         );
         std::fs::write(run.join("nginx.conf"), conf).unwrap();
         let child = Command::new("nginx")
@@ -158,6 +188,15 @@ server {{ listen 127.0.0.1:{port}; root {root}; }} }}",
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Paths nginx was asked for, in order.
+    pub fn requested_paths(&self) -> Vec<String> {
+        std::fs::read_to_string(self.run.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split('"').nth(1)?.split(' ').nth(1).map(str::to_string))
+            .collect()
     }
 
     /// Requests nginx answered for paths containing `needle`.

@@ -1,0 +1,107 @@
+//! Profile prefetch: when a snapshot with a boot profile is opened, its boot
+//! working set is fetched in profile order, ahead of the guest.
+//!
+//! One snapshot at a time: opening another replaces the job. Prefetch runs at
+//! the lowest priority (readers jump the queue and prefetch never holds the
+//! last fetch workers: see `loader`), keeps a bounded number of requests
+//! queued, and stops rather than let the cache cap evict the very blocks it is
+//! fetching: those are protected from eviction while the job is current.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::hash::BlockId;
+use crate::loader::{Loader, Priority};
+use crate::status::PrefetchStatus;
+
+/// Prefetch requests waiting in the loader's queue at most.
+const QUEUED: usize = 32;
+
+struct Job {
+    distribution: String,
+    date: String,
+    blocks: Vec<(BlockId, usize)>,
+    cancel: AtomicBool,
+    stopped: Mutex<Option<String>>,
+}
+
+#[derive(Default)]
+pub struct Prefetcher {
+    current: Mutex<Option<Arc<Job>>>,
+}
+
+impl Prefetcher {
+    /// Starts prefetching `blocks` (in order) for distribution/date, unless
+    /// that snapshot's prefetch is already the current one.
+    pub fn start(&self, loader: &Arc<Loader>, distribution: &str, date: &str, blocks: Vec<(BlockId, usize)>) {
+        let job = Arc::new(Job {
+            distribution: distribution.to_string(),
+            date: date.to_string(),
+            blocks,
+            cancel: AtomicBool::new(false),
+            stopped: Mutex::new(None),
+        });
+        {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = current.as_ref() {
+                if old.distribution == distribution && old.date == date {
+                    return;
+                }
+                old.cancel.store(true, Ordering::Relaxed);
+            }
+            *current = Some(job.clone());
+        }
+        loader
+            .store()
+            .cache()
+            .protect(job.blocks.iter().map(|(id, _)| *id).collect());
+        let loader = loader.clone();
+        let spawned = std::thread::Builder::new()
+            .name("prefetch".into())
+            .spawn(move || run(&loader, &job));
+        if let Err(e) = spawned {
+            log::warn!("prefetch not started: {e}");
+        }
+    }
+
+    /// Progress of the current job, if any.
+    pub fn status(&self, loader: &Loader) -> Option<PrefetchStatus> {
+        let job = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        let done = job.blocks.iter().filter(|(id, _)| loader.is_local(id)).count() as u64;
+        let stopped = job.stopped.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(PrefetchStatus {
+            distribution: job.distribution.clone(),
+            date: job.date.clone(),
+            done_blocks: done,
+            total_blocks: job.blocks.len() as u64,
+            stopped,
+        })
+    }
+}
+
+fn run(loader: &Loader, job: &Job) {
+    let cache = loader.store().cache();
+    // Requested but not yet cached: they count against the cap already.
+    let mut pending: Vec<(BlockId, usize)> = Vec::new();
+    for (id, len) in &job.blocks {
+        if job.cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        if loader.is_local(id) {
+            continue;
+        }
+        pending.retain(|(p, _)| !cache.has_block(p));
+        let incoming: usize = pending.iter().map(|(_, l)| l).sum::<usize>() + len;
+        if cache.would_evict_protected(incoming as u64) {
+            let why = "the cache is full of this snapshot's boot blocks; the rest is fetched as the guest reads it";
+            *job.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.into());
+            return;
+        }
+        while loader.queued_prefetch() >= QUEUED && !job.cancel.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        loader.request(id, *len, Priority::Prefetch);
+        pending.push((*id, *len));
+    }
+}
