@@ -8,6 +8,7 @@
 mod add;
 mod error;
 mod gc;
+mod os;
 mod progress;
 mod store_dir;
 mod verify;
@@ -65,6 +66,8 @@ enum Command {
         #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
         valid_days: u32,
     },
+    /// Build a bootable Debian raw disk image, or next week's snapshot of one.
+    Os(os::OsArgs),
     /// Re-sign the catalog with a new expiry, changing nothing else.
     Sign {
         #[arg(long, value_name = "DIR")]
@@ -168,6 +171,12 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Gc { store, keep, key, valid_days } => {
             gc::gc(&store, keep, &key, valid_days)?;
+        }
+        Command::Os(args) => {
+            if let Err(e) = os::run(&args) {
+                eprintln!("image-build: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Sign { store, key, valid_days } => {
             let key = signing::read_secret(&key)?;
