@@ -38,6 +38,15 @@ pub struct OsArgs {
     #[arg(long, value_name = "PREVIOUS.img")]
     pub update_from: Option<PathBuf>,
 
+    /// With --update-from: keep these packages at their version this week (apt-mark hold).
+    #[arg(long, value_delimiter = ',')]
+    pub hold: Vec<String>,
+
+    /// With --update-from: let apt write straight into the image instead of through an
+    /// overlay whose changes are then applied in place (for comparison; moves more blocks).
+    #[arg(long, hide = true)]
+    pub direct: bool,
+
     /// Keep downloaded .deb files here, so a rebuild downloads nothing.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -76,6 +85,7 @@ pub struct Plan {
     pub packages: Vec<String>,
     pub updates: bool,
     pub epoch: Option<i64>,
+    pub hold: Vec<String>,
 }
 
 /// Parses sizes such as `2G`, `1536M`, `2GiB`, `1073741824` (binary units).
@@ -118,6 +128,24 @@ pub fn valid_suite(s: &str) -> bool {
     !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// Splits, validates and de-duplicates a comma-separated package list.
+fn package_list(flag: &str, items: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for p in items {
+        let p = p.trim();
+        if p.is_empty() {
+            continue;
+        }
+        if !valid_package(p) {
+            return Err(OsError::Usage(format!("{flag}: `{p}` is not a Debian package name")));
+        }
+        if !out.iter().any(|q| q == p) {
+            out.push(p.to_string());
+        }
+    }
+    Ok(out)
+}
+
 impl OsArgs {
     pub fn plan(&self) -> Result<Plan> {
         let usage = |m: String| Err(OsError::Usage(m));
@@ -126,18 +154,10 @@ impl OsArgs {
                 return usage(format!("--suite `{s}` is not a Debian suite name (e.g. bookworm)"));
             }
         }
-        let mut packages = Vec::new();
-        for p in &self.packages {
-            let p = p.trim();
-            if p.is_empty() {
-                continue;
-            }
-            if !valid_package(p) {
-                return usage(format!("--packages: `{p}` is not a Debian package name"));
-            }
-            if !packages.iter().any(|q| q == p) {
-                packages.push(p.to_string());
-            }
+        let packages = package_list("--packages", &self.packages)?;
+        let hold = package_list("--hold", &self.hold)?;
+        if !hold.is_empty() && self.update_from.is_none() {
+            return usage("--hold only applies to --update-from".into());
         }
         let mirror = self.mirror.clone().unwrap_or_else(|| DEFAULT_MIRROR.to_string());
         let mirror = mirror.trim_end_matches('/').to_string();
@@ -183,7 +203,7 @@ impl OsArgs {
         if epoch.is_some_and(|e| !(0..=u32::MAX as i64).contains(&e)) {
             return usage("the source date epoch must fit in 32 bits (1970..2106)".into());
         }
-        Ok(Plan { mode, suite, mirror, packages, updates: !self.no_updates, epoch })
+        Ok(Plan { mode, suite, mirror, packages, updates: !self.no_updates, epoch, hold })
     }
 }
 
@@ -254,6 +274,7 @@ mod tests {
         assert!(args(&["--out", "x.img", "--packages", "a b"]).plan().is_err());
         assert!(args(&["--out", "x.img", "--update-from", "x.img"]).plan().is_err());
         assert!(args(&["--out", "y.img", "--update-from", "x.img", "--size", "2G"]).plan().is_err());
+        assert!(args(&["--out", "y.img", "--hold", "linux-image-amd64"]).plan().is_err());
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn build(runner: &mut Runner, job: &BuildJob, ids: &Ids) -> Result<PathBuf> 
 
     runner.step("configuring the tree (sources, fstab, GRUB menu, initramfs modules, units)");
     rootfs::configure_before_install(&root, job.suite, job.mirror, job.updates, &ids.root_uuid)?;
+    rootfs::drop_excluded_files(&root)?;
     rootfs::forbid_services(&root)?;
     rootfs::borrow_host_resolv_conf(&root)?;
 

@@ -16,6 +16,7 @@ mod disk;
 mod error;
 mod ext4;
 mod mounts;
+mod overlay;
 mod rootfs;
 mod update;
 
@@ -119,6 +120,8 @@ pub fn run(args: &OsArgs) -> Result<()> {
                 packages: &plan.packages,
                 updates: plan.updates,
                 epoch: plan.epoch,
+                hold: &plan.hold,
+                direct: args.direct,
                 cache: cache.as_deref(),
                 work: &work.path,
             };

@@ -164,6 +164,39 @@ pub fn configure_before_install(root: &Path, suite: &str, mirror: &str, updates:
     Ok(())
 }
 
+/// Removes what the dpkg excludes would have kept out, from the packages that
+/// debootstrap unpacked before the excludes existed; otherwise each later upgrade
+/// of such a package deletes its docs and moves blocks for nothing.
+pub fn drop_excluded_files(root: &Path) -> Result<()> {
+    for dir in ["usr/share/man", "usr/share/info", "usr/share/lintian"] {
+        empty_dir(&root.join(dir))?;
+    }
+    let locale = root.join("usr/share/locale");
+    if let Ok(entries) = fs::read_dir(&locale) {
+        for entry in entries.flatten() {
+            if entry.file_name() != "locale.alias" {
+                remove_if_exists(&entry.path())?;
+            }
+        }
+    }
+    let doc = root.join("usr/share/doc");
+    if let Ok(packages) = fs::read_dir(&doc) {
+        for package in packages.flatten() {
+            let path = package.path();
+            // Symlinked doc directories (to another package's) stay as they are.
+            if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            for entry in fs::read_dir(&path).map_err(|e| OsError::io(format!("reading {}", path.display()), e))?.flatten() {
+                if entry.file_name() != "copyright" {
+                    remove_if_exists(&entry.path())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Enables the units that systemd's packages ship but do not enable in a chroot.
 pub fn enable_units(root: &Path) -> Result<()> {
     let lib = "/lib/systemd/system";
