@@ -56,7 +56,7 @@ boot() {
 		sleep 2
 	done
 	kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
-	echo "   login prompt on ttyS0 after $((SECONDS - t0)) s ($iface): $(grep -a -m1 'login:' "$log" | tr -d '\r')"
+	echo "   login prompt on ttyS0 after $((SECONDS - t0)) s ($iface): $(grep -a -m1 -o '[[:alnum:]-]* login:' "$log")"
 }
 
 step "build the image (debootstrap, bookworm, 2G)"
