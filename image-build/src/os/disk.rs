@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(p, Partition { offset: 1 << 20, size: (2 << 30) - (1 << 20) });
         assert_eq!(m[0x1be], 0x80);
         assert_eq!(&m[0x1bf..0x1c2], &[0x20, 0x21, 0x00]); // LBA 2048 = C0 H32 S33
-        assert_eq!(&m[0x1c3..0x1c6], &[0xfe, 0xff, 0xff]);
+        // Last sector 4194303 = C261 H21 S16: sector 16 | cylinder bits 8-9 (1) << 6, cylinder low byte 5.
+        assert_eq!(&m[0x1c3..0x1c6], &[21, 16 | (1 << 6), 5]);
+        let big = mbr(16 << 30, 0).unwrap();
+        assert_eq!(&big[0x1c3..0x1c6], &[0xfe, 0xff, 0xff]);
     }
 
     #[test]
