@@ -94,8 +94,10 @@ pub fn run(args: &OsArgs) -> Result<()> {
 
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let work = mounts::WorkDir::create(out_dir.join(format!(".{name}.image-build-work")), args.keep_work)?;
-    let mut runner = cmd::Runner::new(&work.path.join("build.log"))?;
-    // The log lives in the work directory; keep a copy next to the output on failure.
+    // The log sits next to the output, so that the path in an error message stays
+    // valid after the work directory is gone; it is removed after a success.
+    let log = out_dir.join(format!("{name}.build.log"));
+    let mut runner = cmd::Runner::new(&log)?;
     let result = match &plan.mode {
         Mode::Build { size } => {
             let suite = plan.suite.as_deref().unwrap_or(args::DEFAULT_SUITE);
@@ -131,13 +133,13 @@ pub fn run(args: &OsArgs) -> Result<()> {
     let image = match result {
         Ok(i) => i,
         Err(e) => {
-            let kept = out_dir.join(format!("{name}.build.log"));
-            if std::fs::copy(runner.log_path(), &kept).is_ok() {
-                eprintln!("    the build log is kept in {}", kept.display());
-            }
+            eprintln!("    the build log is kept in {}", runner.log_path().display());
             return Err(e);
         }
     };
+    if !args.keep_work {
+        let _ = std::fs::remove_file(&log);
+    }
     std::fs::rename(&image, &out).map_err(|e| OsError::io(format!("moving the image to {}", out.display()), e))?;
     let meta = std::fs::metadata(&out).map_err(|e| OsError::io(format!("inspecting {}", out.display()), e))?;
     use std::os::unix::fs::MetadataExt;
