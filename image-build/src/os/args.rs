@@ -51,6 +51,11 @@ pub struct OsArgs {
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
 
+    /// Leave out kernel modules for hardware that QEMU does not have (Wi-Fi, Bluetooth,
+    /// GPUs, TV capture, ASoC, staging): about a third of the kernel. Sticks to the image.
+    #[arg(long)]
+    pub slim_kernel: bool,
+
     /// Leave <suite>-updates and <suite>-security out of sources.list (point release only).
     #[arg(long)]
     pub no_updates: bool,

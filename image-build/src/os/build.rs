@@ -37,6 +37,7 @@ pub struct BuildJob<'a> {
     pub mirror: &'a str,
     pub packages: &'a [String],
     pub updates: bool,
+    pub slim_kernel: bool,
     pub size: u64,
     pub epoch: Option<i64>,
     pub cache: Option<&'a Path>,
@@ -56,7 +57,7 @@ pub fn build(runner: &mut Runner, job: &BuildJob, ids: &Ids) -> Result<PathBuf> 
     chroot::debootstrap(runner, job.suite, job.mirror, &root, deb_cache.as_deref())?;
 
     runner.step("configuring the tree (sources, fstab, GRUB menu, initramfs modules, units)");
-    rootfs::configure_before_install(&root, job.suite, job.mirror, job.updates, &ids.root_uuid)?;
+    rootfs::configure_before_install(&root, job.suite, job.mirror, job.updates, &ids.root_uuid, job.slim_kernel)?;
     rootfs::drop_excluded_files(&root)?;
     rootfs::forbid_services(&root)?;
     rootfs::borrow_host_resolv_conf(&root)?;

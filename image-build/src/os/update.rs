@@ -31,6 +31,7 @@ pub struct UpdateJob<'a> {
     pub mirror: &'a str,
     pub packages: &'a [String],
     pub updates: bool,
+    pub slim_kernel: bool,
     pub epoch: Option<i64>,
     pub hold: &'a [String],
     pub direct: bool,
@@ -91,7 +92,7 @@ pub fn update(runner: &mut Runner, job: &UpdateJob) -> Result<PathBuf> {
         merged
     };
 
-    rootfs::configure_before_install(&target, &suite, job.mirror, job.updates, &root_uuid)?;
+    rootfs::configure_before_install(&target, &suite, job.mirror, job.updates, &root_uuid, job.slim_kernel)?;
     rootfs::forbid_services(&target)?;
     rootfs::borrow_host_resolv_conf(&target)?;
     let epoch = upgrade(runner, job, &target)?;
