@@ -10,6 +10,7 @@ mod add;
 mod error;
 mod gc;
 mod initramfs;
+mod os;
 mod progress;
 mod store_dir;
 mod usb;
@@ -72,6 +73,8 @@ enum Command {
     Initramfs(initramfs::Args),
     /// Build the USB stick image (GRUB for BIOS and UEFI, kernel, initramfs, cache partition).
     Usb(usb::Args),
+    /// Build a bootable Debian raw disk image, or next week's snapshot of one.
+    Os(os::OsArgs),
     /// Re-sign the catalog with a new expiry, changing nothing else.
     Sign {
         #[arg(long, value_name = "DIR")]
@@ -178,6 +181,7 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Initramfs(a) => initramfs::run(&a).map_err(|e| BuildError::Tool { command: "image-build initramfs".into(), detail: e.to_string() })?,
         Command::Usb(a) => usb::run_usb(&a).map_err(|e| BuildError::Tool { command: "image-build usb".into(), detail: e.to_string() })?,
+        Command::Os(a) => os::run(&a).map_err(|e| BuildError::Tool { command: "image-build os".into(), detail: e.to_string() })?,
         Command::Sign { store, key, valid_days } => {
             let key = signing::read_secret(&key)?;
             let dir = store_dir::StoreDir::open_for_writing(&store)?;
