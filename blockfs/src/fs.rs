@@ -348,7 +348,7 @@ impl Filesystem for BlockFs {
                     let sequential = previous != u64::MAX && offset.abs_diff(previous) <= 2 * u64::from(MAX_READ);
                     let ahead = if sequential { readahead } else { 0 };
                     match read_image(&loader, index, offset, size as usize, ahead) {
-                        Ok(data) => reply.data(&data),
+                        Ok(data) => reply.data(data.as_slice()),
                         Err(e) => {
                             log::error!("read at {offset}: {e}");
                             reply.error(EIO)
@@ -419,6 +419,22 @@ fn record_reads(trace: &Trace, index_id: &BlockId, index: &Index, offset: u64, s
     }
 }
 
+/// The answer to a read: a slice of one cached block (no copy), or bytes
+/// assembled from several blocks and zeros.
+pub enum ReadOut {
+    Slice(Arc<Vec<u8>>, std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl ReadOut {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            ReadOut::Slice(block, range) => &block[range.clone()],
+            ReadOut::Owned(bytes) => bytes,
+        }
+    }
+}
+
 /// Reads `size` bytes at `offset`: asks for every block the range touches at
 /// once (so they are fetched in parallel), then for `ahead` blocks after it, and
 /// assembles the answer. Zero blocks are never fetched.
@@ -428,9 +444,9 @@ pub fn read_image(
     offset: u64,
     size: usize,
     ahead: usize,
-) -> Result<Vec<u8>, String> {
+) -> Result<ReadOut, String> {
     if offset >= index.image_size || size == 0 {
-        return Ok(Vec::new());
+        return Ok(ReadOut::Owned(Vec::new()));
     }
     let end = (offset + size as u64).min(index.image_size);
     let block_size = u64::from(index.block_size);
@@ -447,18 +463,29 @@ pub fn read_image(
             loader.request(id, index.block_len(n), Priority::Readahead);
         }
     }
-    let mut out = Vec::with_capacity((end - offset) as usize);
-    for n in first..=last {
+    let range_in = |n: usize| {
         let block_start = n as u64 * block_size;
         let from = offset.max(block_start) - block_start;
         let to = end.min(block_start + block_size) - block_start;
+        from as usize..to as usize
+    };
+    // The common case, a read inside one stored block, is answered from the block itself.
+    if first == last {
+        if let Some(id) = &index.blocks[first] {
+            let data = loader.get(id, index.block_len(first))?;
+            return Ok(ReadOut::Slice(data, range_in(first)));
+        }
+    }
+    let mut out = Vec::with_capacity((end - offset) as usize);
+    for n in first..=last {
+        let range = range_in(n);
         match &index.blocks[n] {
-            None => out.resize(out.len() + (to - from) as usize, 0),
+            None => out.resize(out.len() + range.len(), 0),
             Some(id) => {
                 let data = loader.get(id, index.block_len(n))?;
-                out.extend_from_slice(&data[from as usize..to as usize]);
+                out.extend_from_slice(&data[range]);
             }
         }
     }
-    Ok(out)
+    Ok(ReadOut::Owned(out))
 }

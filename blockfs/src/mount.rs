@@ -106,6 +106,7 @@ impl Mounted {
                 std::io::Error::new(e.kind(), format!("cannot mount: {e} (is fuse3 installed and /dev/fuse present?)")),
             )
         })?;
+        widen_kernel_readahead(mountpoint);
         // Fetch every snapshot's index in the background, so that the status
         // file can show how much of each is cached before anyone opens it.
         let indexer = store.clone();
@@ -194,6 +195,23 @@ impl Drop for Mounted {
         self.stop();
     }
 }
+
+/// The kernel reads ahead only 128 KiB on a FUSE mount by default; images are
+/// read in long runs (a guest booting, a copy), so ask for more. Root only;
+/// without it reads still work, in smaller requests.
+fn widen_kernel_readahead(mountpoint: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = meta.dev();
+    let bdi = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
+    if let Err(e) = std::fs::write(&bdi, KERNEL_READAHEAD_KB) {
+        log::info!("kernel readahead left at its default ({bdi}: {e})");
+    }
+}
+
+const KERNEL_READAHEAD_KB: &str = "4096";
 
 fn clear_stale_mount(mountpoint: &Path) {
     let _ = std::process::Command::new("fusermount3")
