@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use blockfs::block::{self, check_block_size, DEFAULT_LEVEL};
+use blockfs::block::{self, check_block_size};
 use blockfs::catalog::{check_date, check_name, BootSettings, Firmware, Snapshot};
 use blockfs::index::Index;
 use blockfs::signing;
@@ -32,6 +32,8 @@ pub struct AddOptions {
     pub date: String,
     pub title: Option<String>,
     pub block_size: u64,
+    /// zstd level: higher stores less and takes longer to publish.
+    pub level: i32,
     pub memory_mib: u32,
     pub cpus: u32,
     pub firmware: Firmware,
@@ -62,7 +64,10 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let mut catalog = store.read_catalog(&key)?;
     let raw = RawImage::open(&opts.image, &store.root().join("tmp"))?;
     let started = Instant::now();
-    let (mut report, index) = cut_into_blocks(&store, &raw.path, block_size)?;
+    if !(1..=19).contains(&opts.level) {
+        return Err(BuildError::Usage(format!("--level {} is not a zstd level from 1 to 19", opts.level)));
+    }
+    let (mut report, index) = cut_into_blocks(&store, &raw.path, block_size, opts.level)?;
     let index_bytes = index.to_bytes();
     let index_id = BlockId::of_published(&index_bytes)
         .map_err(|e| BuildError::Usage(format!("index: {e}")))?;
@@ -107,7 +112,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     Ok(report)
 }
 
-fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32) -> Result<(AddReport, Index)> {
+fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32, level: i32) -> Result<(AddReport, Index)> {
     let mut file = File::open(image).map_err(|e| BuildError::io(image, e))?;
     let image_size = file.metadata().map_err(|e| BuildError::io(image, e))?.len();
     let bs = block_size as usize;
@@ -137,15 +142,53 @@ fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32) -> Result<(A
         }
     });
 
+    // Writing (and the stat of blocks the store may have) overlaps the
+    // hashing of the next batch.
+    let (to_writer, from_encoder) = sync_channel::<Vec<(u64, Option<block::Encoded>)>>(1);
+    let (report, ids) = std::thread::scope(|scope| -> Result<(AddReport, Vec<Option<BlockId>>)> {
+        let writer = scope.spawn(|| write_blocks(store, from_encoder, &progress));
+        for batch in rx {
+            let batch = batch.map_err(|e| BuildError::io(image, e))?;
+            let encoded = encode_parallel(&batch, threads, level)?;
+            let lens = batch.iter().map(|b| b.len() as u64);
+            if to_writer.send(lens.zip(encoded).collect()).is_err() {
+                break; // the writer stopped on an error, which join reports
+            }
+        }
+        drop(to_writer);
+        writer
+            .join()
+            .map_err(|_| BuildError::Usage("the block writer failed".into()))?
+    })?;
+    let _ = reader.join();
+    progress.finish();
+    if ids.len() as u64 != image_size.div_ceil(u64::from(block_size)) {
+        return Err(BuildError::Usage(format!(
+            "{} changed size while it was read; add it again once nothing writes to it",
+            image.display()
+        )));
+    }
+    let index = Index {
+        image_size,
+        block_size,
+        blocks: ids,
+    };
+    Ok((report, index))
+}
+
+/// Stores the blocks the store lacks, in image order, and counts what it did.
+fn write_blocks(
+    store: &StoreDir,
+    batches: std::sync::mpsc::Receiver<Vec<(u64, Option<block::Encoded>)>>,
+    progress: &Progress,
+) -> Result<(AddReport, Vec<Option<BlockId>>)> {
     let mut report = AddReport::default();
     let mut ids = Vec::new();
     let mut seen: HashMap<BlockId, u64> = HashMap::new();
-    for batch in rx {
-        let batch = batch.map_err(|e| BuildError::io(image, e))?;
-        let encoded = encode_parallel(&batch, threads)?;
-        for (data, enc) in batch.iter().zip(encoded) {
+    for batch in batches {
+        for (len, enc) in batch {
             report.blocks += 1;
-            progress.advance(data.len() as u64);
+            progress.advance(len);
             let Some(enc) = enc else {
                 report.zero += 1;
                 ids.push(None);
@@ -172,24 +215,11 @@ fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32) -> Result<(A
             report.stored_bytes += size;
         }
     }
-    let _ = reader.join();
-    progress.finish();
-    if ids.len() as u64 != image_size.div_ceil(u64::from(block_size)) {
-        return Err(BuildError::Usage(format!(
-            "{} changed size while it was read; add it again once nothing writes to it",
-            image.display()
-        )));
-    }
-    let index = Index {
-        image_size,
-        block_size,
-        blocks: ids,
-    };
-    Ok((report, index))
+    Ok((report, ids))
 }
 
 /// Hashes and compresses a batch on `threads` cores; `None` for zero blocks.
-fn encode_parallel(batch: &[Vec<u8>], threads: usize) -> Result<Vec<Option<block::Encoded>>> {
+fn encode_parallel(batch: &[Vec<u8>], threads: usize, level: i32) -> Result<Vec<Option<block::Encoded>>> {
     let chunk = batch.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = batch
@@ -201,7 +231,7 @@ fn encode_parallel(batch: &[Vec<u8>], threads: usize) -> Result<Vec<Option<block
                             if block::is_zero(data) {
                                 Ok(None)
                             } else {
-                                block::encode(data, DEFAULT_LEVEL).map(Some)
+                                block::encode(data, level).map(Some)
                             }
                         })
                         .collect::<blockfs::Result<Vec<_>>>()

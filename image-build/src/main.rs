@@ -102,6 +102,9 @@ struct AddArgs {
     /// Block size: a power of two from 4K to 16M.
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = u64::from(DEFAULT_BLOCK_SIZE))]
     block_size: u64,
+    /// zstd level, 1 (fastest) to 19 (smallest); clients decompress all levels equally fast.
+    #[arg(long, value_name = "N", default_value_t = blockfs::block::DEFAULT_LEVEL)]
+    level: i32,
     /// Guest memory the menu proposes.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     memory_mib: u32,
@@ -152,6 +155,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 date: a.date,
                 title: a.title,
                 block_size: a.block_size,
+                level: a.level,
                 memory_mib: a.memory_mib,
                 cpus: a.cpus,
                 firmware: match a.firmware {
