@@ -150,7 +150,7 @@ impl Loader {
 
     /// The verified bytes of a block, waiting for them if needed.
     pub fn get(&self, id: &BlockId, len: usize) -> std::result::Result<Arc<Vec<u8>>, String> {
-        if let Some(data) = self.shared.from_memory(id) {
+        if let Some(data) = self.shared.memory_lookup(id) {
             return Ok(data);
         }
         let slot = self.shared.enqueue(id, len, Priority::Demand);
@@ -158,7 +158,7 @@ impl Loader {
             // Finished between the memory check and the enqueue.
             return self
                 .shared
-                .from_memory(id)
+                .memory_lookup(id)
                 .ok_or_else(|| "block vanished from memory".to_string());
         };
         let mut state = lock(&slot.state);
@@ -196,7 +196,7 @@ impl Drop for Loader {
 }
 
 impl Shared {
-    fn from_memory(&self, id: &BlockId) -> Option<Arc<Vec<u8>>> {
+    fn memory_lookup(&self, id: &BlockId) -> Option<Arc<Vec<u8>>> {
         let mut memory = lock(&self.memory);
         let data = memory.blocks.get(id).cloned()?;
         memory.lru.touch(id);

@@ -7,9 +7,12 @@ use std::sync::Mutex;
 
 use crate::hash::BlockId;
 
+/// Blocks seen, and their first-touch order.
+type Touched = (HashSet<u32>, Vec<u32>);
+
 #[derive(Debug, Default)]
 pub struct Trace {
-    by_index: Mutex<HashMap<BlockId, (HashSet<u32>, Vec<u32>)>>,
+    by_index: Mutex<HashMap<BlockId, Touched>>,
 }
 
 impl Trace {

@@ -221,6 +221,7 @@ pub struct Client {
 }
 
 impl Client {
+    #[allow(clippy::new_without_default)] // each call makes new directories
     pub fn new() -> Client {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("mnt")).unwrap();
