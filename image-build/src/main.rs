@@ -11,6 +11,7 @@ mod error;
 mod gc;
 mod initramfs;
 mod os;
+mod profile;
 mod progress;
 mod store_dir;
 mod usb;
@@ -75,6 +76,8 @@ enum Command {
     Usb(usb::Args),
     /// Build a bootable Debian raw disk image, or next week's snapshot of one.
     Os(os::OsArgs),
+    /// Boot a snapshot headless from the store and publish the order its boot reads blocks in.
+    Profile(ProfileArgs),
     /// Re-sign the catalog with a new expiry, changing nothing else.
     Sign {
         #[arg(long, value_name = "DIR")]
@@ -123,6 +126,39 @@ struct AddArgs {
     valid_days: u32,
     /// The disk image to publish.
     image: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ProfileArgs {
+    #[arg(long, value_name = "DIR")]
+    store: PathBuf,
+    #[arg(long, value_name = "NAME")]
+    distro: String,
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date: String,
+    /// Give up waiting for the login prompt after this long; what was read is published.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+    /// The store's secret key: the catalog is re-signed with the profile in it.
+    #[arg(long, value_name = "SECRETFILE")]
+    key: PathBuf,
+    /// Verify the catalog with this public key (default: the secret key's own).
+    #[arg(long, value_name = "FILE")]
+    public: Option<PathBuf>,
+    /// tcg works everywhere; kvm is faster where /dev/kvm works.
+    #[arg(long, value_enum, default_value_t = AccelArg::Tcg)]
+    accel: AccelArg,
+    /// Keep the guest's serial console output in this file.
+    #[arg(long, value_name = "FILE")]
+    serial_log: Option<PathBuf>,
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
+    valid_days: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AccelArg {
+    Tcg,
+    Kvm,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -186,6 +222,30 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Initramfs(a) => initramfs::run(&a).map_err(|e| BuildError::Tool { command: "image-build initramfs".into(), detail: e.to_string() })?,
         Command::Usb(a) => usb::run_usb(&a).map_err(|e| BuildError::Tool { command: "image-build usb".into(), detail: e.to_string() })?,
         Command::Os(a) => os::run(&a).map_err(|e| BuildError::Tool { command: "image-build os".into(), detail: e.to_string() })?,
+        Command::Profile(a) => {
+            let opts = profile::ProfileOptions {
+                store: a.store,
+                distro: a.distro,
+                date: a.date,
+                timeout: std::time::Duration::from_secs(a.timeout),
+                key: a.key,
+                public: a.public,
+                accel: match a.accel {
+                    AccelArg::Tcg => profile::Accel::Tcg,
+                    AccelArg::Kvm => profile::Accel::Kvm,
+                },
+                valid_days: a.valid_days,
+                serial_log: a.serial_log,
+            };
+            let r = profile::profile(&opts)?;
+            println!(
+                "profile {}: {} blocks first read in {:.1} s{}; catalog re-signed",
+                profile::profile_path(&r.profile_id),
+                r.blocks,
+                r.boot_time.as_secs_f64(),
+                if r.reached_login { " to the login prompt" } else { " (timeout: no login prompt)" }
+            );
+        }
         Command::Sign { store, key, valid_days } => {
             let key = signing::read_secret(&key)?;
             let dir = store_dir::StoreDir::open_for_writing(&store)?;
