@@ -11,7 +11,7 @@ BINS := $(RELEASE)/blockfs $(RELEASE)/image-build $(RELEASE)/circular
 DEBIAN_PACKAGES := \
 	build-essential pkg-config ca-certificates curl \
 	fuse3 nginx-light tmux zstd xxd \
-	qemu-utils qemu-system-x86 ovmf seabios \
+	qemu-utils qemu-system-x86 qemu-block-extra ovmf seabios \
 	debootstrap e2fsprogs dosfstools mtools fdisk \
 	grub-pc-bin grub-efi-amd64-bin grub2-common \
 	busybox-static kmod cpio

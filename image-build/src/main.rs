@@ -151,6 +151,9 @@ struct ProfileArgs {
     /// Keep the guest's serial console output in this file.
     #[arg(long, value_name = "FILE")]
     serial_log: Option<PathBuf>,
+    /// The serial console text that means the boot is done.
+    #[arg(long, value_name = "TEXT", default_value = profile::LOGIN_PROMPT)]
+    prompt: String,
     #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
     valid_days: u32,
 }
@@ -236,6 +239,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 },
                 valid_days: a.valid_days,
                 serial_log: a.serial_log,
+                prompt: a.prompt,
             };
             let r = profile::profile(&opts)?;
             println!(

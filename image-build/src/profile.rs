@@ -26,7 +26,7 @@ use blockfs::{signing, BlockId, MountConfig, Mounted};
 use crate::error::{BuildError, Result};
 use crate::store_dir::StoreDir;
 
-/// What the serial console shows when the boot is done.
+/// What the serial console shows when the boot is done (getty's prompt).
 pub const LOGIN_PROMPT: &str = "login:";
 
 /// UEFI firmware pairs (code, variables) in the order Debian's ovmf ships them.
@@ -54,6 +54,8 @@ pub struct ProfileOptions {
     pub valid_days: u32,
     /// Where QEMU's serial console output is kept (default: a temp dir, dropped).
     pub serial_log: Option<PathBuf>,
+    /// The text on the serial console that ends the boot ([`LOGIN_PROMPT`]).
+    pub prompt: String,
 }
 
 /// What the boot did, for the publisher's report.
@@ -216,7 +218,7 @@ fn boot_until_login(
         command: "qemu-system-x86_64".into(),
         detail: format!("{e}; install QEMU (Debian: qemu-system-x86)"),
     })?;
-    let result = watch_serial(&mut child, opts.timeout, serial_log);
+    let result = watch_serial(&mut child, &opts.prompt, opts.timeout, serial_log);
     // Done either way: nothing the guest does from here on matters.
     let _ = child.kill();
     let status = child.wait();
@@ -228,7 +230,8 @@ fn boot_until_login(
         Watch::Login => Ok((true, started.elapsed())),
         Watch::Timeout => {
             eprintln!(
-                "image-build profile: no login prompt within {} s; publishing what the boot read so far (serial log: {})",
+                "image-build profile: no {:?} within {} s; publishing what the boot read so far (serial log: {})",
+                opts.prompt,
                 opts.timeout.as_secs(),
                 serial_log.display()
             );
@@ -255,7 +258,7 @@ enum Watch {
 }
 
 /// Copies the console to `log` and looks for the login prompt in it.
-fn watch_serial(child: &mut Child, timeout: Duration, log: &Path) -> Watch {
+fn watch_serial(child: &mut Child, prompt: &str, timeout: Duration, log: &Path) -> Watch {
     let Some(mut out) = child.stdout.take() else {
         return Watch::Exited;
     };
@@ -279,7 +282,7 @@ fn watch_serial(child: &mut Child, timeout: Duration, log: &Path) -> Watch {
         }
     });
     let deadline = Instant::now() + timeout;
-    let mut seen = PromptMatcher::new(LOGIN_PROMPT);
+    let mut seen = PromptMatcher::new(prompt);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
