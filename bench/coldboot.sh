@@ -98,7 +98,11 @@ proxy_start() {
 # proxy_stop: prints "MB_down requests connections".
 proxy_stop() {
 	kill -TERM "$PROXY_PID"; wait "$PROXY_PID" || true; PROXY_PID=
-	python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(f"{s[\"bytes_down\"]/1e6:.1f} {s[\"requests\"]} {s[\"connections\"]}")' "$work/proxy.out"
+	python3 - "$work/proxy.out" <<'PY'
+import json, sys
+s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+print("%.1f %d %d" % (s["bytes_down"] / 1e6, s["requests"], s["connections"]))
+PY
 }
 mount_start() { # extra blockfs flags...
 	rm -rf "$work/cache" "$work/mnt"; mkdir -p "$work/cache" "$work/mnt"
