@@ -61,7 +61,7 @@ usb: deps initramfs
 	$(RELEASE)/image-build usb --server $(SERVER) --kernel $(BUILD)/appliance/vmlinuz \
 		--initramfs $(BUILD)/appliance/initramfs.img --out $(BUILD)/circular-usb.img
 
-# Publishes a small generated image into a signed demo store and mounts it.
+# Builds (once) a signed demo store: the tiny guest and two weekly Debian snapshots; serves it and starts the menu.
 demo: deps build
 	bash e2e/demo.sh
 

@@ -3,6 +3,14 @@
 # serves it with nginx on 127.0.0.1:8931, and starts desktop mode on it. Without
 # a terminal (or with DEMO_MOUNT_ONLY=1) it mounts the store, shows what is
 # there, and says what to do next.
+#
+# The store holds two distributions:
+#   tiny      a tiny bootable guest (Debian's kernel + busybox) that boots in
+#             seconds even without KVM, as two weekly snapshots;
+#   bookworm  a real Debian 12 image built with `image-build os`: week 1 from
+#             scratch, week 2 upgraded in place from it (e2e/lib/weekly-images.sh).
+# Building the Debian weeks takes a few minutes once (needs root and Debian's
+# mirror); later runs reuse build/demo/os and the store when it verifies.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -11,46 +19,85 @@ cd "$repo"
 source e2e/lib/nginx.sh
 # shellcheck source=lib/tiny-guest.sh
 source e2e/lib/tiny-guest.sh
+# shellcheck source=lib/weekly-images.sh
+source e2e/lib/weekly-images.sh
 
 bin=$repo/target/release
 demo=$repo/build/demo
 port=${DEMO_PORT:-8931}
 url=http://127.0.0.1:$port/
+week1=2026-11-15
+week2=2026-11-22
 mkdir -p "$demo"
+
+# Debian images need chroot, mounts and loop devices: root only.
+with_debian=1
+if [ "$(id -u)" != 0 ]; then
+	with_debian=
+	echo "demo: not root, so no Debian images (image-build os needs root); the store gets the tiny guest only" >&2
+fi
 
 if [ ! -f "$demo/demo.key" ]; then
 	"$bin/image-build" keygen --secret "$demo/demo.key" --public "$demo/demo.pub"
 fi
 
-# The tiny guest: a real bootable disk (GRUB, Debian's kernel, busybox) that
-# boots in seconds even without KVM. Two weekly snapshots of it.
-if ! "$bin/image-build" verify --store "$demo/store" --public "$demo/demo.pub" >/dev/null 2>&1; then
-	tiny_guest_build
-	"$bin/image-build" add --store "$demo/store" --distro tiny --title "Tiny guest (busybox)" \
-		--date 2026-11-15 --memory-mib 256 --cpus 1 --notes "busybox guest that prints a marker" \
-		--key "$demo/demo.key" "$TINY_GUEST_IMG"
-	"$bin/image-build" add --store "$demo/store" --distro tiny \
-		--date 2026-11-22 --memory-mib 256 --cpus 1 --notes "busybox guest that prints a marker" \
-		--key "$demo/demo.key" "$TINY_GUEST_IMG"
-	# A generated image of mixed data, to watch blocks arrive and dedupe.
-	python3 - "$demo/mixed.img" <<'PY'
-import os, sys
-with open(sys.argv[1], "wb") as f:
-    for i in range(64):
-        f.write(os.urandom(1 << 20) if i % 3 else bytes(1 << 20))
+# The store is reused when it verifies and holds what this script puts in it
+# (a store from an older demo lacks the Debian weeks).
+store_complete() {
+	"$bin/image-build" verify --store "$demo/store" --public "$demo/demo.pub" >/dev/null 2>&1 || return 1
+	python3 - "$demo/store/catalog.json" "$with_debian" <<'PY'
+import json, sys
+catalog = json.load(open(sys.argv[1]))
+have = {d["name"]: len(d["snapshots"]) for d in catalog["distributions"]}
+want = {"tiny": 2, **({"bookworm": 2} if sys.argv[2] else {})}
+sys.exit(0 if have == want else 1)
 PY
-	"$bin/image-build" add --store "$demo/store" --distro mixed --title "Generated data (not bootable)" \
-		--date 2026-11-22 --notes "random and zero MiBs, for watching the cache fill" \
-		--key "$demo/demo.key" "$demo/mixed.img"
-	rm -f "$demo/mixed.img"
+}
+
+add() { # add LOG ARGS...: image-build add, its report shown and kept in LOG
+	local log=$1; shift
+	"$bin/image-build" add --store "$demo/store" --key "$demo/demo.key" "$@" | tee "$log"
+}
+
+if ! store_complete; then
+	tiny_guest_build
+	if [ -n "$with_debian" ]; then
+		weekly_images_build "$demo/os"
+	fi
+	echo "demo: building the store in $demo/store"
+	rm -rf "$demo/store"
+	add "$demo/add-tiny-1.log" --distro tiny --title "Tiny guest (busybox)" \
+		--date "$week1" --memory-mib 256 --cpus 1 --notes "busybox guest that prints a marker" "$TINY_GUEST_IMG"
+	add "$demo/add-tiny-2.log" --distro tiny \
+		--date "$week2" --memory-mib 256 --cpus 1 --notes "busybox guest that prints a marker" "$TINY_GUEST_IMG"
+	if [ -n "$with_debian" ]; then
+		add "$demo/add-bookworm-1.log" --distro bookworm --title "Debian 12 (bookworm)" --date "$week1" \
+			--notes "point release, built from scratch by image-build os" "$WEEK1_IMG"
+		add "$demo/add-bookworm-2.log" --distro bookworm --date "$week2" \
+			--notes "security and stable updates (kernel held), upgraded in place from $week1" "$WEEK2_IMG"
+	fi
 fi
 # A catalog expires; the demo keeps its own fresh.
 "$bin/image-build" sign --store "$demo/store" --key "$demo/demo.key" >/dev/null
+"$bin/image-build" feed --store "$demo/store" --base-url "$url" --out "$demo/store/feed.xml"
+
+echo
+"$bin/image-build" list --store "$demo/store"
+if [ -f "$demo/add-bookworm-2.log" ] && [ -n "$with_debian" ]; then
+	# "blocks: N total, Z zero, E already in the store, M new; X written; ..."
+	read -r total zero existing new written < <(sed -n \
+		's/^blocks: \([0-9]*\) total, \([0-9]*\) zero, \([0-9]*\) already in the store, \([0-9]*\) new; \(.*\) written;.*/\1 \2 \3 \4 \5/p' \
+		"$demo/add-bookworm-2.log")
+	echo
+	echo "bookworm $week2 (the weekly update): $existing of $((total - zero)) non-zero blocks were already in the store" \
+		"($((100 * existing / (total - zero)))% shared); $new new blocks, $written stored"
+fi
 
 NGINX_RUN=$demo/nginx
 nginx_start "$demo/store" "$port"
 trap nginx_stop EXIT
-echo "demo store: $url (nginx, pid $NGINX_PID), public key $demo/demo.pub"
+echo
+echo "demo store: $url (nginx, pid $NGINX_PID), public key $demo/demo.pub, feed ${url}feed.xml"
 
 if [ -t 0 ] && [ -t 1 ] && [ -z "${DEMO_MOUNT_ONLY:-}" ]; then
 	display=none
@@ -70,12 +117,13 @@ echo "mounted at $mnt:"
 (cd "$mnt" && ls -l ./*/)
 echo
 echo "reading tiny/latest.img through the mount..."
-cmp "$mnt/tiny/latest.img" <(cat "$mnt/tiny/2026-11-15.img") && echo "both tiny snapshots read back identical (they share every block)"
+cmp "$mnt/tiny/latest.img" <(cat "$mnt/tiny/$week1.img") && echo "both tiny snapshots read back identical (they share every block)"
 "$bin/blockfs" status "$mnt"
 cat <<TXT
 
 Next:
   boot it in the menu:   $bin/circular --server $url --public $demo/demo.pub --cache $demo/cache
   mount it yourself:     $bin/blockfs mount --cache $demo/cache --public $demo/demo.pub $url /some/dir
+  see the catalog:       $bin/image-build list --store $demo/store      (feed: ${url}feed.xml)
   publish your own:      $bin/image-build add --store $demo/store --distro NAME --date YYYY-MM-DD --key $demo/demo.key IMAGE
 TXT

@@ -24,7 +24,7 @@ http {
     sendfile on;
     tcp_nopush on;
     keepalive_requests 100000;
-    types { application/json json; }
+    types { application/json json; application/rss+xml xml; }
     default_type application/octet-stream;
     server {
         listen 127.0.0.1:$port;

@@ -8,8 +8,10 @@
 
 mod add;
 mod error;
+mod feed;
 mod gc;
 mod initramfs;
+mod list;
 mod os;
 mod profile;
 mod progress;
@@ -86,6 +88,22 @@ enum Command {
         key: PathBuf,
         #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
         valid_days: u32,
+    },
+    /// Print the catalog as a table, newest snapshot first.
+    List {
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+    },
+    /// Write an RSS 2.0 feed of the snapshots (newest first; the index hash as checksum).
+    Feed {
+        #[arg(long, value_name = "DIR")]
+        store: PathBuf,
+        /// Where the store is published, for the feed's links (default: file://DIR/).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// Write the feed here instead of to stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -260,6 +278,8 @@ fn run(command: Command) -> Result<ExitCode> {
             dir.write_catalog(&mut catalog, &key, valid_days)?;
             println!("signed {}; expires {}", store.display(), catalog.expires);
         }
+        Command::List { store } => list::run(&store, &mut std::io::stdout().lock())?,
+        Command::Feed { store, base_url, out } => feed::run(&feed::FeedOptions { store, base_url, out })?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,207 @@
+//! `image-build list`: the catalog as a table for people, newest snapshot first.
+//!
+//! It reads the publisher's own store, so it parses `catalog.json` and checks its
+//! structure but not its signature or expiry (`verify` does that): a publisher
+//! wants to see an expired catalog too.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use blockfs::catalog::{Catalog, Distribution, Snapshot};
+use blockfs::store::CATALOG;
+use blockfs::units::format_size;
+
+use crate::error::{BuildError, Result};
+use crate::store_dir::StoreDir;
+
+/// Reads and structurally checks a store's catalog (unsigned use: see the module doc).
+pub fn read_catalog(store: &Path) -> Result<Catalog> {
+    let dir = StoreDir::open_for_reading(store)?;
+    let path = dir.root().join(CATALOG);
+    let bytes = fs::read(&path).map_err(|e| BuildError::io(&path, e))?;
+    Ok(Catalog::parse(&bytes)?)
+}
+
+/// Every snapshot of every distribution, newest first. Snapshots of the same
+/// day are ordered by distribution name, so the order never depends on the
+/// catalog's distribution order.
+pub fn newest_first(catalog: &Catalog) -> Vec<(&Distribution, &Snapshot)> {
+    let mut all: Vec<_> = catalog.snapshots().collect();
+    // Dates are validated YYYY-MM-DD, so text order is date order.
+    all.sort_by(|(da, sa), (db, sb)| sb.date.cmp(&sa.date).then_with(|| da.name.cmp(&db.name)));
+    all
+}
+
+/// Prints the table for `image-build list`.
+pub fn run(store: &Path, out: &mut impl Write) -> Result<()> {
+    let catalog = read_catalog(store)?;
+    let on_disk = blocks_on_disk(&store.join("blocks"))?;
+    let text = render(&catalog, on_disk);
+    out.write_all(text.as_bytes()).map_err(|e| BuildError::io(Path::new("<stdout>"), e))
+}
+
+const HEADER: [&str; 7] = ["DISTRIBUTION", "TITLE", "DATE", "IMAGE", "STORED", "PROFILE", "NOTES"];
+
+/// The table, plus a footer with what the blocks really take on disk: a
+/// snapshot's stored size counts every block it uses, also those it shares.
+pub fn render(catalog: &Catalog, blocks_on_disk: u64) -> String {
+    let rows: Vec<[String; 7]> = newest_first(catalog)
+        .into_iter()
+        .map(|(d, s)| {
+            [
+                one_line(&d.name),
+                one_line(&d.title),
+                s.date.clone(),
+                format_size(s.image_size),
+                format_size(s.stored_bytes),
+                if s.profile.is_some() { "yes" } else { "no" }.to_string(),
+                one_line(&s.notes),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no snapshots in this store\n".to_string();
+    }
+    let mut widths = HEADER.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    let header = HEADER.map(str::to_string);
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell); // the last column is not padded
+            } else {
+                // Sizes read better right-aligned, so their units line up.
+                let pad = widths[i] - cell.chars().count();
+                let (left, right) = if i == 3 || i == 4 { (pad, 0) } else { (0, pad) };
+                line.push_str(&" ".repeat(left));
+                line.push_str(cell);
+                line.push_str(&" ".repeat(right + 2));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "{} snapshots of {} distributions; the blocks take {} on disk (shared blocks counted once)\n",
+        rows.len(),
+        catalog.distributions.iter().filter(|d| !d.snapshots.is_empty()).count(),
+        format_size(blocks_on_disk)
+    ));
+    text
+}
+
+/// Control characters (a newline in notes, say) would break the table's rows.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// Total size of the block files under `<store>/blocks` (0 when there are none).
+fn blocks_on_disk(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    let top = match fs::read_dir(dir) {
+        Ok(top) => top,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(BuildError::io(dir, e)),
+    };
+    for sub in top {
+        let sub = sub.map_err(|e| BuildError::io(dir, e))?.path();
+        if !sub.is_dir() {
+            continue;
+        }
+        for file in fs::read_dir(&sub).map_err(|e| BuildError::io(&sub, e))? {
+            let file = file.map_err(|e| BuildError::io(&sub, e))?;
+            let meta = file.metadata().map_err(|e| BuildError::io(&file.path(), e))?;
+            if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use blockfs::catalog::BootSettings;
+    use blockfs::BlockId;
+    use time::macros::datetime;
+
+    pub fn snapshot(date: &str, hex_digit: char, notes: &str) -> Snapshot {
+        let hex: String = std::iter::repeat(hex_digit).take(40).collect();
+        Snapshot {
+            date: date.to_string(),
+            index: hex.parse::<BlockId>().expect("valid hex"),
+            image_size: 2 << 30,
+            stored_bytes: 150 << 20,
+            profile: None,
+            boot: BootSettings::default(),
+            notes: notes.to_string(),
+        }
+    }
+
+    /// Two distributions whose snapshots interleave in time.
+    pub fn catalog() -> Catalog {
+        let mut c = Catalog::new(datetime!(2026-11-22 06:35:09 UTC), datetime!(2026-12-22 06:35:09 UTC));
+        c.add_snapshot("tiny", Some("Tiny guest"), snapshot("2026-11-15", 'a', "first"));
+        c.add_snapshot("tiny", None, snapshot("2026-11-22", 'b', "second"));
+        c.add_snapshot("bookworm", Some("Debian 12 (bookworm)"), snapshot("2026-11-08", 'c', ""));
+        let mut with_profile = snapshot("2026-11-22", 'd', "security\nupdates");
+        with_profile.profile = Some(with_profile.index);
+        c.add_snapshot("bookworm", None, with_profile);
+        c
+    }
+
+    #[test]
+    fn newest_first_across_distributions() {
+        let c = catalog();
+        let order: Vec<_> = newest_first(&c).iter().map(|(d, s)| format!("{} {}", d.name, s.date)).collect();
+        assert_eq!(
+            order,
+            ["bookworm 2026-11-22", "tiny 2026-11-22", "tiny 2026-11-15", "bookworm 2026-11-08"]
+        );
+    }
+
+    #[test]
+    fn table_columns_line_up_and_notes_stay_on_one_line() {
+        let text = render(&catalog(), 300 << 20);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        assert!(lines[0].starts_with("DISTRIBUTION  TITLE"), "{text}");
+        assert!(lines[1].starts_with("bookworm      Debian 12 (bookworm)  2026-11-22  2.0 GiB  150 MiB  yes      security updates"), "{text}");
+        assert!(lines[4].starts_with("bookworm") && lines[4].contains(" no"), "{text}");
+        // Every row puts DATE in the same column.
+        let col = lines[0].find("DATE").expect("header has DATE");
+        for line in &lines[1..5] {
+            assert_eq!(&line[col..col + 4], "2026", "{text}");
+        }
+        assert_eq!(lines[5], "4 snapshots of 2 distributions; the blocks take 300 MiB on disk (shared blocks counted once)");
+    }
+
+    #[test]
+    fn empty_catalog() {
+        let c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        assert_eq!(render(&c, 0), "no snapshots in this store\n");
+    }
+
+    #[test]
+    fn reads_a_store_and_sums_its_blocks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(read_catalog(dir.path()).is_err(), "a directory without catalog.json is not a store");
+        fs::write(dir.path().join(CATALOG), catalog().to_bytes()).expect("write catalog");
+        fs::create_dir_all(dir.path().join("blocks/ab")).expect("mkdir");
+        fs::write(dir.path().join("blocks/ab/one"), [0u8; 100]).expect("write");
+        fs::write(dir.path().join("blocks/ab/two"), [0u8; 23]).expect("write");
+        assert_eq!(blocks_on_disk(&dir.path().join("blocks")).expect("sum"), 123);
+        let mut out = Vec::new();
+        run(dir.path(), &mut out).expect("list");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.ends_with("the blocks take 123 B on disk (shared blocks counted once)\n"), "{text}");
+    }
+}
