@@ -123,9 +123,8 @@ fn item(
     w.create_element("item").write_inner_content(|w| {
         text(w, "title", &format!("{} — {}", d.title, s.date))?;
         let mut about = format!(
-            "{} ({}), snapshot of {}: a {} disk image, {} stored.",
+            "{}, snapshot of {}: a {} disk image, {} stored.",
             d.title,
-            d.name,
             s.date,
             format_size(s.image_size),
             format_size(s.stored_bytes)
