@@ -39,12 +39,9 @@ fi
 
 rm -rf "$work"
 mkdir -p "$work/w1" "$work/w2"
-LOOPS=()
 cleanup() {
 	umount "$work/w1" 2>/dev/null || true
 	umount "$work/w2" 2>/dev/null || true
-	local l
-	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
@@ -69,24 +66,27 @@ block_size=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bl
 	"$work/store/$(sed -n 's/^index: *//p' "$work/add2.log")")
 
 mount_root() { # mount_root IMAGE DIR: the image's first partition, read-only, journal not replayed
-	local loop
-	loop=$(losetup --find --show --read-only --partscan "$1")
-	LOOPS+=("$loop")
-	for _ in $(seq 50); do [ -b "${loop}p1" ] && break; sleep 0.1; done
-	mount -o ro,noload "${loop}p1" "$2"
+	# Through a loop device at the partition's offset (partition nodes like loop0p1
+	# need udev, which containers lack); `mount -o loop` frees the device at umount.
+	local start
+	start=$(partx -g -o START -n 1 "$1")
+	mount -o "ro,noload,loop,offset=$((start * 512))" -t ext4 "$1" "$2"
 }
 mount_root "$week1" "$work/w1"
 mount_root "$week2" "$work/w2"
-read -r changed_bytes changed_files < <(python3 - "$work/w1" "$work/w2" <<'PY'
+read -r changed_bytes changed_files < <(python3 - "$work/w1" "$work/w2" "$work/changed-files.txt" <<'PY'
 import filecmp, os, stat, sys
-old, new = sys.argv[1], sys.argv[2]
+old, new, listing = sys.argv[1:]
 size = files = 0
+seen = set()  # hard links are one file
+changed = []
 for top, dirs, names in os.walk(new):
     for name in names:
         path = os.path.join(top, name)
         st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or st.st_ino in seen:
             continue
+        seen.add(st.st_ino)
         twin = os.path.join(old, os.path.relpath(path, new))
         try:
             same = stat.S_ISREG(os.lstat(twin).st_mode) and filecmp.cmp(path, twin, shallow=False)
@@ -95,6 +95,9 @@ for top, dirs, names in os.walk(new):
         if not same:
             size += st.st_size
             files += 1
+            changed.append((st.st_size, os.path.relpath(path, new)))
+with open(listing, "w") as f:  # biggest first, for a person who wants to know why
+    f.writelines(f"{n}\t/{p}\n" for n, p in sorted(changed, reverse=True))
 print(size, files)
 PY
 )
@@ -111,6 +114,7 @@ print(f"  newly stored: {new} new blocks of {bs // 1024} KiB ({mib(new * bs)} be
 print(f"  vs the image: {100 * stored / size:.2f}% of its {mib(size)} "
       f"({100 * stored / nonzero:.1f}% of its {mib(nonzero)} of non-zero blocks; "
       f"{100 * (total - zero - new) / (total - zero):.1f}% of those were already stored)")
-ratio = f"{stored / changed:.2f}x" if changed else "n/a"
-print(f"  vs the changed files: {nfiles} files new or changed, {mib(changed)}; stored/changed = {ratio}")
+ratio = lambda b: f"{b / changed:.2f}x" if changed else "n/a"
+print(f"  vs the changed files: {nfiles} files new or changed, {mib(changed)}; "
+      f"stored/changed = {ratio(stored)} (new blocks before zstd: {ratio(new * bs)})")
 PY
