@@ -117,10 +117,9 @@ fn boot() -> String {
         say!("cache: {} MiB{}", size >> 20, if cache.in_ram() { " in RAM" } else { "" });
     }
 
-    let accel = services::choose_accel(cfg.accel.as_deref());
-
-    // blockfs.
-    let mut sup = Supervisor::new(cfg, cache, accel, sigfd);
+    // blockfs. (The accelerator is the menu's choice: it checks KVM itself
+    // and asks before falling back to TCG, unless circular.accel= forces one.)
+    let mut sup = Supervisor::new(cfg, cache, sigfd);
     sup.online = online;
     sup.start_blockfs();
     sup.run()
@@ -136,7 +135,6 @@ fn signals() -> nix::Result<SignalFd> {
 struct Supervisor {
     cfg: cmdline::Config,
     cache: cache::Cache,
-    accel: String,
     sigfd: SignalFd,
     online: bool,
     console: PathBuf,
@@ -150,13 +148,12 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(cfg: cmdline::Config, cache: cache::Cache, accel: String, sigfd: SignalFd) -> Self {
+    fn new(cfg: cmdline::Config, cache: cache::Cache, sigfd: SignalFd) -> Self {
         let console = console::primary();
         info!("console for the menu: {}", console.display());
         Supervisor {
             cfg,
             cache,
-            accel,
             sigfd,
             online: false,
             console,
@@ -177,7 +174,9 @@ impl Supervisor {
     fn start_blockfs(&mut self) {
         self.blockfs_next = None;
         if self.cfg.servers.is_empty() && !self.cfg.offline {
-            warn!("no store configured (circular.server= is missing from the kernel command line): nothing to boot");
+            let message = "no store configured: circular.server= is missing from the kernel command line (rebuild the stick with make usb SERVER=...)";
+            warn!("{message}");
+            services::set_blockfs_error(Some(message));
             return;
         }
         // A dead FUSE daemon leaves a mount that answers ENOTCONN: clear it.
@@ -193,7 +192,13 @@ impl Supervisor {
             Ok(pid) => {
                 self.blockfs = Some(pid);
                 match services::wait_mounted(pid, Duration::from_secs(30)) {
-                    Ok(()) if services::mounted() => say!("store mounted at {} ({})", services::MOUNTPOINT, self.cfg.servers.join(", ")),
+                    Ok(()) if services::mounted() => {
+                        // The previous failure, if any, is over. (It stays
+                        // while a restart is only trying, so the menu's
+                        // problem screen does not flicker.)
+                        services::set_blockfs_error(None);
+                        say!("store mounted at {} ({})", services::MOUNTPOINT, self.cfg.servers.join(", "))
+                    }
                     Ok(()) => warn!("blockfs has not mounted the store after 30 s; the menu starts anyway"),
                     Err(exit) => {
                         self.blockfs = None;
@@ -201,7 +206,10 @@ impl Supervisor {
                     }
                 }
             }
-            Err(e) => warn!("{e}"),
+            Err(e) => {
+                warn!("{e}");
+                services::set_blockfs_error(Some(&e.to_string()));
+            }
         }
     }
 
@@ -209,6 +217,10 @@ impl Supervisor {
         let tail = std::fs::read_to_string(self.logdir().join("blockfs.log")).unwrap_or_default();
         let last: Vec<&str> = tail.lines().rev().take(3).collect();
         warn!("blockfs stopped ({exit}): {}", last.into_iter().rev().collect::<Vec<_>>().join(" | "));
+        // The menu shows this as its problem screen (catalog refused, no
+        // network and nothing cached, ...).
+        let message = services::last_message(&tail).unwrap_or_else(|| format!("blockfs stopped ({exit}) and printed nothing"));
+        services::set_blockfs_error(Some(&message));
         if self.blockfs_starts.len() < 5 {
             self.blockfs_next = Some(Instant::now() + Duration::from_secs(3));
         } else {
@@ -228,10 +240,9 @@ impl Supervisor {
         let args = services::MenuArgs {
             program,
             cache_dir: self.cache.dir.clone(),
-            accel: self.accel.clone(),
+            accel: self.cfg.accel.clone(),
             display: display.into(),
             console: self.console.clone(),
-            shell_allowed: self.cfg.shell,
         };
         match services::start_menu(&args) {
             Ok(pid) => {
@@ -265,8 +276,16 @@ impl Supervisor {
         match exit {
             procs::Exit::Code(services::MENU_POWEROFF) => shutdown(Power::Off, &self.cache),
             procs::Exit::Code(services::MENU_REBOOT) => shutdown(Power::Reboot, &self.cache),
-            procs::Exit::Code(services::MENU_SHELL) if self.cfg.shell => self.start_shell(),
-            procs::Exit::Code(0) | procs::Exit::Code(services::MENU_SHELL) => self.menu_next = Instant::now(),
+            procs::Exit::Code(services::MENU_RETRY_STORE) => {
+                // A person asked: start blockfs now, with a fresh allowance
+                // of automatic restarts.
+                self.blockfs_starts.clear();
+                if self.blockfs.is_none() {
+                    self.start_blockfs();
+                }
+                self.menu_next = Instant::now();
+            }
+            procs::Exit::Code(0) => self.menu_next = Instant::now(),
             other => {
                 self.menu_crashes.retain(|t| t.elapsed() < Duration::from_secs(120));
                 self.menu_crashes.push(Instant::now());

@@ -18,7 +18,38 @@ pub const MENU: &str = "/usr/bin/circular-menu";
 /// Exit codes of `circular-menu` (see src/bin/circular-menu.rs).
 pub const MENU_POWEROFF: i32 = 10;
 pub const MENU_REBOOT: i32 = 11;
-pub const MENU_SHELL: i32 = 12;
+/// "Try again" on the menu's problem screen: start blockfs again now.
+pub const MENU_RETRY_STORE: i32 = 13;
+
+/// blockfs's last message after it exited with an error, for the menu's
+/// problem screen (which names the cause: catalog refused, no network…).
+/// Removed when blockfs starts again. circular-menu reads the same path.
+pub const BLOCKFS_ERROR: &str = "/run/circular/blockfs.error";
+
+/// The message a failed `blockfs mount` printed last ("blockfs: …" on
+/// stderr), without the prefix.
+pub fn last_message(log: &str) -> Option<String> {
+    log.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("blockfs: ").unwrap_or(l).to_string())
+}
+
+/// Records (or with `None`, clears) blockfs's failure for the menu.
+pub fn set_blockfs_error(message: Option<&str>) {
+    match message {
+        Some(m) => {
+            let _ = std::fs::create_dir_all("/run/circular");
+            if let Err(e) = std::fs::write(BLOCKFS_ERROR, format!("{m}\n")) {
+                crate::warn!("{BLOCKFS_ERROR}: {e}");
+            }
+        }
+        None => {
+            let _ = std::fs::remove_file(BLOCKFS_ERROR);
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -93,10 +124,11 @@ pub fn wait_mounted(pid: Pid, limit: Duration) -> Result<(), procs::Exit> {
 pub struct MenuArgs {
     pub program: String,
     pub cache_dir: PathBuf,
-    pub accel: String,
+    /// `circular.accel=`; without it the menu checks KVM itself and asks
+    /// before falling back to TCG.
+    pub accel: Option<String>,
     pub display: String,
     pub console: PathBuf,
-    pub shell_allowed: bool,
 }
 
 /// Runs the menu on the console as its own session leader.
@@ -111,16 +143,20 @@ pub fn start_menu(m: &MenuArgs) -> Result<Pid, ServiceError> {
         .map_err(|e| ServiceError::Spawn(m.console.display().to_string(), e))?;
     let mut c = procs::command(&m.program);
     c.arg("--mountpoint").arg(MOUNTPOINT).arg("--cache").arg(&m.cache_dir);
-    c.arg("--accel").arg(&m.accel).arg("--display").arg(&m.display).arg("--appliance");
-    if m.shell_allowed {
-        c.arg("--shell-allowed");
+    if let Some(accel) = &m.accel {
+        c.arg("--accel").arg(accel);
     }
+    c.arg("--display").arg(&m.display);
     c.env_clear()
         .env("PATH", "/usr/bin:/usr/sbin")
         .env("HOME", "/root")
         .env("TERM", crate::console::term_for(&m.console))
         .env("LANG", "C.UTF-8")
         .env("TMPDIR", m.cache_dir.join("tmp"));
+    if m.display == "sdl" {
+        // Full screen on the DRM device: there is no X or Wayland here.
+        c.env("SDL_VIDEODRIVER", "kmsdrm");
+    }
     let _ = std::fs::create_dir_all(m.cache_dir.join("tmp"));
     use std::os::unix::process::CommandExt;
     // SAFETY: attach_in_child only makes async-signal-safe calls on the
@@ -147,22 +183,14 @@ pub fn start_shell(console: &Path) -> Result<Pid, ServiceError> {
     Ok(Pid::from_raw(child.id() as i32))
 }
 
-/// KVM when the CPU has VT-x/AMD-V and /dev/kvm opens; TCG otherwise, with a
-/// warning the menu repeats before starting a guest.
-pub fn choose_accel(forced: Option<&str>) -> String {
-    if let Some(a) = forced {
-        return a.to_string();
-    }
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let virt = cpu.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
-    let dev = OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
-    if virt && dev {
-        "kvm".into()
-    } else {
-        crate::warn!(
-            "no hardware virtualization ({}): guests run emulated (TCG) and are very slow. Enable VT-x/AMD-V in the firmware setup.",
-            if virt { "/dev/kvm did not open" } else { "the CPU has no vmx/svm flag" }
-        );
-        "tcg".into()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_message_is_blockfs_error_line() {
+        let log = "blockfs: info: fetching catalog.json\nblockfs: the catalog's signature does not match any trusted public key; x\n\n";
+        assert_eq!(last_message(log).as_deref(), Some("the catalog's signature does not match any trusted public key; x"));
+        assert_eq!(last_message("\n"), None);
     }
 }

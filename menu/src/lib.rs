@@ -93,6 +93,17 @@ pub fn show_problem(
     appliance: bool,
     stop: &AtomicBool,
 ) -> Result<ProblemChoice, MenuError> {
+    show_problem_screen(problem::Problem::from_blockfs(err), appliance, stop)
+}
+
+/// As [`show_problem`], for a caller that has the problem but not the typed
+/// error: the appliance runs blockfs as a separate process and knows only its
+/// last message ([`problem::Problem::from_message`]).
+pub fn show_problem_screen(
+    problem: problem::Problem,
+    appliance: bool,
+    stop: &AtomicBool,
+) -> Result<ProblemChoice, MenuError> {
     use crossterm::event::{self, Event, KeyEventKind};
     use state::{Action, App, Screen};
     let mut app = App::new(
@@ -107,7 +118,7 @@ pub fn show_problem(
             tcg_accepted: false,
         },
     );
-    app.screen = Screen::Problem(problem::Problem::from_blockfs(err));
+    app.screen = Screen::Problem(problem);
     app.address = host::address();
     let mut term = term::Term::enter()?;
     loop {

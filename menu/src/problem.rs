@@ -50,6 +50,37 @@ impl Problem {
         }
     }
 
+    /// Classifies the one-line message of a `blockfs mount` process that
+    /// exited (what it printed after "blockfs: "). The appliance runs blockfs
+    /// as its own process, so only this text reaches the menu, not the typed
+    /// error; a test below keeps the two classifications in step.
+    pub fn from_message(message: &str) -> Problem {
+        let detail = message.trim().to_string();
+        let m = detail.as_str();
+        let refused = |why| Problem::CatalogRefused {
+            why,
+            detail: detail.clone(),
+        };
+        if m.contains("the catalog is not signed") {
+            refused(Refusal::Unsigned)
+        } else if m.contains("signature does not match any trusted public key") {
+            refused(Refusal::WrongKey)
+        } else if m.contains("the catalog expired at") {
+            refused(Refusal::Expired)
+        } else if (m.contains("offline and ") && m.contains(" is not in the cache"))
+            || (m.contains("could not fetch ") && m.contains(" deadline"))
+        {
+            Problem::NoNetwork {
+                detail: detail.clone(),
+            }
+        } else {
+            Problem::Other {
+                headline: "The disk images could not be mounted".to_string(),
+                detail,
+            }
+        }
+    }
+
     pub fn headline(&self) -> String {
         match self {
             Problem::NoNetwork { .. } => "No network, and nothing is cached".to_string(),
@@ -147,5 +178,33 @@ mod tests {
         ));
         let e = blockfs::Error::invalid("x", "y");
         assert!(matches!(Problem::from_blockfs(&e), Problem::Other { .. }));
+    }
+
+    #[test]
+    fn blockfs_messages_are_classified_like_its_errors() {
+        let errors = [
+            blockfs::Error::Unsigned {
+                what: "catalog.json.sig".into(),
+            },
+            blockfs::Error::BadSignature,
+            blockfs::Error::Expired {
+                expires: "2026-01-01".into(),
+                now: "2026-11-22".into(),
+            },
+            blockfs::Error::NotCached {
+                what: "catalog.json".into(),
+            },
+            blockfs::Error::Unreachable {
+                path: "catalog.json".into(),
+                deadline_secs: 60,
+                last: "connection refused".into(),
+            },
+            blockfs::Error::invalid("x", "y"),
+        ];
+        for e in errors {
+            // blockfs prints `blockfs: {error}`; the caller strips the prefix.
+            let from_text = Problem::from_message(&e.to_string());
+            assert_eq!(from_text, Problem::from_blockfs(&e), "{e}");
+        }
     }
 }

@@ -236,15 +236,14 @@ pub fn run(args: &Args) -> Result<(), Error> {
 
     // Rust binaries.
     let init = args.bins.join("circular-init");
-    let rust_bins = [("circular-init", true), ("circular-menu", true), ("blockfs", false), ("circular", false)];
+    // circular-menu links the ratatui menu and the VM launcher; the desktop
+    // program `circular` is not needed on the stick.
+    let rust_bins = ["circular-init", "circular-menu", "blockfs"];
     let mut elf_inputs: Vec<PathBuf> = Vec::new();
-    for (name, required) in rust_bins {
+    for name in rust_bins {
         let p = args.bins.join(name);
         if !p.is_file() {
-            if required {
-                return Err(Error::Missing(format!("{} (run cargo build --release)", p.display())));
-            }
-            continue;
+            return Err(Error::Missing(format!("{} (run cargo build --release)", p.display())));
         }
         // Release builds keep debug info (for backtraces on the build host);
         // the stick gets stripped copies.

@@ -1,190 +1,186 @@
 //! `circular-menu`: the boot menu as the appliance runs it, in its own
-//! process on the console (started by circular-init). It is the seam between
-//! PID 1 and the `menu` crate: `run_menu` is the one function to swap for
-//! `menu::run` when that crate lands. Until then it is a small line-based
-//! placeholder that lists the snapshots on the blockfs mount and boots one
-//! in QEMU with a qcow2 overlay on the cache partition.
+//! process on the console (started by circular-init, which does not link the
+//! menu: a crash here costs a menu restart, not a kernel panic).
+//!
+//! It is a thin wrapper around the `menu` crate: it waits for the store that
+//! PID 1's blockfs mounts, shows [`menu::run_until`] on this terminal (the VGA
+//! text console or a serial line), and when blockfs could not mount the store
+//! shows the menu's clear problem screen with blockfs's own message, which
+//! PID 1 leaves in [`BLOCKFS_ERROR`].
 //!
 //! Exit codes tell PID 1 what to do next: 0 = show the menu again,
-//! 10 = power off, 11 = reboot, 12 = rescue shell.
+//! 10 = power off, 11 = reboot, 13 = start blockfs again now (the person
+//! pressed "try again" on a problem screen).
 
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-#[derive(Debug, Clone)]
-struct Config {
+use menu::problem::Problem;
+use menu::{Accel, Display, MenuConfig, MenuExit, ProblemChoice};
+
+/// Where PID 1 writes the last message of a blockfs that exited with an
+/// error; removed when blockfs starts again. Keep in step with
+/// `init/src/services.rs`.
+const BLOCKFS_ERROR: &str = "/run/circular/blockfs.error";
+
+const EXIT_POWEROFF: u8 = 10;
+const EXIT_REBOOT: u8 = 11;
+const EXIT_RETRY_STORE: u8 = 13;
+
+#[derive(Debug)]
+struct Args {
     mountpoint: PathBuf,
     cache_dir: PathBuf,
-    accel: String,
-    display: String,
-    appliance: bool,
-    shell_allowed: bool,
+    /// `None`: the menu checks KVM itself and asks before using TCG.
+    accel: Option<Accel>,
+    display: Display,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MenuExit {
-    Quit,
-    PowerOff,
-    Reboot,
-    Shell,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum MenuError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("console: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-fn parse_args() -> Result<Config, MenuError> {
-    let mut c = Config {
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
         mountpoint: PathBuf::from("/run/circular/lbcas"),
         cache_dir: PathBuf::from("/cache"),
-        accel: "tcg".into(),
-        display: "none".into(),
-        appliance: false,
-        shell_allowed: false,
+        accel: None,
+        display: Display::None,
     };
     let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().ok_or_else(|| MenuError::Usage(format!("{a} needs a value")));
-        match a.as_str() {
-            "--mountpoint" => c.mountpoint = PathBuf::from(val()?),
-            "--cache" => c.cache_dir = PathBuf::from(val()?),
-            "--accel" => c.accel = val()?,
-            "--display" => c.display = val()?,
-            "--appliance" => c.appliance = true,
-            "--shell-allowed" => c.shell_allowed = true,
-            other => return Err(MenuError::Usage(format!("unknown argument {other}"))),
+    while let Some(flag) = args.next() {
+        let mut val = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--mountpoint" => a.mountpoint = PathBuf::from(val()?),
+            "--cache" => a.cache_dir = PathBuf::from(val()?),
+            "--accel" => a.accel = Some(val()?.parse::<Accel>().map_err(|e| format!("--accel: {e}"))?),
+            "--display" => a.display = val()?.parse::<Display>().map_err(|e| format!("--display: {e}"))?,
+            other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(c)
+    Ok(a)
 }
 
 fn main() -> ExitCode {
-    let cfg = match parse_args() {
-        Ok(c) => c,
+    let args = match parse_args() {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("circular-menu: {e}");
             return ExitCode::from(2);
         }
     };
-    match run_menu(&cfg) {
-        Ok(MenuExit::Quit) => ExitCode::SUCCESS,
-        Ok(MenuExit::PowerOff) => ExitCode::from(10),
-        Ok(MenuExit::Reboot) => ExitCode::from(11),
-        Ok(MenuExit::Shell) => ExitCode::from(12),
+    // PID 1 sends SIGTERM at shutdown: stop the guest, give the console back.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
+            eprintln!("circular-menu: signal handler: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    match run(&args, &stop) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
+            note(&format!("{e}"));
             eprintln!("circular-menu: {e}");
             ExitCode::from(1)
         }
     }
 }
 
-/// Records what the menu did in the kernel log (and so in /cache/log via
-/// dmesg, and on a serial console at loglevel 7).
+/// Shows what fits the store's state until the person chooses an exit.
+fn run(args: &Args, stop: &AtomicBool) -> Result<u8, menu::MenuError> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        if mounted(&args.mountpoint) {
+            note("store mounted: showing the menu");
+            let exit = menu::run_until(
+                MenuConfig {
+                    mountpoint: args.mountpoint.clone(),
+                    cache_dir: args.cache_dir.clone(),
+                    accel: args.accel,
+                    display: args.display,
+                    appliance: true,
+                },
+                stop,
+            )?;
+            note(&format!("menu: {exit:?}"));
+            return Ok(exit_code(exit));
+        }
+        let error = blockfs_error();
+        let problem = match &error {
+            Some(message) => Problem::from_message(message),
+            // Blockfs still runs but has not mounted (PID 1 waited 30 s): it
+            // is still trying the server. The screen goes when the mount comes.
+            None => Problem::Other {
+                headline: "Waiting for the store".to_string(),
+                detail: "blockfs is still asking the server for the catalog; this screen goes \
+                         away by itself when the store is mounted."
+                    .to_string(),
+            },
+        };
+        note(&format!("no store mounted: showing \"{}\"", problem.headline()));
+        // Leave the problem screen by itself when the state changes: the
+        // mount appears (blockfs restarted and worked), the error changes, or
+        // PID 1 asks this process to stop.
+        let leave = AtomicBool::new(false);
+        let done = AtomicBool::new(false);
+        let choice = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) || mounted(&args.mountpoint) || blockfs_error() != error {
+                        leave.store(true, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            });
+            let choice = menu::show_problem_screen(problem, true, &leave);
+            done.store(true, Ordering::Relaxed);
+            choice
+        });
+        match choice? {
+            ProblemChoice::Retry => return Ok(EXIT_RETRY_STORE),
+            ProblemChoice::Exit(MenuExit::PowerOff) => return Ok(EXIT_POWEROFF),
+            ProblemChoice::Exit(MenuExit::Reboot) => return Ok(EXIT_REBOOT),
+            // Stopped by a signal, or the store's state changed: look again.
+            ProblemChoice::Exit(MenuExit::Quit) => continue,
+        }
+    }
+}
+
+fn exit_code(exit: MenuExit) -> u8 {
+    match exit {
+        MenuExit::Quit => 0,
+        MenuExit::PowerOff => EXIT_POWEROFF,
+        MenuExit::Reboot => EXIT_REBOOT,
+    }
+}
+
+/// True when a FUSE filesystem is mounted at `mountpoint`.
+fn mounted(mountpoint: &Path) -> bool {
+    let want = mountpoint.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let mut f = l.split_whitespace();
+            let _dev = f.next();
+            f.next() == Some(want.as_ref()) && f.next().is_some_and(|t| t.starts_with("fuse"))
+        })
+}
+
+/// blockfs's last message, when PID 1 saw it exit with an error.
+fn blockfs_error() -> Option<String> {
+    let text = std::fs::read_to_string(BLOCKFS_ERROR).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// Records what the menu did in the kernel log (PID 1 copies nothing of the
+/// menu's output: the console belongs to the menu).
 fn note(msg: &str) {
+    use std::io::Write;
     if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
         let _ = k.write_all(format!("<6>circular-menu: {msg}\n").as_bytes());
     }
-}
-
-/// The one call to replace with `menu::run(menu::MenuConfig { .. })`.
-fn run_menu(cfg: &Config) -> Result<MenuExit, MenuError> {
-    placeholder(cfg)
-}
-
-/// Snapshots on the mount: (label, path), `latest` entries first per distribution.
-fn snapshots(mount: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(mount) else { return out };
-    let mut distros: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
-    distros.sort();
-    for d in distros {
-        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        let mut imgs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "img")).collect();
-        imgs.sort();
-        imgs.reverse();
-        imgs.sort_by_key(|p| !p.ends_with("latest.img"));
-        for i in imgs {
-            let stem = i.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            out.push((format!("{name} {stem}"), i));
-        }
-    }
-    out
-}
-
-fn placeholder(cfg: &Config) -> Result<MenuExit, MenuError> {
-    let stdin = std::io::stdin();
-    let mut out = std::io::stdout();
-    loop {
-        let snaps = snapshots(&cfg.mountpoint);
-        writeln!(out, "\r\n==== Circular boot menu (accel {}) ====\r", cfg.accel)?;
-        if snaps.is_empty() {
-            writeln!(out, "  (no snapshots: no network and nothing cached, or the store is not mounted)\r")?;
-        }
-        for (i, (label, _)) in snaps.iter().enumerate() {
-            writeln!(out, "  {}) {label}\r", i + 1)?;
-        }
-        writeln!(out, "  p) power off   r) reboot{}\r", if cfg.shell_allowed { "   s) rescue shell" } else { "" })?;
-        write!(out, "choice> ")?;
-        out.flush()?;
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            return Ok(MenuExit::Quit);
-        }
-        match line.trim() {
-            "p" => return Ok(MenuExit::PowerOff),
-            "r" => return Ok(MenuExit::Reboot),
-            "s" if cfg.shell_allowed => return Ok(MenuExit::Shell),
-            "" => continue,
-            n => match n.parse::<usize>().ok().and_then(|i| snaps.get(i.wrapping_sub(1))) {
-                Some((label, img)) => {
-                    writeln!(out, "booting {label} ...\r")?;
-                    note(&format!("booting {label} ({})", img.display()));
-                    match boot(cfg, label, img) {
-                        Ok(status) => {
-                            note(&format!("guest finished ({status})"));
-                            writeln!(out, "\r\nguest finished ({status})\r")?
-                        }
-                        Err(e) => {
-                            note(&format!("cannot start the guest: {e}"));
-                            writeln!(out, "\r\ncannot start the guest: {e}\r")?
-                        }
-                    }
-                }
-                None => writeln!(out, "no such entry: {n}\r")?,
-            },
-        }
-    }
-}
-
-fn boot(cfg: &Config, label: &str, img: &Path) -> std::io::Result<std::process::ExitStatus> {
-    let overlays = cfg.cache_dir.join("overlays");
-    std::fs::create_dir_all(&overlays)?;
-    let overlay = overlays.join(format!("{}.qcow2", label.replace(' ', "_")));
-    let _ = std::fs::remove_file(&overlay);
-    let st = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(img)
-        .arg(&overlay)
-        .status()?;
-    if !st.success() {
-        return Err(std::io::Error::other(format!("qemu-img create failed ({st})")));
-    }
-    let mut q = Command::new("qemu-system-x86_64");
-    q.args(["-accel", &cfg.accel, "-m", "256", "-smp", "1", "-nodefaults", "-no-user-config"])
-        .arg("-drive")
-        .arg(format!("file={},format=qcow2,if=virtio", overlay.display()))
-        .args(["-nic", "user,model=virtio-net-pci"]);
-    match cfg.display.as_str() {
-        "none" => q.args(["-display", "none", "-serial", "stdio", "-vga", "none"]),
-        "curses" => q.args(["-display", "curses", "-vga", "std", "-serial", "none"]),
-        "sdl" => q.args(["-display", "sdl", "-full-screen", "-vga", "std", "-monitor", "none", "-parallel", "none"]),
-        _ => q.args(["-display", "none"]),
-    };
-    q.status()
 }
