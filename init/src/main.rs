@@ -145,6 +145,11 @@ struct Supervisor {
     menu_crashes: Vec<Instant>,
     menu_next: Instant,
     shell: Option<Pid>,
+    /// With `circular.shell`: a rescue shell on a console the menu does not
+    /// use (tty2, Alt-F2; or the screen when the menu is on a serial line),
+    /// started again when it exits.
+    spare_shell: Option<Pid>,
+    spare_shell_next: Instant,
 }
 
 impl Supervisor {
@@ -164,6 +169,8 @@ impl Supervisor {
             menu_crashes: Vec::new(),
             menu_next: Instant::now(),
             shell: None,
+            spare_shell: None,
+            spare_shell_next: Instant::now(),
         }
     }
 
@@ -270,6 +277,26 @@ impl Supervisor {
         }
     }
 
+    /// The VT for the spare rescue shell: the screen's first VT when the
+    /// menu is on a serial line, else the second VT.
+    fn spare_console(&self) -> PathBuf {
+        PathBuf::from(if console::is_serial(&self.console) { "/dev/tty1" } else { "/dev/tty2" })
+    }
+
+    fn start_spare_shell(&mut self) {
+        let tty = self.spare_console();
+        match services::start_shell(&tty) {
+            Ok(pid) => {
+                info!("rescue shell (circular.shell) on {}", tty.display());
+                self.spare_shell = Some(pid);
+            }
+            Err(e) => {
+                warn!("rescue shell on {}: {e}", tty.display());
+                self.spare_shell_next = Instant::now() + Duration::from_secs(30);
+            }
+        }
+    }
+
     fn menu_exited(&mut self, exit: procs::Exit) {
         self.menu = None;
         log::mute_console(false);
@@ -304,6 +331,9 @@ impl Supervisor {
             if self.menu.is_none() && self.shell.is_none() && now >= self.menu_next {
                 self.start_menu();
             }
+            if self.cfg.shell && self.spare_shell.is_none() && now >= self.spare_shell_next {
+                self.start_spare_shell();
+            }
             if self.blockfs.is_none() && self.blockfs_next.is_some_and(|t| now >= t) {
                 self.start_blockfs();
             }
@@ -328,6 +358,9 @@ impl Supervisor {
                 } else if Some(pid) == self.shell {
                     self.shell = None;
                     self.menu_next = Instant::now();
+                } else if Some(pid) == self.spare_shell {
+                    self.spare_shell = None;
+                    self.spare_shell_next = Instant::now() + Duration::from_secs(1);
                 } else {
                     info!("reaped orphan {pid} ({exit})");
                 }
