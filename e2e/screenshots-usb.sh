@@ -27,27 +27,30 @@ qemu-system-x86_64 -accel tcg -m 2048 -smp 2 -display none -vga std -no-reboot \
 	-device qemu-xhci -drive "if=none,id=stick,format=raw,file=$W/shots-stick.img" \
 	-device usb-storage,drive=stick,bootindex=0 -nic user,model=virtio-net-pci &
 QEMU_PID=$!
-python3 e2e/lib/serial_expect.py "$W/shots.sock" "$W/shots.log" "expect:300:menu started" "sleep:4"
+python3 e2e/lib/serial_expect.py "$W/shots.sock" "$W/shots.log" "expect:300:menu started" "sleep:6"
 mkdir -p docs
 python3 e2e/lib/qmp.py "$W/shots.qmp" screendump docs/appliance-menu.png
 echo "saved docs/appliance-menu.png"
-# Screenshots while the guest runs; keep the one before the last (the last
-# may already show the menu again).
-python3 e2e/lib/serial_expect.py "$W/shots.sock" "$W/shots.log" \
-	"expect:60:circular-menu: booting" "expect:900:circular-menu: guest finished" &
-EXP=$!
-# Listen first, then choose the snapshot: console output with no listener is lost.
-sleep 2
-python3 e2e/lib/qmp.py "$W/shots.qmp" keys '2\n'
-i=0
-while kill -0 "$EXP" 2>/dev/null; do
-	i=$((i + 1))
-	python3 e2e/lib/qmp.py "$W/shots.qmp" screendump "$W/guest-$((i % 2)).png"
-	sleep 1
+# Enter, Enter, Enter boots the latest snapshot (the details screen starts on
+# "Boot"). Then screenshots every 2 s: the menu's frames have cyan titles and
+# borders, the guest's curses screen has none. The guest picture is the last
+# frame without cyan before the menu comes back.
+for k in ret ret ret; do python3 e2e/lib/qmp.py "$W/shots.qmp" key "$k"; sleep 2; done
+seen_guest=0 t0=$SECONDS
+while [ $((SECONDS - t0)) -lt 900 ]; do
+	n=$(python3 e2e/lib/qmp.py "$W/shots.qmp" cyan "$W/frame.png")
+	if [ "$n" -lt 50 ]; then
+		seen_guest=1
+		cp "$W/frame.png" "$W/guest-last.png"
+	elif [ $seen_guest = 1 ]; then
+		break
+	fi
+	sleep 2
 done
-wait "$EXP"
-cp "$W/guest-$(((i + 1) % 2)).png" docs/appliance-guest.png
+[ $seen_guest = 1 ] || { echo "the guest never showed" >&2; exit 1; }
+cp "$W/guest-last.png" docs/appliance-guest.png
 echo "saved docs/appliance-guest.png"
-python3 e2e/lib/qmp.py "$W/shots.qmp" keys 'p\n'
+# Back to level 1, down to "Power off", Enter.
+for k in backspace backspace j ret; do python3 e2e/lib/qmp.py "$W/shots.qmp" key "$k"; sleep 1; done
 wait "$QEMU_PID" || true
 QEMU_PID=

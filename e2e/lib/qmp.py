@@ -2,6 +2,9 @@
 """Tiny QMP client for tests: screenshots and key presses.
 
     qmp.py SOCKET screendump OUT.png     VGA screen → PNG (via QEMU's PPM)
+    qmp.py SOCKET cyan OUT.png           the same, and print how many pixels are
+                                         cyan (the menu's titles and borders are;
+                                         a guest's text console is not)
     qmp.py SOCKET keys TEXT              type TEXT (letters, digits, '\\n' = Enter)
     qmp.py SOCKET key QCODE...           press QEMU key codes (ret, up, down, esc, ...)
 """
@@ -59,16 +62,28 @@ def ppm_to_png(ppm, png):
         out.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
         out.write(chunk(b"IDAT", zlib.compress(raw, 9)))
         out.write(chunk(b"IEND", b""))
+    return pixels
+
+
+def cyan_pixels(pixels):
+    n = 0
+    for i in range(0, len(pixels) - 2, 3):
+        r, g, b = pixels[i], pixels[i + 1], pixels[i + 2]
+        if r < 0x60 and g > 0x90 and b > 0x90:
+            n += 1
+    return n
 
 
 def main():
     sock, cmd, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     s, f = connect(sock)
-    if cmd == "screendump":
+    if cmd in ("screendump", "cyan"):
         tmp = tempfile.mktemp(suffix=".ppm")
         call(f, "screendump", filename=tmp)
-        ppm_to_png(tmp, args[0])
+        pixels = ppm_to_png(tmp, args[0])
         os.unlink(tmp)
+        if cmd == "cyan":
+            print(cyan_pixels(pixels))
     elif cmd in ("keys", "key"):
         codes = []
         if cmd == "key":
