@@ -68,6 +68,9 @@ pub fn reap() -> Vec<(Pid, Exit)> {
 /// go, then SIGKILLs the rest.
 pub fn stop_all(grace: Duration) {
     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+    // An interactive shell (the rescue shell) ignores SIGTERM but ends on a
+    // hang-up. blockfs, the menu and QEMU treat SIGHUP as SIGTERM.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGHUP);
     let start = Instant::now();
     while start.elapsed() < grace {
         reap();
