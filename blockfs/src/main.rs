@@ -115,7 +115,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
         mountpoint.display(),
         catalog.distributions.len(),
         catalog.snapshots().count(),
-        if mounted.loader().store().status().catalog_from_cache { " (catalog from the cache: offline)" } else { "" }
+        if mounted.loader().store().catalog_from_cache() { " (catalog from the cache: offline)" } else { "" }
     );
     while !stop.load(Ordering::Relaxed) && !mounted.is_gone() {
         std::thread::sleep(Duration::from_millis(200));

@@ -130,6 +130,11 @@ impl Store {
         &self.catalog
     }
 
+    /// True when no source answered at start and the cached catalog is in use.
+    pub fn catalog_from_cache(&self) -> bool {
+        self.catalog_from_cache
+    }
+
     /// The exact bytes of the verified catalog.
     pub fn catalog_bytes(&self) -> &[u8] {
         &self.catalog_bytes
