@@ -15,14 +15,12 @@ pub const DEFAULT_LEVEL: i32 = 3;
 
 /// Checks that a block size is a power of two in the supported range.
 pub fn check_block_size(block_size: u64) -> Result<u32> {
-    let ok = block_size.is_power_of_two()
-        && (u64::from(MIN_BLOCK_SIZE)..=u64::from(MAX_BLOCK_SIZE)).contains(&block_size);
+    let ok =
+        block_size.is_power_of_two() && (u64::from(MIN_BLOCK_SIZE)..=u64::from(MAX_BLOCK_SIZE)).contains(&block_size);
     if !ok {
         return Err(Error::invalid(
             "block size",
-            format!(
-                "{block_size} is not a power of two between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE}"
-            ),
+            format!("{block_size} is not a power of two between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE}"),
         ));
     }
     Ok(block_size as u32)
@@ -47,8 +45,7 @@ pub struct Encoded {
 /// Names and compresses one block.
 pub fn encode(data: &[u8], level: i32) -> Result<Encoded> {
     let id = BlockId::of_published(data).map_err(|e| Error::invalid("image data", e.to_string()))?;
-    let file = zstd::bulk::compress(data, level)
-        .map_err(|e| Error::invalid("block compression", e.to_string()))?;
+    let file = zstd::bulk::compress(data, level).map_err(|e| Error::invalid("block compression", e.to_string()))?;
     Ok(Encoded { id, file })
 }
 

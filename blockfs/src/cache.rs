@@ -159,8 +159,7 @@ impl Cache {
                 };
                 if first_use {
                     // Keeps the order across restarts; failure only costs accuracy.
-                    let _ = fs::File::open(&path)
-                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    let _ = fs::File::open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
                 }
                 Some(bytes)
             }
@@ -325,8 +324,8 @@ fn scan_blocks(blocks: &Path) -> Vec<(BlockId, u64, std::time::SystemTime)> {
 }
 
 fn default_cap(dir: &Path, cached: u64) -> Result<u64> {
-    let stat = nix::sys::statvfs::statvfs(dir)
-        .map_err(|e| Error::io(dir, std::io::Error::from_raw_os_error(e as i32)))?;
+    let stat =
+        nix::sys::statvfs::statvfs(dir).map_err(|e| Error::io(dir, std::io::Error::from_raw_os_error(e as i32)))?;
     let fragment = stat.fragment_size() as u64;
     let total = stat.blocks() as u64 * fragment;
     let free = stat.blocks_available() as u64 * fragment;

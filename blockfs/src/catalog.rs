@@ -55,11 +55,7 @@ pub struct BootSettings {
 
 impl Default for BootSettings {
     fn default() -> Self {
-        BootSettings {
-            memory_mib: 1024,
-            cpus: 2,
-            firmware: Firmware::Bios,
-        }
+        BootSettings { memory_mib: 1024, cpus: 2, firmware: Firmware::Bios }
     }
 }
 
@@ -77,20 +73,13 @@ fn default_arch() -> String {
 impl Catalog {
     /// An empty catalog, generated now.
     pub fn new(now: OffsetDateTime, expires: OffsetDateTime) -> Catalog {
-        Catalog {
-            format: CATALOG_FORMAT.to_string(),
-            generated: now,
-            expires,
-            distributions: Vec::new(),
-        }
+        Catalog { format: CATALOG_FORMAT.to_string(), generated: now, expires, distributions: Vec::new() }
     }
 
     /// Parses catalog bytes and checks their structure (not the signature).
     pub fn parse(bytes: &[u8]) -> Result<Catalog> {
-        let catalog: Catalog = serde_json::from_slice(bytes).map_err(|source| Error::Json {
-            what: "catalog.json".to_string(),
-            source,
-        })?;
+        let catalog: Catalog =
+            serde_json::from_slice(bytes).map_err(|source| Error::Json { what: "catalog.json".to_string(), source })?;
         catalog.validate()?;
         Ok(catalog)
     }
@@ -105,10 +94,7 @@ impl Catalog {
     pub fn validate(&self) -> Result<()> {
         let invalid = |reason: String| Error::invalid("catalog.json", reason);
         if self.format != CATALOG_FORMAT {
-            return Err(invalid(format!(
-                "format is {:?}, this program reads {CATALOG_FORMAT:?}",
-                self.format
-            )));
+            return Err(invalid(format!("format is {:?}, this program reads {CATALOG_FORMAT:?}", self.format)));
         }
         let mut names = std::collections::HashSet::new();
         for d in &self.distributions {
@@ -160,9 +146,7 @@ impl Catalog {
 
     /// Every snapshot with its distribution's name.
     pub fn snapshots(&self) -> impl Iterator<Item = (&Distribution, &Snapshot)> {
-        self.distributions
-            .iter()
-            .flat_map(|d| d.snapshots.iter().map(move |s| (d, s)))
+        self.distributions.iter().flat_map(|d| d.snapshots.iter().map(move |s| (d, s)))
     }
 }
 
@@ -177,9 +161,7 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.bytes().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c))
+        && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c))
         && !name.ends_with(".json");
     if ok {
         Ok(())

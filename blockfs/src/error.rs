@@ -49,11 +49,7 @@ pub enum Error {
     NotFound { path: String, tried: String },
 
     #[error("could not fetch {path} before the {deadline_secs} s deadline; last error: {last}. Check the network cable and the server")]
-    Unreachable {
-        path: String,
-        deadline_secs: u64,
-        last: String,
-    },
+    Unreachable { path: String, deadline_secs: u64, last: String },
 
     #[error("no source gave a valid copy of {what}: {detail}")]
     NoValidCopy { what: String, detail: String },
@@ -65,16 +61,10 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Invalid {
-            what: what.into(),
-            reason: reason.into(),
-        }
+        Error::Invalid { what: what.into(), reason: reason.into() }
     }
 }

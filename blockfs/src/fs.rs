@@ -20,8 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::consts::{FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE};
 use fuser::{
-    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, Request,
 };
 use libc::{EIO, EISDIR, ENOENT, ENOTDIR, EROFS};
 
@@ -55,11 +55,7 @@ struct Node {
 }
 
 enum Handle {
-    Image {
-        index_id: BlockId,
-        index: Arc<Index>,
-        last_end: AtomicU64,
-    },
+    Image { index_id: BlockId, index: Arc<Index>, last_end: AtomicU64 },
     Text(Arc<Vec<u8>>),
 }
 
@@ -98,13 +94,7 @@ impl BlockFs {
             mtime: root_time,
         }];
         let add = |nodes: &mut Vec<Node>, parent: u64, name: String, kind: Kind, mtime| {
-            nodes.push(Node {
-                name: name.into(),
-                parent,
-                kind,
-                children: Vec::new(),
-                mtime,
-            });
+            nodes.push(Node { name: name.into(), parent, kind, children: Vec::new(), mtime });
             let ino = nodes.len() as u64;
             nodes[(parent - 1) as usize].children.push(ino);
             ino
@@ -153,11 +143,7 @@ impl BlockFs {
             Kind::Latest { target } => (FileType::Symlink, 0o777, target.len() as u64),
             // Generated at open, like a file in /proc: its size is not known before.
             Kind::Status => (FileType::RegularFile, 0o444, 0),
-            Kind::Catalog => (
-                FileType::RegularFile,
-                0o444,
-                self.loader.store().catalog_bytes().len() as u64,
-            ),
+            Kind::Catalog => (FileType::RegularFile, 0o444, self.loader.store().catalog_bytes().len() as u64),
         };
         Some(FileAttr {
             ino,
@@ -201,9 +187,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Midnight UTC of a snapshot date, as its file's mtime.
 fn date_time(date: &str) -> SystemTime {
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(date, format)
-        .map(|d| SystemTime::from(d.midnight().assume_utc()))
-        .unwrap_or(UNIX_EPOCH)
+    time::Date::parse(date, format).map(|d| SystemTime::from(d.midnight().assume_utc())).unwrap_or(UNIX_EPOCH)
 }
 
 impl Filesystem for BlockFs {
@@ -223,11 +207,7 @@ impl Filesystem for BlockFs {
         let Some(dir) = self.node(parent) else {
             return reply.error(ENOENT);
         };
-        let found = dir
-            .children
-            .iter()
-            .copied()
-            .find(|&ino| self.node(ino).is_some_and(|n| n.name == name));
+        let found = dir.children.iter().copied().find(|&ino| self.node(ino).is_some_and(|n| n.name == name));
         match found.and_then(|ino| self.attr(ino)) {
             Some(attr) => reply.entry(&TTL, &attr, 0),
             None => reply.error(ENOENT),
@@ -380,8 +360,10 @@ impl Filesystem for BlockFs {
         if !matches!(node.kind, Kind::Dir) {
             return reply.error(ENOTDIR);
         }
-        let mut entries = vec![(ino, FileType::Directory, OsString::from(".")),
-            (node.parent, FileType::Directory, OsString::from(".."))];
+        let mut entries = vec![
+            (ino, FileType::Directory, OsString::from(".")),
+            (node.parent, FileType::Directory, OsString::from("..")),
+        ];
         for &child in &node.children {
             if let (Some(n), Some(attr)) = (self.node(child), self.attr(child)) {
                 entries.push((child, attr.kind, n.name.clone()));
@@ -396,13 +378,7 @@ impl Filesystem for BlockFs {
     }
 
     fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
-        let total: u64 = self
-            .loader
-            .store()
-            .catalog()
-            .snapshots()
-            .map(|(_, s)| s.image_size.div_ceil(4096))
-            .sum();
+        let total: u64 = self.loader.store().catalog().snapshots().map(|(_, s)| s.image_size.div_ceil(4096)).sum();
         reply.statfs(total, 0, 0, self.nodes.len() as u64, 0, 4096, 255, 4096);
     }
 }
@@ -438,13 +414,7 @@ impl ReadOut {
 /// Reads `size` bytes at `offset`: asks for every block the range touches at
 /// once (so they are fetched in parallel), then for `ahead` blocks after it, and
 /// assembles the answer. Zero blocks are never fetched.
-pub fn read_image(
-    loader: &Loader,
-    index: &Index,
-    offset: u64,
-    size: usize,
-    ahead: usize,
-) -> Result<ReadOut, String> {
+pub fn read_image(loader: &Loader, index: &Index, offset: u64, size: usize, ahead: usize) -> Result<ReadOut, String> {
     if offset >= index.image_size || size == 0 {
         return Ok(ReadOut::Owned(Vec::new()));
     }

@@ -37,9 +37,7 @@ impl BlockId {
         let mut hasher = Sha1CD::default();
         hasher.update(data);
         let mut out = sha1collisiondetection::Output::default();
-        hasher
-            .finalize_into_dirty_cd(&mut out)
-            .map_err(|_| CollisionDetected)?;
+        hasher.finalize_into_dirty_cd(&mut out).map_err(|_| CollisionDetected)?;
         let mut id = [0u8; 20];
         id.copy_from_slice(&out);
         Ok(BlockId(id))
@@ -121,14 +119,8 @@ mod tests {
 
     #[test]
     fn known_digests() {
-        assert_eq!(
-            BlockId::of(b"").to_hex(),
-            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
-        );
-        assert_eq!(
-            BlockId::of(b"abc").to_hex(),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
+        assert_eq!(BlockId::of(b"").to_hex(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(BlockId::of(b"abc").to_hex(), "a9993e364706816aba3e25717850c26c9cd0d89d");
         let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         assert_eq!(BlockId::of_published(&big).unwrap(), BlockId::of(&big));
     }

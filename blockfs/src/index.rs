@@ -32,16 +32,11 @@ struct IndexFile {
 impl Index {
     /// Parses and validates index bytes. `what` names the file in errors.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Index> {
-        let file: IndexFile = serde_json::from_slice(bytes).map_err(|source| Error::Json {
-            what: what.to_string(),
-            source,
-        })?;
+        let file: IndexFile =
+            serde_json::from_slice(bytes).map_err(|source| Error::Json { what: what.to_string(), source })?;
         let invalid = |reason: String| Error::invalid(what, reason);
         if file.format != INDEX_FORMAT {
-            return Err(invalid(format!(
-                "format is {:?}, this program reads {INDEX_FORMAT:?}",
-                file.format
-            )));
+            return Err(invalid(format!("format is {:?}, this program reads {INDEX_FORMAT:?}", file.format)));
         }
         if file.hash != "sha1" || file.compression != "zstd" {
             return Err(invalid(format!(
@@ -60,11 +55,7 @@ impl Index {
                 expected
             )));
         }
-        Ok(Index {
-            image_size: file.image_size,
-            block_size,
-            blocks: file.blocks,
-        })
+        Ok(Index { image_size: file.image_size, block_size, blocks: file.blocks })
     }
 
     /// The canonical bytes of the index (what is stored and hashed).
@@ -91,12 +82,7 @@ impl Index {
     /// The distinct stored blocks, in first-use order.
     pub fn distinct_blocks(&self) -> Vec<BlockId> {
         let mut seen = std::collections::HashSet::new();
-        self.blocks
-            .iter()
-            .flatten()
-            .filter(|id| seen.insert(**id))
-            .copied()
-            .collect()
+        self.blocks.iter().flatten().filter(|id| seen.insert(**id)).copied().collect()
     }
 }
 
@@ -106,11 +92,7 @@ mod tests {
 
     fn sample() -> Index {
         let a = BlockId::of(b"a");
-        Index {
-            image_size: 262_144 * 2 + 10,
-            block_size: 262_144,
-            blocks: vec![Some(a), None, Some(a)],
-        }
+        Index { image_size: 262_144 * 2 + 10, block_size: 262_144, blocks: vec![Some(a), None, Some(a)] }
     }
 
     #[test]

@@ -47,9 +47,7 @@ impl PartialOrd for Job {
 }
 impl Ord for Job {
     fn cmp(&self, other: &Self) -> CmpOrdering {
-        self.priority
-            .cmp(&other.priority)
-            .then_with(|| other.seq.cmp(&self.seq))
+        self.priority.cmp(&other.priority).then_with(|| other.seq.cmp(&self.seq))
     }
 }
 
@@ -156,10 +154,7 @@ impl Loader {
         let slot = self.shared.enqueue(id, len, Priority::Demand);
         let Some(slot) = slot else {
             // Finished between the memory check and the enqueue.
-            return self
-                .shared
-                .memory_lookup(id)
-                .ok_or_else(|| "block vanished from memory".to_string());
+            return self.shared.memory_lookup(id).ok_or_else(|| "block vanished from memory".to_string());
         };
         let mut state = lock(&slot.state);
         loop {
@@ -177,11 +172,7 @@ impl Loader {
 
     /// Number of queued jobs at prefetch priority (for tests and status).
     pub fn queued_prefetch(&self) -> usize {
-        lock(&self.shared.queue)
-            .heap
-            .iter()
-            .filter(|j| j.priority == Priority::Prefetch)
-            .count()
+        lock(&self.shared.queue).heap.iter().filter(|j| j.priority == Priority::Prefetch).count()
     }
 }
 
@@ -236,22 +227,14 @@ impl Shared {
                 if lock(&self.memory).blocks.contains_key(id) {
                     return None;
                 }
-                let slot = Arc::new(Slot {
-                    state: Mutex::new(SlotState::Queued(priority)),
-                    done: Condvar::new(),
-                });
+                let slot = Arc::new(Slot { state: Mutex::new(SlotState::Queued(priority)), done: Condvar::new() });
                 queue.slots.insert(*id, slot.clone());
                 slot
             }
         };
         queue.seq += 1;
         let seq = queue.seq;
-        queue.heap.push(Job {
-            priority,
-            seq,
-            id: *id,
-            len,
-        });
+        queue.heap.push(Job { priority, seq, id: *id, len });
         drop(queue);
         self.wake.notify_one();
         Some(slot)
@@ -265,10 +248,7 @@ impl Shared {
                 return None;
             }
             let prefetch_full = queue.running_prefetch + DEMAND_RESERVE >= self.workers;
-            let runnable = queue
-                .heap
-                .peek()
-                .is_some_and(|job| job.priority > Priority::Prefetch || !prefetch_full);
+            let runnable = queue.heap.peek().is_some_and(|job| job.priority > Priority::Prefetch || !prefetch_full);
             if runnable {
                 let Some(job) = queue.heap.pop() else { continue };
                 let Some(slot) = queue.slots.get(&job.id).cloned() else {

@@ -13,12 +13,7 @@ pub struct Lru<K> {
 
 impl<K: Copy + Eq + Hash> Default for Lru<K> {
     fn default() -> Self {
-        Lru {
-            entries: HashMap::new(),
-            by_age: BTreeMap::new(),
-            total: 0,
-            clock: 0,
-        }
+        Lru { entries: HashMap::new(), by_age: BTreeMap::new(), total: 0, clock: 0 }
     }
 }
 
@@ -62,9 +57,7 @@ impl<K: Copy + Eq + Hash> Lru<K> {
 
     /// Keys with their sizes, least recently used first.
     pub fn oldest_first(&self) -> impl Iterator<Item = (&K, u64)> {
-        self.by_age
-            .values()
-            .map(|k| (k, self.entries.get(k).map_or(0, |e| e.0)))
+        self.by_age.values().map(|k| (k, self.entries.get(k).map_or(0, |e| e.0)))
     }
 }
 

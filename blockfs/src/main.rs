@@ -12,7 +12,11 @@ use blockfs::{signing, MountConfig, Mounted};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "blockfs", version, about = "Circular's virtual disk: a store's snapshots as read-only image files on a FUSE mount")]
+#[command(
+    name = "blockfs",
+    version,
+    about = "Circular's virtual disk: a store's snapshots as read-only image files on a FUSE mount"
+)]
 struct Cli {
     /// More log output (-v: info, -vv: debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -87,10 +91,9 @@ fn mount(args: MountArgs) -> Result<(), String> {
     let (urls, mountpoint) = match args.args.as_slice() {
         [mountpoint] if args.offline => (Vec::new(), PathBuf::from(mountpoint)),
         [_] => return Err("give the store's URL(s) and the mount point (or --offline and the mount point)".into()),
-        [urls, mountpoint] => (
-            urls.split(',').filter(|u| !u.is_empty()).map(str::to_string).collect(),
-            PathBuf::from(mountpoint),
-        ),
+        [urls, mountpoint] => {
+            (urls.split(',').filter(|u| !u.is_empty()).map(str::to_string).collect(), PathBuf::from(mountpoint))
+        }
         _ => return Err("too many arguments".into()),
     };
     let keys = signing::read_public(&args.public).map_err(|e| e.to_string())?;
@@ -130,7 +133,13 @@ fn mount(args: MountArgs) -> Result<(), String> {
 
 fn status(mountpoint: &Path) -> Result<(), String> {
     let status = Status::read(mountpoint).map_err(|e| format!("{e} (is a blockfs mounted there?)"))?;
-    let online = if status.offline_mode { "offline mode" } else if status.online { "online" } else { "no source reachable" };
+    let online = if status.offline_mode {
+        "offline mode"
+    } else if status.online {
+        "online"
+    } else {
+        "no source reachable"
+    };
     println!("network:   {online}");
     for s in &status.sources {
         let state = match (s.reachable, &s.last_error) {
@@ -141,12 +150,28 @@ fn status(mountpoint: &Path) -> Result<(), String> {
         };
         println!("  {}  {state}", s.url);
     }
-    println!("catalog:   generated {}, expires {}{}", status.catalog_generated, status.catalog_expires,
-        if status.catalog_from_cache { " (from the cache)" } else { "" });
-    println!("fetched:   {} in {} blocks; {} in flight", format_size(status.fetched_bytes), status.fetched_blocks, status.in_flight);
-    println!("reads:     {} from the disk cache, {} from memory, {} from the network; {} corrupt copies refetched",
-        status.cache_hits, status.memory_hits, status.cache_misses, status.corrupt_blocks);
-    println!("cache:     {} of {} used; {} blocks evicted", format_size(status.cache_bytes), format_size(status.cache_max_bytes), status.evicted_blocks);
+    println!(
+        "catalog:   generated {}, expires {}{}",
+        status.catalog_generated,
+        status.catalog_expires,
+        if status.catalog_from_cache { " (from the cache)" } else { "" }
+    );
+    println!(
+        "fetched:   {} in {} blocks; {} in flight",
+        format_size(status.fetched_bytes),
+        status.fetched_blocks,
+        status.in_flight
+    );
+    println!(
+        "reads:     {} from the disk cache, {} from memory, {} from the network; {} corrupt copies refetched",
+        status.cache_hits, status.memory_hits, status.cache_misses, status.corrupt_blocks
+    );
+    println!(
+        "cache:     {} of {} used; {} blocks evicted",
+        format_size(status.cache_bytes),
+        format_size(status.cache_max_bytes),
+        status.evicted_blocks
+    );
     for s in &status.snapshots {
         let cached = match s.cached_fraction() {
             None => "index not fetched yet".to_string(),
@@ -156,8 +181,14 @@ fn status(mountpoint: &Path) -> Result<(), String> {
         println!("  {}/{}  {cached}", s.distribution, s.date);
     }
     if let Some(p) = &status.prefetch {
-        println!("prefetch:  {}/{} {} of {} blocks{}", p.distribution, p.date, p.done_blocks, p.total_blocks,
-            p.stopped.as_ref().map(|s| format!(" (stopped: {s})")).unwrap_or_default());
+        println!(
+            "prefetch:  {}/{} {} of {} blocks{}",
+            p.distribution,
+            p.date,
+            p.done_blocks,
+            p.total_blocks,
+            p.stopped.as_ref().map(|s| format!(" (stopped: {s})")).unwrap_or_default()
+        );
     }
     Ok(())
 }

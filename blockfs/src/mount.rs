@@ -76,7 +76,10 @@ impl Mounted {
                 // A blockfs that died left its mount behind: clear it.
                 clear_stale_mount(mountpoint);
             } else {
-                return Err(Error::io(mountpoint, std::io::Error::new(e.kind(), format!("{e}; create the mount point first"))));
+                return Err(Error::io(
+                    mountpoint,
+                    std::io::Error::new(e.kind(), format!("{e}; create the mount point first")),
+                ));
             }
         } else if meta.as_ref().is_ok_and(|m| !m.is_dir()) {
             return Err(Error::invalid(mountpoint.display().to_string(), "the mount point is not a directory"));
@@ -117,11 +120,7 @@ impl Mounted {
                 }
             }
         });
-        Ok(Mounted {
-            session: Some(session),
-            loader,
-            mountpoint: mountpoint.to_path_buf(),
-        })
+        Ok(Mounted { session: Some(session), loader, mountpoint: mountpoint.to_path_buf() })
     }
 
     pub fn mountpoint(&self) -> &Path {
@@ -214,10 +213,7 @@ fn widen_kernel_readahead(mountpoint: &Path) {
 const KERNEL_READAHEAD_KB: &str = "4096";
 
 fn clear_stale_mount(mountpoint: &Path) {
-    let _ = std::process::Command::new("fusermount3")
-        .arg("-uz")
-        .arg(mountpoint)
-        .status();
+    let _ = std::process::Command::new("fusermount3").arg("-uz").arg(mountpoint).status();
     if std::fs::metadata(mountpoint).is_err() {
         let _ = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH);
     }

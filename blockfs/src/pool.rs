@@ -19,24 +19,19 @@ impl Pool {
         let threads = (0..size.max(1))
             .map(|n| {
                 let receiver: Arc<Mutex<Receiver<Job>>> = receiver.clone();
-                thread::Builder::new()
-                    .name(format!("{name}-{n}"))
-                    .spawn(move || loop {
-                        let job = match receiver.lock() {
-                            Ok(r) => r.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    })
+                thread::Builder::new().name(format!("{name}-{n}")).spawn(move || loop {
+                    let job = match receiver.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })
             })
             .collect::<std::io::Result<Vec<_>>>()?;
-        Ok(Pool {
-            sender: Some(sender),
-            threads,
-        })
+        Ok(Pool { sender: Some(sender), threads })
     }
 
     pub fn execute(&self, job: impl FnOnce() + Send + 'static) {

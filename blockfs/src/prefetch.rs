@@ -52,14 +52,9 @@ impl Prefetcher {
             }
             *current = Some(job.clone());
         }
-        loader
-            .store()
-            .cache()
-            .protect(job.blocks.iter().map(|(id, _)| *id).collect());
+        loader.store().cache().protect(job.blocks.iter().map(|(id, _)| *id).collect());
         let loader = loader.clone();
-        let spawned = std::thread::Builder::new()
-            .name("prefetch".into())
-            .spawn(move || run(&loader, &job));
+        let spawned = std::thread::Builder::new().name("prefetch".into()).spawn(move || run(&loader, &job));
         if let Err(e) = spawned {
             log::warn!("prefetch not started: {e}");
         }

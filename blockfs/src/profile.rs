@@ -23,19 +23,12 @@ pub struct Profile {
 
 impl Profile {
     pub fn new(index: BlockId, block_size: u32, blocks: Vec<u32>) -> Profile {
-        Profile {
-            format: PROFILE_FORMAT.to_string(),
-            index,
-            block_size,
-            blocks,
-        }
+        Profile { format: PROFILE_FORMAT.to_string(), index, block_size, blocks }
     }
 
     pub fn parse(bytes: &[u8], what: &str) -> Result<Profile> {
-        let profile: Profile = serde_json::from_slice(bytes).map_err(|source| Error::Json {
-            what: what.to_string(),
-            source,
-        })?;
+        let profile: Profile =
+            serde_json::from_slice(bytes).map_err(|source| Error::Json { what: what.to_string(), source })?;
         if profile.format != PROFILE_FORMAT {
             return Err(Error::invalid(
                 what,
@@ -73,11 +66,7 @@ mod tests {
     #[test]
     fn order_is_kept_and_zero_or_unknown_blocks_are_skipped() {
         let (a, b) = (BlockId::of(b"a"), BlockId::of(b"b"));
-        let index = Index {
-            image_size: 4 * 4096,
-            block_size: 4096,
-            blocks: vec![Some(a), None, Some(b), Some(a)],
-        };
+        let index = Index { image_size: 4 * 4096, block_size: 4096, blocks: vec![Some(a), None, Some(b), Some(a)] };
         let profile = Profile::new(BlockId::of(b"index"), 4096, vec![2, 1, 0, 3, 99]);
         let back = Profile::parse(&profile.to_bytes(), "p").unwrap();
         assert_eq!(back, profile);

@@ -24,32 +24,19 @@ pub fn generate() -> SigningKey {
 pub fn write_keypair(key: &SigningKey, secret: &Path, public: &Path) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let key_err = |path: &Path, reason: String| Error::Key {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let secret_pem = key
-        .to_pkcs8_pem(Default::default())
-        .map_err(|e| key_err(secret, e.to_string()))?;
-    let public_pem = key
-        .verifying_key()
-        .to_public_key_pem(Default::default())
-        .map_err(|e| key_err(public, e.to_string()))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(secret)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => key_err(
-                secret,
-                "already exists; refusing to overwrite a secret key (move it away first)".into(),
-            ),
+    let key_err = |path: &Path, reason: String| Error::Key { path: path.to_path_buf(), reason };
+    let secret_pem = key.to_pkcs8_pem(Default::default()).map_err(|e| key_err(secret, e.to_string()))?;
+    let public_pem =
+        key.verifying_key().to_public_key_pem(Default::default()).map_err(|e| key_err(public, e.to_string()))?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(secret).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                key_err(secret, "already exists; refusing to overwrite a secret key (move it away first)".into())
+            }
             _ => Error::io(secret, e),
-        })?;
-    file.write_all(secret_pem.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(secret, e))?;
+        }
+    })?;
+    file.write_all(secret_pem.as_bytes()).and_then(|()| file.sync_all()).map_err(|e| Error::io(secret, e))?;
     std::fs::write(public, public_pem).map_err(|e| Error::io(public, e))
 }
 
@@ -64,10 +51,7 @@ pub fn read_secret(path: &Path) -> Result<SigningKey> {
 /// Reads one or more public keys (concatenated PEM blocks) from a file.
 pub fn read_public(path: &Path) -> Result<Vec<VerifyingKey>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let key_err = |reason: String| Error::Key {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let key_err = |reason: String| Error::Key { path: path.to_path_buf(), reason };
     let mut keys = Vec::new();
     let end = "-----END PUBLIC KEY-----";
     for block in text.split_inclusive(end).filter(|b| b.contains(end)) {
@@ -76,9 +60,7 @@ pub fn read_public(path: &Path) -> Result<Vec<VerifyingKey>> {
         keys.push(key);
     }
     if keys.is_empty() {
-        return Err(key_err(
-            "holds no PEM public key; use the .pub file that `image-build keygen` wrote".into(),
-        ));
+        return Err(key_err("holds no PEM public key; use the .pub file that `image-build keygen` wrote".into()));
     }
     Ok(keys)
 }
@@ -96,13 +78,8 @@ pub fn verify_catalog(
     keys: &[VerifyingKey],
     now: OffsetDateTime,
 ) -> Result<Catalog> {
-    let sig = sig.ok_or_else(|| Error::Unsigned {
-        what: "catalog.json.sig".into(),
-    })?;
-    let raw = std::str::from_utf8(sig)
-        .ok()
-        .and_then(|text| B64.decode(text.trim()).ok())
-        .ok_or(Error::BadSignature)?;
+    let sig = sig.ok_or_else(|| Error::Unsigned { what: "catalog.json.sig".into() })?;
+    let raw = std::str::from_utf8(sig).ok().and_then(|text| B64.decode(text.trim()).ok()).ok_or(Error::BadSignature)?;
     let signature = Signature::from_slice(&raw).map_err(|_| Error::BadSignature)?;
     if !keys.iter().any(|k| k.verify(catalog_bytes, &signature).is_ok()) {
         return Err(Error::BadSignature);

@@ -55,17 +55,8 @@ impl Sources {
             .pool_max_idle_per_host(64)
             .user_agent(concat!("circular-blockfs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::BadUrl {
-                url: urls.join(","),
-                reason: format!("cannot start the HTTP client: {e}"),
-            })?;
-        let status = urls
-            .iter()
-            .map(|u| SourceStatus {
-                url: u.clone(),
-                ..SourceStatus::default()
-            })
-            .collect();
+            .map_err(|e| Error::BadUrl { url: urls.join(","), reason: format!("cannot start the HTTP client: {e}") })?;
+        let status = urls.iter().map(|u| SourceStatus { url: u.clone(), ..SourceStatus::default() }).collect();
         Ok(Sources {
             bases,
             client,
@@ -97,12 +88,7 @@ impl Sources {
     /// the first copy it accepts. Sources that do not answer are retried with
     /// backoff until the deadline; when every source answered and none had a good
     /// copy, it fails at once. `max_bytes` bounds what is read from a source.
-    pub fn fetch<T>(
-        &self,
-        path: &str,
-        max_bytes: u64,
-        verify: impl Fn(Vec<u8>) -> Result<T>,
-    ) -> Result<T> {
+    pub fn fetch<T>(&self, path: &str, max_bytes: u64, verify: impl Fn(Vec<u8>) -> Result<T>) -> Result<T> {
         self.fetch_until(path, max_bytes, self.deadline, verify)
     }
 
@@ -115,9 +101,7 @@ impl Sources {
         verify: impl Fn(Vec<u8>) -> Result<T>,
     ) -> Result<T> {
         if self.bases.is_empty() {
-            return Err(Error::NotCached {
-                what: path.to_string(),
-            });
+            return Err(Error::NotCached { what: path.to_string() });
         }
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
@@ -157,15 +141,9 @@ impl Sources {
             }
             if !any_transient {
                 return Err(if all_not_found {
-                    Error::NotFound {
-                        path: path.to_string(),
-                        tried: problems.join("; "),
-                    }
+                    Error::NotFound { path: path.to_string(), tried: problems.join("; ") }
                 } else {
-                    Error::NoValidCopy {
-                        what: path.to_string(),
-                        detail: problems.join("; "),
-                    }
+                    Error::NoValidCopy { what: path.to_string(), detail: problems.join("; ") }
                 });
             }
             let elapsed = started.elapsed();
@@ -204,21 +182,13 @@ impl Sources {
                 let file = dir.join(path);
                 match std::fs::File::open(&file) {
                     Ok(f) => read_bounded(f, max_bytes).map_err(Miss::Transient),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        Err(Miss::NotFound("not found".into()))
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Miss::NotFound("not found".into())),
                     Err(e) => Err(Miss::Transient(format!("{}: {e}", file.display()))),
                 }
             }
             Base::Http(base) => {
-                let url = base
-                    .join(path)
-                    .map_err(|e| Miss::NotFound(format!("bad path {path:?}: {e}")))?;
-                let response = self
-                    .client
-                    .get(url)
-                    .send()
-                    .map_err(|e| Miss::Transient(describe_http_error(&e)))?;
+                let url = base.join(path).map_err(|e| Miss::NotFound(format!("bad path {path:?}: {e}")))?;
+                let response = self.client.get(url).send().map_err(|e| Miss::Transient(describe_http_error(&e)))?;
                 let status = response.status();
                 if status.is_success() {
                     read_bounded(response, max_bytes).map_err(Miss::Transient)
@@ -235,10 +205,7 @@ impl Sources {
 /// Reads at most `max_bytes`; a longer answer is an error, not a truncation.
 fn read_bounded(reader: impl Read, max_bytes: u64) -> std::result::Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    reader
-        .take(max_bytes + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("transfer failed: {e}"))?;
+    reader.take(max_bytes + 1).read_to_end(&mut out).map_err(|e| format!("transfer failed: {e}"))?;
     if out.len() as u64 > max_bytes {
         return Err(format!("answer is larger than the {max_bytes} bytes allowed"));
     }
@@ -258,10 +225,7 @@ fn describe_http_error(e: &reqwest::Error) -> String {
 }
 
 fn parse_base(text: &str) -> Result<Base> {
-    let bad = |reason: &str| Error::BadUrl {
-        url: text.to_string(),
-        reason: reason.to_string(),
-    };
+    let bad = |reason: &str| Error::BadUrl { url: text.to_string(), reason: reason.to_string() };
     let mut url = url::Url::parse(text)
         .map_err(|e| bad(&format!("{e}; give a full URL such as https://example.org/store/ or file:///srv/store")))?;
     // Url::join replaces the last segment unless the base ends in '/'.
@@ -275,13 +239,8 @@ fn parse_base(text: &str) -> Result<Base> {
             }
             Ok(Base::Http(url))
         }
-        "file" => url
-            .to_file_path()
-            .map(Base::File)
-            .map_err(|()| bad("not a local path")),
-        other => Err(bad(&format!(
-            "scheme {other:?} is not supported (use https://, http:// or file://)"
-        ))),
+        "file" => url.to_file_path().map(Base::File).map_err(|()| bad("not a local path")),
+        other => Err(bad(&format!("scheme {other:?} is not supported (use https://, http:// or file://)"))),
     }
 }
 
@@ -324,8 +283,7 @@ mod tests {
     #[test]
     fn unreachable_http_waits_until_the_deadline() {
         // Port 9 on loopback: nothing listens, the connection is refused at once.
-        let sources =
-            Sources::new(&["http://127.0.0.1:9/".into()], Duration::from_millis(500)).unwrap();
+        let sources = Sources::new(&["http://127.0.0.1:9/".into()], Duration::from_millis(500)).unwrap();
         let started = Instant::now();
         let err = sources.fetch("x", 100, Ok).unwrap_err();
         assert!(matches!(err, Error::Unreachable { .. }), "{err}");

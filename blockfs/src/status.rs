@@ -97,16 +97,11 @@ impl Status {
     pub fn read(mountpoint: &Path) -> Result<Status> {
         let path = mountpoint.join(STATUS_FILE);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-            what: path.display().to_string(),
-            source,
-        })
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json { what: path.display().to_string(), source })
     }
 
     pub fn snapshot(&self, distribution: &str, date: &str) -> Option<&SnapshotStatus> {
-        self.snapshots
-            .iter()
-            .find(|s| s.distribution == distribution && s.date == date)
+        self.snapshots.iter().find(|s| s.distribution == distribution && s.date == date)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -138,10 +133,7 @@ mod tests {
         assert_eq!(s.cached_fraction(), Some(0.25));
         s.cached_blocks = 4;
         assert!(s.fully_cached());
-        let status = Status {
-            snapshots: vec![s.clone()],
-            ..Status::default()
-        };
+        let status = Status { snapshots: vec![s.clone()], ..Status::default() };
         let back: Status = serde_json::from_slice(&status.to_json()).unwrap();
         assert_eq!(back, status);
     }

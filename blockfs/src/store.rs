@@ -77,18 +77,12 @@ impl Store {
             match cached {
                 Ok((catalog, bytes)) => (catalog, bytes, true),
                 Err(Error::NotCached { .. }) => {
-                    return Err(Error::NotCached {
-                        what: "a signed catalog (boot once with the network first)".into(),
-                    })
+                    return Err(Error::NotCached { what: "a signed catalog (boot once with the network first)".into() })
                 }
                 Err(e) => return Err(e),
             }
         } else {
-            let wait = if cached.is_ok() {
-                CATALOG_WAIT_WITH_CACHE
-            } else {
-                CATALOG_WAIT_WITHOUT_CACHE
-            };
+            let wait = if cached.is_ok() { CATALOG_WAIT_WITH_CACHE } else { CATALOG_WAIT_WITHOUT_CACHE };
             let wait = wait.min(config.deadline);
             match fetch_catalog(&sources, &config.public_keys, now, wait) {
                 Ok((fresh, fresh_bytes, sig)) => match cached {
@@ -205,10 +199,7 @@ impl Store {
         let (value, bytes) = self.sources.fetch(name, max_bytes, |bytes| {
             let actual = BlockId::of(&bytes);
             if actual != *id {
-                return Err(Error::invalid(
-                    name,
-                    format!("its bytes hash to {actual}: it was changed or truncated"),
-                ));
+                return Err(Error::invalid(name, format!("its bytes hash to {actual}: it was changed or truncated")));
             }
             parse(&bytes).map(|value| (value, bytes))
         })?;
@@ -244,17 +235,11 @@ impl Store {
         let path = block_path(id);
         // zstd's worst case for incompressible data is a little over the input.
         let max_file = len as u64 + len as u64 / 128 + 1024;
-        let (data, file) = self.sources.fetch(&path, max_file, |file| {
-            decode_exact(id, &file, len).map(|data| (data, file))
-        })?;
-        self.counters
-            .fetched_bytes
-            .fetch_add(file.len() as u64, Ordering::Relaxed);
+        let (data, file) =
+            self.sources.fetch(&path, max_file, |file| decode_exact(id, &file, len).map(|data| (data, file)))?;
+        self.counters.fetched_bytes.fetch_add(file.len() as u64, Ordering::Relaxed);
         self.counters.fetched_blocks.fetch_add(1, Ordering::Relaxed);
-        Ok(Loaded {
-            data,
-            fetched: Some(file),
-        })
+        Ok(Loaded { data, fetched: Some(file) })
     }
 
     /// Keeps a fetched block file in the cache (after the reader got its bytes).
@@ -338,14 +323,8 @@ fn decode_exact(id: &BlockId, file: &[u8], len: usize) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-fn cached_catalog(
-    cache: &Cache,
-    keys: &[VerifyingKey],
-    now: OffsetDateTime,
-) -> Result<(Catalog, Vec<u8>)> {
-    let bytes = cache.read_file(CATALOG).ok_or_else(|| Error::NotCached {
-        what: "a catalog".into(),
-    })?;
+fn cached_catalog(cache: &Cache, keys: &[VerifyingKey], now: OffsetDateTime) -> Result<(Catalog, Vec<u8>)> {
+    let bytes = cache.read_file(CATALOG).ok_or_else(|| Error::NotCached { what: "a catalog".into() })?;
     let sig = cache.read_file(CATALOG_SIG);
     let catalog = verify_catalog(&bytes, sig.as_deref(), keys, now)?;
     Ok((catalog, bytes))

@@ -6,9 +6,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, suffix) = t.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (examples: 262144, 512M, 4G)"))?;
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size (examples: 262144, 512M, 4G)"))?;
     let shift = match suffix.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
         "" => 0,
         "K" => 10,
@@ -17,9 +15,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "T" => 40,
         _ => return Err(format!("{text:?} has an unknown unit (use K, M, G or T)")),
     };
-    number
-        .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    number.checked_mul(1u64 << shift).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// `1.5 GiB`, `300 MiB`, `12 KiB`, `512 B`.

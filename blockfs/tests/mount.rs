@@ -112,11 +112,7 @@ fn snapshots_share_blocks_and_latest_is_the_newest() {
 }
 
 fn walk_files(dir: &std::path::Path) -> usize {
-    fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { 1 })
-        .sum()
+    fs::read_dir(dir).unwrap().flatten().map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { 1 }).sum()
 }
 
 #[test]
@@ -317,7 +313,8 @@ fn a_full_cache_disk_never_fails_a_read() {
     let client = Client::new();
     // A 2 MiB filesystem for a cache told it may use 1 GiB: the disk fills first.
     fs::create_dir(client.cache()).unwrap();
-    let tmpfs = nix::mount::mount(Some("tmpfs"), &client.cache(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=2m"));
+    let tmpfs =
+        nix::mount::mount(Some("tmpfs"), &client.cache(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=2m"));
     tmpfs.expect("mount a tmpfs (tests run as root)");
     let mut config = client.config(vec![nginx.url()], &store);
     config.cache_max = Some(1 << 30);
@@ -382,5 +379,8 @@ fn a_tampered_index_is_refused() {
     let _m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
     let err = fs::File::open(client.image("deb/latest")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    assert!(!client.cache().join(blockfs::store::index_path(&store.catalog.distributions[0].snapshots[0].index)).exists());
+    assert!(!client
+        .cache()
+        .join(blockfs::store::index_path(&store.catalog.distributions[0].snapshots[0].index))
+        .exists());
 }

@@ -43,10 +43,8 @@ fn opening_an_image_prefetches_its_profile_in_order() {
     let _m = client.mount(config).unwrap();
     let _file = fs::File::open(client.image("deb/latest")).unwrap();
     wait_for("the profile prefetch", || prefetch_done(&client));
-    let expected: Vec<String> = PROFILE
-        .iter()
-        .map(|&n| format!("/{}", block_path(&index.blocks[n as usize].unwrap())))
-        .collect();
+    let expected: Vec<String> =
+        PROFILE.iter().map(|&n| format!("/{}", block_path(&index.blocks[n as usize].unwrap()))).collect();
     assert_eq!(block_requests(&nginx), expected, "fetched exactly the profile, in its order");
     let status = Status::read(&client.mountpoint()).unwrap();
     let prefetch = status.prefetch.unwrap();

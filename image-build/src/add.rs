@@ -69,8 +69,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     }
     let (mut report, index) = cut_into_blocks(&store, &raw.path, block_size, opts.level)?;
     let index_bytes = index.to_bytes();
-    let index_id = BlockId::of_published(&index_bytes)
-        .map_err(|e| BuildError::Usage(format!("index: {e}")))?;
+    let index_id = BlockId::of_published(&index_bytes).map_err(|e| BuildError::Usage(format!("index: {e}")))?;
     store.write(&store.index_file(&index_id), &index_bytes)?;
     let snapshot = Snapshot {
         date: opts.date.clone(),
@@ -78,11 +77,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         image_size: index.image_size,
         stored_bytes: report.stored_bytes,
         profile: None,
-        boot: BootSettings {
-            memory_mib: opts.memory_mib,
-            cpus: opts.cpus,
-            firmware: opts.firmware,
-        },
+        boot: BootSettings { memory_mib: opts.memory_mib, cpus: opts.cpus, firmware: opts.firmware },
         notes: opts.notes.clone(),
     };
     catalog.add_snapshot(&opts.distro, opts.title.as_deref(), snapshot);
@@ -156,9 +151,7 @@ fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32, level: i32) 
             }
         }
         drop(to_writer);
-        writer
-            .join()
-            .map_err(|_| BuildError::Usage("the block writer failed".into()))?
+        writer.join().map_err(|_| BuildError::Usage("the block writer failed".into()))?
     })?;
     let _ = reader.join();
     progress.finish();
@@ -168,11 +161,7 @@ fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32, level: i32) 
             image.display()
         )));
     }
-    let index = Index {
-        image_size,
-        block_size,
-        blocks: ids,
-    };
+    let index = Index { image_size, block_size, blocks: ids };
     Ok((report, index))
 }
 
@@ -227,22 +216,14 @@ fn encode_parallel(batch: &[Vec<u8>], threads: usize, level: i32) -> Result<Vec<
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|data| {
-                            if block::is_zero(data) {
-                                Ok(None)
-                            } else {
-                                block::encode(data, level).map(Some)
-                            }
-                        })
+                        .map(|data| if block::is_zero(data) { Ok(None) } else { block::encode(data, level).map(Some) })
                         .collect::<blockfs::Result<Vec<_>>>()
                 })
             })
             .collect();
         let mut out = Vec::with_capacity(batch.len());
         for h in handles {
-            let part = h
-                .join()
-                .map_err(|_| BuildError::Usage("a hashing thread failed".into()))??;
+            let part = h.join().map_err(|_| BuildError::Usage("a hashing thread failed".into()))??;
             out.extend(part);
         }
         Ok(out)
@@ -262,10 +243,7 @@ impl RawImage {
         let mut file = File::open(image).map_err(|e| BuildError::io(image, e))?;
         let n = file.read(&mut head).map_err(|e| BuildError::io(image, e))?;
         let Some(format) = detect_format(&head[..n]) else {
-            return Ok(RawImage {
-                path: image.to_path_buf(),
-                temporary: false,
-            });
+            return Ok(RawImage { path: image.to_path_buf(), temporary: false });
         };
         let path = tmp_dir.join(format!("convert-{}.raw", std::process::id()));
         eprintln!("converting {} from {format} to raw with qemu-img", image.display());
@@ -278,10 +256,7 @@ impl RawImage {
                 command: "qemu-img".into(),
                 detail: format!("{e}; install qemu-utils (make deps)"),
             })?;
-        let raw = RawImage {
-            path,
-            temporary: true,
-        };
+        let raw = RawImage { path, temporary: true };
         if !output.status.success() {
             return Err(BuildError::Tool {
                 command: format!("qemu-img convert {}", image.display()),

@@ -22,9 +22,6 @@ pub enum BuildError {
 
 impl BuildError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        BuildError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        BuildError::Io { path: path.to_path_buf(), source }
     }
 }

@@ -64,7 +64,8 @@ pub fn run(opts: &FeedOptions) -> Result<()> {
 
 /// A base URL must be absolute (feed readers resolve nothing) and ends in '/'.
 fn base_url(url: &str) -> Result<String> {
-    let ok = ["https://", "http://", "file://"].iter().any(|p| url.starts_with(p)) && !url.contains(char::is_whitespace);
+    let ok =
+        ["https://", "http://", "file://"].iter().any(|p| url.starts_with(p)) && !url.contains(char::is_whitespace);
     if !ok {
         return Err(BuildError::Usage(format!(
             "--base-url {url:?} must be an absolute http://, https:// or file:// URL (where the store is published)"
@@ -75,16 +76,13 @@ fn base_url(url: &str) -> Result<String> {
 
 /// The feed's bytes. `index_len` gives an index file's size, for the enclosure.
 pub fn render(catalog: &Catalog, base: &str, index_len: &dyn Fn(&Snapshot) -> Option<u64>) -> Result<Vec<u8>> {
-    let xml_err = |e: std::io::Error| BuildError::Tool { command: "writing the RSS feed".into(), detail: e.to_string() };
+    let xml_err =
+        |e: std::io::Error| BuildError::Tool { command: "writing the RSS feed".into(), detail: e.to_string() };
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(xml_err)?;
     let snapshots = list::newest_first(catalog);
-    let distributions: Vec<&str> = catalog
-        .distributions
-        .iter()
-        .filter(|d| !d.snapshots.is_empty())
-        .map(|d| d.title.as_str())
-        .collect();
+    let distributions: Vec<&str> =
+        catalog.distributions.iter().filter(|d| !d.snapshots.is_empty()).map(|d| d.title.as_str()).collect();
     w.create_element("rss")
         .with_attribute(("version", "2.0"))
         .with_attribute(("xmlns:circular", NAMESPACE))
@@ -215,10 +213,8 @@ mod tests {
         let xml = feed(&catalog());
         assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\""), "{xml}");
         assert!(xml.contains("<lastBuildDate>Sun, 22 Nov 2026 06:35:09 +0000</lastBuildDate>"), "{xml}");
-        let titles: Vec<&str> = xml
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("<title>")?.strip_suffix("</title>"))
-            .collect();
+        let titles: Vec<&str> =
+            xml.lines().filter_map(|l| l.trim().strip_prefix("<title>")?.strip_suffix("</title>")).collect();
         assert_eq!(
             titles,
             [
@@ -255,7 +251,8 @@ mod tests {
         assert!(!xml.contains('\u{1}'));
         assert!(!xml.contains("<script>"));
         // A base URL with markup in it is escaped in the attribute too.
-        let odd = String::from_utf8(render(&c, "https://x.example/a&b\"c/", &|_| Some(1)).expect("render")).expect("utf-8");
+        let odd =
+            String::from_utf8(render(&c, "https://x.example/a&b\"c/", &|_| Some(1)).expect("render")).expect("utf-8");
         assert!(odd.contains("url=\"https://x.example/a&amp;b&quot;c/indexes/"), "{odd}");
         // Every start tag is closed: a real parser reads the whole document.
         let mut reader = quick_xml::Reader::from_str(&xml);
@@ -287,7 +284,8 @@ mod tests {
 
     #[test]
     fn empty_store_feed_is_valid() {
-        let c = Catalog::new(time::macros::datetime!(2026-11-22 0:00 UTC), time::macros::datetime!(2026-12-22 0:00 UTC));
+        let c =
+            Catalog::new(time::macros::datetime!(2026-11-22 0:00 UTC), time::macros::datetime!(2026-12-22 0:00 UTC));
         let xml = feed(&c);
         assert!(xml.contains("<description>No snapshots yet.</description>") && !xml.contains("<item>"), "{xml}");
     }

@@ -84,9 +84,7 @@ pub fn gc(root: &Path, keep: usize, key_path: &Path, valid_days: u32) -> Result<
 }
 
 fn read_dir(dir: &Path) -> Vec<std::fs::DirEntry> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().collect())
-        .unwrap_or_default()
+    std::fs::read_dir(dir).map(|entries| entries.flatten().collect()).unwrap_or_default()
 }
 
 fn delete(path: &Path, report: &mut GcReport) {

@@ -162,10 +162,7 @@ pub(crate) mod tests {
     fn newest_first_across_distributions() {
         let c = catalog();
         let order: Vec<_> = newest_first(&c).iter().map(|(d, s)| format!("{} {}", d.name, s.date)).collect();
-        assert_eq!(
-            order,
-            ["bookworm 2026-11-22", "tiny 2026-11-22", "tiny 2026-11-15", "bookworm 2026-11-08"]
-        );
+        assert_eq!(order, ["bookworm 2026-11-22", "tiny 2026-11-22", "tiny 2026-11-15", "bookworm 2026-11-08"]);
     }
 
     #[test]
@@ -174,14 +171,22 @@ pub(crate) mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6, "{text}");
         assert!(lines[0].starts_with("DISTRIBUTION  TITLE"), "{text}");
-        assert!(lines[1].starts_with("bookworm      Debian 12 (bookworm)  2026-11-22  2.0 GiB  150 MiB  yes      security updates"), "{text}");
+        assert!(
+            lines[1].starts_with(
+                "bookworm      Debian 12 (bookworm)  2026-11-22  2.0 GiB  150 MiB  yes      security updates"
+            ),
+            "{text}"
+        );
         assert!(lines[4].starts_with("bookworm") && lines[4].contains(" no"), "{text}");
         // Every row puts DATE in the same column.
         let col = lines[0].find("DATE").expect("header has DATE");
         for line in &lines[1..5] {
             assert_eq!(&line[col..col + 4], "2026", "{text}");
         }
-        assert_eq!(lines[5], "4 snapshots of 2 distributions; the blocks take 300 MiB on disk (shared blocks counted once)");
+        assert_eq!(
+            lines[5],
+            "4 snapshots of 2 distributions; the blocks take 300 MiB on disk (shared blocks counted once)"
+        );
     }
 
     #[test]

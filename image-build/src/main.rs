@@ -240,9 +240,13 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Gc { store, keep, key, valid_days } => {
             gc::gc(&store, keep, &key, valid_days)?;
         }
-        Command::Initramfs(a) => initramfs::run(&a).map_err(|e| BuildError::Tool { command: "image-build initramfs".into(), detail: e.to_string() })?,
-        Command::Usb(a) => usb::run_usb(&a).map_err(|e| BuildError::Tool { command: "image-build usb".into(), detail: e.to_string() })?,
-        Command::Os(a) => os::run(&a).map_err(|e| BuildError::Tool { command: "image-build os".into(), detail: e.to_string() })?,
+        Command::Initramfs(a) => initramfs::run(&a)
+            .map_err(|e| BuildError::Tool { command: "image-build initramfs".into(), detail: e.to_string() })?,
+        Command::Usb(a) => usb::run_usb(&a)
+            .map_err(|e| BuildError::Tool { command: "image-build usb".into(), detail: e.to_string() })?,
+        Command::Os(a) => {
+            os::run(&a).map_err(|e| BuildError::Tool { command: "image-build os".into(), detail: e.to_string() })?
+        }
         Command::Profile(a) => {
             let opts = profile::ProfileOptions {
                 store: a.store,

@@ -136,12 +136,7 @@ pub fn profile(opts: &ProfileOptions) -> Result<Recorded> {
         .ok_or_else(|| BuildError::Usage("the snapshot left the catalog while profiling".into()))?;
     entry.profile = Some(profile_id);
     dir.write_catalog(&mut catalog, &key, opts.valid_days)?;
-    Ok(Recorded {
-        profile_id,
-        blocks: profile.blocks.len(),
-        boot_time,
-        reached_login,
-    })
+    Ok(Recorded { profile_id, blocks: profile.blocks.len(), boot_time, reached_login })
 }
 
 /// `profiles/<sha1>.json`, relative to the store.
@@ -169,10 +164,7 @@ fn boot_until_login(
     // A throwaway overlay takes the guest's writes; the image stays read-only.
     let overlay = work.join("overlay.qcow2");
     run_tool(
-        Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-            .arg(image)
-            .arg(&overlay),
+        Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"]).arg(image).arg(&overlay),
     )?;
     let mut qemu = Command::new("qemu-system-x86_64");
     qemu.args(["-name", "circular-profile", "-nodefaults", "-no-user-config"]);
@@ -199,10 +191,7 @@ fn boot_until_login(
     // so the profile matches what users' boots read.
     qemu.args(["-m", &boot.memory_mib.to_string(), "-smp", &boot.cpus.to_string()])
         .arg("-blockdev")
-        .arg(format!(
-            "driver=file,node-name=base-file,filename={},read-only=on,locking=off",
-            image.display()
-        ))
+        .arg(format!("driver=file,node-name=base-file,filename={},read-only=on,locking=off", image.display()))
         .args(["-blockdev", "driver=raw,node-name=base,file=base-file,read-only=on"])
         .arg("-blockdev")
         .arg(format!("driver=file,node-name=overlay-file,filename={}", overlay.display()))
@@ -313,10 +302,7 @@ struct PromptMatcher {
 
 impl PromptMatcher {
     fn new(needle: &str) -> Self {
-        PromptMatcher {
-            needle: needle.as_bytes().to_vec(),
-            tail: Vec::new(),
-        }
+        PromptMatcher { needle: needle.as_bytes().to_vec(), tail: Vec::new() }
     }
 
     fn feed(&mut self, bytes: &[u8]) -> bool {
@@ -331,10 +317,9 @@ impl PromptMatcher {
 
 fn run_tool(cmd: &mut Command) -> Result<()> {
     let name = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|e| BuildError::Tool {
-        command: name.clone(),
-        detail: format!("{e}; install qemu-utils"),
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| BuildError::Tool { command: name.clone(), detail: format!("{e}; install qemu-utils") })?;
     if !out.status.success() {
         return Err(BuildError::Tool {
             command: name,

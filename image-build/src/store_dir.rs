@@ -39,16 +39,13 @@ impl StoreDir {
             .write(true)
             .open(&lock_path)
             .map_err(|e| BuildError::io(&lock_path, e))?;
-        let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|_| BuildError::Usage(format!(
+        let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+            BuildError::Usage(format!(
                 "{} is in use by another image-build (add or gc); wait for it to finish",
                 root.display()
-            )))?;
-        Ok(StoreDir {
-            root: root.to_path_buf(),
-            tmp_counter: AtomicU64::new(0),
-            _lock: Some(lock),
-        })
+            ))
+        })?;
+        Ok(StoreDir { root: root.to_path_buf(), tmp_counter: AtomicU64::new(0), _lock: Some(lock) })
     }
 
     /// Opens a store for reading only (verify, list).
@@ -59,11 +56,7 @@ impl StoreDir {
                 root.display()
             )));
         }
-        Ok(StoreDir {
-            root: root.to_path_buf(),
-            tmp_counter: AtomicU64::new(0),
-            _lock: None,
-        })
+        Ok(StoreDir { root: root.to_path_buf(), tmp_counter: AtomicU64::new(0), _lock: None })
     }
 
     pub fn root(&self) -> &Path {

@@ -59,10 +59,8 @@ pub fn verify(store_root: &Path, public: &Path) -> Result<Vec<String>> {
             }
         };
         if index.image_size != snap.image_size {
-            problems.push(format!(
-                "{name}: the catalog says {} bytes, the index {}",
-                snap.image_size, index.image_size
-            ));
+            problems
+                .push(format!("{name}: the catalog says {} bytes, the index {}", snap.image_size, index.image_size));
         }
         for (n, id) in index.blocks.iter().enumerate() {
             if let Some(id) = id {
@@ -94,7 +92,8 @@ fn check_blocks(store: &StoreDir, blocks: &[(BlockId, usize)]) -> Vec<String> {
                             Err(e) => problems.push(format!("block {id} is missing ({e})")),
                             Ok(file) => match block::decode(id, &file, *len) {
                                 Ok(data) if data.len() == *len => {}
-                                Ok(data) => problems.push(format!("block {id} holds {} bytes, its index needs {len}", data.len())),
+                                Ok(data) => problems
+                                    .push(format!("block {id} holds {} bytes, its index needs {len}", data.len())),
                                 Err(e) => problems.push(e.to_string()),
                             },
                         }

@@ -92,7 +92,12 @@ pub fn wait_for_label(label: &str, limit: Duration) -> Option<PathBuf> {
 /// Grows MBR entry `index` (0-based) to the end of the disk, if it is the last
 /// partition and at least 1 MiB can be gained. Returns the new length in
 /// sectors, or `None` when there is nothing to do. MBR caps at 2^32 sectors.
-pub fn grow_mbr_entry(sector0: &mut [u8], index: usize, start: u64, disk_sectors: u64) -> Result<Option<u64>, CacheError> {
+pub fn grow_mbr_entry(
+    sector0: &mut [u8],
+    index: usize,
+    start: u64,
+    disk_sectors: u64,
+) -> Result<Option<u64>, CacheError> {
     if sector0.len() < 512 || sector0[510] != 0x55 || sector0[511] != 0xaa {
         return Err(CacheError::Table("no MBR signature".into()));
     }
@@ -159,7 +164,10 @@ fn run(tool: &str, args: &[&str]) -> Result<(), CacheError> {
     if ok {
         Ok(())
     } else {
-        Err(CacheError::Tool(format!("{tool} {}", args.join(" ")), String::from_utf8_lossy(&out.stderr).trim().to_string()))
+        Err(CacheError::Tool(
+            format!("{tool} {}", args.join(" ")),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
     }
 }
 
@@ -170,11 +178,9 @@ fn run(tool: &str, args: &[&str]) -> Result<(), CacheError> {
 pub fn grow(part: &Path) -> Result<bool, CacheError> {
     let name = part.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let sys = Path::new("/sys/class/block").join(&name);
-    let (Some(pno), Some(start), Some(_)) = (
-        read_sysfs_u64(&sys.join("partition")),
-        read_sysfs_u64(&sys.join("start")),
-        read_sysfs_u64(&sys.join("size")),
-    ) else {
+    let (Some(pno), Some(start), Some(_)) =
+        (read_sysfs_u64(&sys.join("partition")), read_sysfs_u64(&sys.join("start")), read_sysfs_u64(&sys.join("size")))
+    else {
         return Ok(false); // a whole-disk filesystem: nothing to grow
     };
     let disk_dir = std::fs::canonicalize(&sys).map_err(io_err("sysfs"))?;
@@ -190,7 +196,13 @@ pub fn grow(part: &Path) -> Result<bool, CacheError> {
         if let Some(new) = grow_mbr_entry(&mut s0, pno as usize - 1, start, disk_sectors)? {
             f.write_all_at(&s0, 0).map_err(io_err("write MBR"))?;
             f.sync_all().map_err(io_err("sync MBR"))?;
-            let mut p = BlkpgPartition { start: (start * 512) as i64, length: (new * 512) as i64, pno: pno as i32, devname: [0; 64], volname: [0; 64] };
+            let mut p = BlkpgPartition {
+                start: (start * 512) as i64,
+                length: (new * 512) as i64,
+                pno: pno as i32,
+                devname: [0; 64],
+                volname: [0; 64],
+            };
             let mut arg = BlkpgIoctlArg {
                 op: BLKPG_RESIZE_PARTITION,
                 flags: 0,
@@ -216,7 +228,11 @@ pub fn grow(part: &Path) -> Result<bool, CacheError> {
     let fs = parse_superblock(&sb).ok_or_else(|| CacheError::Table("no ext4 superblock".into()))?;
     if fs.size_bytes + (1 << 20) < part_bytes {
         let p = part.to_string_lossy();
-        crate::say!("cache: growing the filesystem from {} MiB to {} MiB (first boot) ...", fs.size_bytes >> 20, part_bytes >> 20);
+        crate::say!(
+            "cache: growing the filesystem from {} MiB to {} MiB (first boot) ...",
+            fs.size_bytes >> 20,
+            part_bytes >> 20
+        );
         run("e2fsck", &["-f", "-p", &p])?;
         run("resize2fs", &[&p])?;
         grew = true;
@@ -238,7 +254,13 @@ impl Cache {
 }
 
 fn mount_ext4(dev: &Path) -> Result<(), nix::Error> {
-    mount(Some(dev), MOUNTPOINT, Some("ext4"), MsFlags::MS_NOATIME | MsFlags::MS_NODEV | MsFlags::MS_NOSUID, None::<&str>)
+    mount(
+        Some(dev),
+        MOUNTPOINT,
+        Some("ext4"),
+        MsFlags::MS_NOATIME | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        None::<&str>,
+    )
 }
 
 /// Finds, grows and mounts the cache; falls back to RAM with a warning.
@@ -285,7 +307,13 @@ pub fn current() -> Cache {
 }
 
 fn ram() -> Cache {
-    if let Err(e) = mount(Some("tmpfs"), MOUNTPOINT, Some("tmpfs"), MsFlags::MS_NODEV | MsFlags::MS_NOSUID, Some("size=50%,mode=0755")) {
+    if let Err(e) = mount(
+        Some("tmpfs"),
+        MOUNTPOINT,
+        Some("tmpfs"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        Some("size=50%,mode=0755"),
+    ) {
         crate::warn!("tmpfs on {MOUNTPOINT}: {e}");
     }
     Cache { dir: PathBuf::from(MOUNTPOINT), device: None }

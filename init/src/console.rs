@@ -16,7 +16,11 @@ pub fn resolve(active: &str, tty0_active: &str) -> String {
     match active.split_whitespace().last() {
         Some("tty0") | None => {
             let vt = tty0_active.trim();
-            if vt.is_empty() { "tty1".into() } else { vt.into() }
+            if vt.is_empty() {
+                "tty1".into()
+            } else {
+                vt.into()
+            }
         }
         Some(n) => n.into(),
     }

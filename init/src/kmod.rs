@@ -199,7 +199,13 @@ impl Index {
         Ok(order)
     }
 
-    fn visit(&self, name: &str, order: &mut Vec<String>, seen: &mut HashSet<String>, required: bool) -> Result<(), KmodError> {
+    fn visit(
+        &self,
+        name: &str,
+        order: &mut Vec<String>,
+        seen: &mut HashSet<String>,
+        required: bool,
+    ) -> Result<(), KmodError> {
         if !seen.insert(name.to_string()) || self.builtin.contains(name) {
             return Ok(());
         }
@@ -371,7 +377,10 @@ mod tests {
 
     #[test]
     fn glob_matches_like_fnmatch() {
-        assert!(glob(b"pci:v00008086d0000100Esv*sd*bc*sc*i*", b"pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"));
+        assert!(glob(
+            b"pci:v00008086d0000100Esv*sd*bc*sc*i*",
+            b"pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00"
+        ));
         assert!(!glob(b"pci:v00008086d0000100Fsv*", b"pci:v00008086d0000100Esv00001AF4"));
         assert!(glob(b"usb:v*p*d*dc*dsc*dp*ic08isc06ip50in*", b"usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00"));
         assert!(glob(b"a?c", b"abc"));
@@ -379,7 +388,10 @@ mod tests {
         assert!(!glob(b"x[!0-9]y", b"x5y"));
         assert!(glob(b"*", b""));
         assert!(!glob(b"a", b""));
-        assert!(glob(b"cpu:type:x86,ven*fam*mod*:feature:*0081*", b"cpu:type:x86,ven0000fam0006mod0006:feature:,0000,0001,0081,0082"));
+        assert!(glob(
+            b"cpu:type:x86,ven*fam*mod*:feature:*0081*",
+            b"cpu:type:x86,ven0000fam0006mod0006:feature:,0000,0001,0081,0082"
+        ));
     }
 
     fn sample() -> Index {

@@ -84,7 +84,19 @@ fn boot() -> String {
         Ok(mut loader) => {
             // crc32c first: ext4 asks the crypto API for it, which would
             // otherwise call a /sbin/modprobe that does not exist here.
-            for m in ["crc32c_generic", "crc32c_intel", "fuse", "ext4", "vfat", "nls_cp437", "nls_iso8859_1", "evdev", "sd_mod", "usb_storage", "uas"] {
+            for m in [
+                "crc32c_generic",
+                "crc32c_intel",
+                "fuse",
+                "ext4",
+                "vfat",
+                "nls_cp437",
+                "nls_iso8859_1",
+                "evdev",
+                "sd_mod",
+                "usb_storage",
+                "uas",
+            ] {
                 if let Err(e) = loader.load(m) {
                     info!("{e}");
                 }
@@ -195,7 +207,13 @@ impl Supervisor {
         let cache_max = cache::fs_size(&self.cache.dir).map(|s| s / 10 * 7);
         self.blockfs_starts.retain(|t| t.elapsed() < Duration::from_secs(300));
         self.blockfs_starts.push(Instant::now());
-        match services::start_blockfs(&self.cfg.servers, self.cfg.offline || !self.online, &self.cache.dir, cache_max, &self.logdir()) {
+        match services::start_blockfs(
+            &self.cfg.servers,
+            self.cfg.offline || !self.online,
+            &self.cache.dir,
+            cache_max,
+            &self.logdir(),
+        ) {
             Ok(pid) => {
                 self.blockfs = Some(pid);
                 match services::wait_mounted(pid, Duration::from_secs(30)) {
@@ -226,7 +244,8 @@ impl Supervisor {
         warn!("blockfs stopped ({exit}): {}", last.into_iter().rev().collect::<Vec<_>>().join(" | "));
         // The menu shows this as its problem screen (catalog refused, no
         // network and nothing cached, ...).
-        let message = services::last_message(&tail).unwrap_or_else(|| format!("blockfs stopped ({exit}) and printed nothing"));
+        let message =
+            services::last_message(&tail).unwrap_or_else(|| format!("blockfs stopped ({exit}) and printed nothing"));
         services::set_blockfs_error(Some(&message));
         if self.blockfs_starts.len() < 5 {
             self.blockfs_next = Some(Instant::now() + Duration::from_secs(3));
@@ -259,7 +278,14 @@ impl Supervisor {
             }
             Err(e) => {
                 error!("{e}");
-                error!("The boot menu cannot run. Press Ctrl-Alt-Del to restart{}.", if self.cfg.shell { "" } else { ", or boot the GRUB entry with the serial console for a rescue shell" });
+                error!(
+                    "The boot menu cannot run. Press Ctrl-Alt-Del to restart{}.",
+                    if self.cfg.shell {
+                        ""
+                    } else {
+                        ", or boot the GRUB entry with the serial console for a rescue shell"
+                    }
+                );
                 self.menu_next = Instant::now() + Duration::from_secs(30);
                 if self.cfg.shell {
                     self.start_shell();
@@ -317,7 +343,10 @@ impl Supervisor {
                 self.menu_crashes.retain(|t| t.elapsed() < Duration::from_secs(120));
                 self.menu_crashes.push(Instant::now());
                 let wait = if self.menu_crashes.len() >= 5 { 30 } else { 2 };
-                error!("the menu stopped unexpectedly ({other}); it restarts in {wait} s. The log is in {}/init.log.", self.logdir().display());
+                error!(
+                    "the menu stopped unexpectedly ({other}); it restarts in {wait} s. The log is in {}/init.log.",
+                    self.logdir().display()
+                );
                 self.menu_next = Instant::now() + Duration::from_secs(wait);
             }
         }
@@ -383,7 +412,13 @@ fn shutdown(kind: Power, cache: &cache::Cache) -> ! {
     if cache.device.is_some() {
         if let Err(e) = nix::mount::umount2(Path::new(cache::MOUNTPOINT), nix::mount::MntFlags::empty()) {
             warn!("unmount the cache: {e}; remounting it read-only");
-            let _ = nix::mount::mount(None::<&str>, cache::MOUNTPOINT, None::<&str>, nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY, None::<&str>);
+            let _ = nix::mount::mount(
+                None::<&str>,
+                cache::MOUNTPOINT,
+                None::<&str>,
+                nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY,
+                None::<&str>,
+            );
         }
     }
     nix::unistd::sync();

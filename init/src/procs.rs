@@ -12,7 +12,15 @@ use nix::unistd::Pid;
 /// Signals PID 1 handles through its signalfd, blocked in PID 1 itself.
 pub fn handled() -> SigSet {
     let mut s = SigSet::empty();
-    for sig in [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGPWR, Signal::SIGHUP] {
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGPWR,
+        Signal::SIGHUP,
+    ] {
         s.add(sig);
     }
     s

@@ -69,7 +69,13 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
 
 /// Starts `blockfs mount` in the foreground as a child. Its output goes to
 /// `logdir/blockfs.log`.
-pub fn start_blockfs(servers: &[String], offline: bool, cache_dir: &Path, cache_max: Option<u64>, logdir: &Path) -> Result<Pid, ServiceError> {
+pub fn start_blockfs(
+    servers: &[String],
+    offline: bool,
+    cache_dir: &Path,
+    cache_max: Option<u64>,
+    logdir: &Path,
+) -> Result<Pid, ServiceError> {
     if !Path::new(BLOCKFS).exists() {
         return Err(ServiceError::Missing(BLOCKFS.into()));
     }
@@ -171,7 +177,11 @@ pub fn start_menu(m: &MenuArgs) -> Result<Pid, ServiceError> {
 
 /// A rescue shell on the console (only with `circular.shell`).
 pub fn start_shell(console: &Path) -> Result<Pid, ServiceError> {
-    let tty: File = OpenOptions::new().read(true).write(true).open(console).map_err(|e| ServiceError::Spawn(console.display().to_string(), e))?;
+    let tty: File = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(console)
+        .map_err(|e| ServiceError::Spawn(console.display().to_string(), e))?;
     let mut c = procs::command("/bin/sh");
     c.env("PATH", "/usr/bin:/usr/sbin").env("TERM", crate::console::term_for(console)).env("PS1", "circular-rescue# ");
     use std::os::unix::process::CommandExt;
@@ -190,7 +200,10 @@ mod tests {
     #[test]
     fn last_message_is_blockfs_error_line() {
         let log = "blockfs: info: fetching catalog.json\nblockfs: the catalog's signature does not match any trusted public key; x\n\n";
-        assert_eq!(last_message(log).as_deref(), Some("the catalog's signature does not match any trusted public key; x"));
+        assert_eq!(
+            last_message(log).as_deref(),
+            Some("the catalog's signature does not match any trusted public key; x")
+        );
         assert_eq!(last_message("\n"), None);
     }
 }

@@ -24,11 +24,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', env = "CIRCULAR_SERVER")]
     pub server: Vec<String>,
     /// The publisher's ed25519 public key file.
-    #[arg(
-        long,
-        env = "CIRCULAR_PUBLIC",
-        default_value = "/etc/circular/public.key"
-    )]
+    #[arg(long, env = "CIRCULAR_PUBLIC", default_value = "/etc/circular/public.key")]
     pub public: PathBuf,
     /// Block cache directory; VM overlays go in its `overlays/`.
     #[arg(long, default_value = "/var/tmp/blocks")]
@@ -68,9 +64,7 @@ pub enum DesktopError {
 
 /// The display to use when none was asked for.
 pub fn default_display() -> Display {
-    let graphical = ["DISPLAY", "WAYLAND_DISPLAY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    let graphical = ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
     if graphical {
         Display::Sdl
     } else {
@@ -93,10 +87,7 @@ impl PrivateDir {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
-            .map_err(|source| DesktopError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|source| DesktopError::Io { path: path.clone(), source })?;
         Ok(PrivateDir(path))
     }
 }
@@ -110,21 +101,14 @@ impl Drop for PrivateDir {
 /// Runs desktop mode to the end; the mount is gone when this returns.
 pub fn run(args: Args) -> Result<(), DesktopError> {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(DesktopError::Signals)?;
     }
     if args.server.is_empty() && !args.offline {
         return Err(DesktopError::NoServer);
     }
     let keys = blockfs::signing::read_public(&args.public).map_err(DesktopError::Key)?;
-    std::fs::create_dir_all(&args.cache).map_err(|source| DesktopError::Io {
-        path: args.cache.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&args.cache).map_err(|source| DesktopError::Io { path: args.cache.clone(), source })?;
     let dir = PrivateDir::create()?;
     let mut config = MountConfig::new(args.server.clone(), keys, args.cache.clone());
     config.cache_max = args.cache_max;
@@ -147,24 +131,14 @@ pub fn run(args: Args) -> Result<(), DesktopError> {
 
 /// Mounts, showing a problem screen (with retry) while it fails. `None`: the
 /// person quit.
-fn mount(
-    config: MountConfig,
-    mountpoint: &Path,
-    stop: &AtomicBool,
-) -> Result<Option<Mounted>, DesktopError> {
+fn mount(config: MountConfig, mountpoint: &Path, stop: &AtomicBool) -> Result<Option<Mounted>, DesktopError> {
     loop {
         // Printed before the menu takes the screen: the catalog fetch can wait
         // for the network for a while.
         if config.offline {
-            eprintln!(
-                "circular: mounting from the cache in {}…",
-                config.cache_dir.display()
-            );
+            eprintln!("circular: mounting from the cache in {}…", config.cache_dir.display());
         } else {
-            eprintln!(
-                "circular: fetching the catalog from {}…",
-                config.sources.join(", ")
-            );
+            eprintln!("circular: fetching the catalog from {}…", config.sources.join(", "));
         }
         match Mounted::start(config.clone(), mountpoint) {
             Ok(m) => return Ok(Some(m)),
@@ -199,10 +173,7 @@ mod tests {
         assert_eq!(a.display, Some(Display::None));
         assert_eq!(a.cache, PathBuf::from("/var/tmp/blocks"));
         let err = Args::try_parse_from(["circular", "--display", "vnc"]).unwrap_err();
-        assert!(
-            err.to_string().contains("not sdl, gtk, curses or none"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("not sdl, gtk, curses or none"), "{err}");
         let err = Args::try_parse_from(["circular", "--accel", "hvf"]).unwrap_err();
         assert!(err.to_string().contains("not kvm or tcg"), "{err}");
     }

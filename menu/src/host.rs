@@ -7,9 +7,7 @@ pub fn address() -> Option<String> {
     let addrs = nix::ifaddrs::getifaddrs().ok()?;
     let mut v6 = None;
     for ifa in addrs {
-        if !ifa.flags.contains(InterfaceFlags::IFF_UP)
-            || ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK)
-        {
+        if !ifa.flags.contains(InterfaceFlags::IFF_UP) || ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK) {
             continue;
         }
         let Some(addr) = ifa.address else { continue };
@@ -27,18 +25,12 @@ pub fn address() -> Option<String> {
 }
 
 pub fn cpus() -> u32 {
-    std::thread::available_parallelism()
-        .ok()
-        .and_then(|n| u32::try_from(n.get()).ok())
-        .unwrap_or(1)
+    std::thread::available_parallelism().ok().and_then(|n| u32::try_from(n.get()).ok()).unwrap_or(1)
 }
 
 /// Total memory in MiB, from /proc/meminfo (1024 if it cannot be read).
 pub fn memory_mib() -> u32 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| parse_meminfo(&text))
-        .unwrap_or(1024)
+    std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| parse_meminfo(&text)).unwrap_or(1024)
 }
 
 fn parse_meminfo(text: &str) -> Option<u32> {
@@ -51,10 +43,7 @@ fn parse_meminfo(text: &str) -> Option<u32> {
 mod tests {
     #[test]
     fn meminfo() {
-        assert_eq!(
-            super::parse_meminfo("MemTotal:       24578048 kB\nMemFree: 1 kB\n"),
-            Some(24002)
-        );
+        assert_eq!(super::parse_meminfo("MemTotal:       24578048 kB\nMemFree: 1 kB\n"), Some(24002));
         assert_eq!(super::parse_meminfo("nothing"), None);
         assert!(super::cpus() >= 1);
     }

@@ -88,11 +88,7 @@ pub enum ProblemChoice {
 /// For callers whose blockfs mount failed: shows the error as a clear screen
 /// (no network and nothing cached, catalog refused, …) with what to do, and
 /// returns the choice. The appliance and desktop mode both use it.
-pub fn show_problem(
-    err: &blockfs::Error,
-    appliance: bool,
-    stop: &AtomicBool,
-) -> Result<ProblemChoice, MenuError> {
+pub fn show_problem(err: &blockfs::Error, appliance: bool, stop: &AtomicBool) -> Result<ProblemChoice, MenuError> {
     show_problem_screen(problem::Problem::from_blockfs(err), appliance, stop)
 }
 
@@ -111,12 +107,7 @@ pub fn show_problem_screen(
         Err("not mounted".to_string()),
         appliance,
         Display::None,
-        state::AccelState {
-            accel: Accel::Kvm,
-            forced: true,
-            no_kvm_reason: None,
-            tcg_accepted: false,
-        },
+        state::AccelState { accel: Accel::Kvm, forced: true, no_kvm_reason: None, tcg_accepted: false },
     );
     app.screen = Screen::Problem(problem);
     app.address = host::address();

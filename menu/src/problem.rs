@@ -30,23 +30,11 @@ impl Problem {
         use blockfs::Error as E;
         let detail = err.to_string();
         match err {
-            E::Unsigned { .. } => Problem::CatalogRefused {
-                why: Refusal::Unsigned,
-                detail,
-            },
-            E::BadSignature => Problem::CatalogRefused {
-                why: Refusal::WrongKey,
-                detail,
-            },
-            E::Expired { .. } => Problem::CatalogRefused {
-                why: Refusal::Expired,
-                detail,
-            },
+            E::Unsigned { .. } => Problem::CatalogRefused { why: Refusal::Unsigned, detail },
+            E::BadSignature => Problem::CatalogRefused { why: Refusal::WrongKey, detail },
+            E::Expired { .. } => Problem::CatalogRefused { why: Refusal::Expired, detail },
             E::NotCached { .. } | E::Unreachable { .. } => Problem::NoNetwork { detail },
-            _ => Problem::Other {
-                headline: "The disk images could not be mounted".to_string(),
-                detail,
-            },
+            _ => Problem::Other { headline: "The disk images could not be mounted".to_string(), detail },
         }
     }
 
@@ -57,10 +45,7 @@ impl Problem {
     pub fn from_message(message: &str) -> Problem {
         let detail = message.trim().to_string();
         let m = detail.as_str();
-        let refused = |why| Problem::CatalogRefused {
-            why,
-            detail: detail.clone(),
-        };
+        let refused = |why| Problem::CatalogRefused { why, detail: detail.clone() };
         if m.contains("the catalog is not signed") {
             refused(Refusal::Unsigned)
         } else if m.contains("signature does not match any trusted public key") {
@@ -70,41 +55,29 @@ impl Problem {
         } else if (m.contains("offline and ") && m.contains(" is not in the cache"))
             || (m.contains("could not fetch ") && m.contains(" deadline"))
         {
-            Problem::NoNetwork {
-                detail: detail.clone(),
-            }
+            Problem::NoNetwork { detail: detail.clone() }
         } else {
-            Problem::Other {
-                headline: "The disk images could not be mounted".to_string(),
-                detail,
-            }
+            Problem::Other { headline: "The disk images could not be mounted".to_string(), detail }
         }
     }
 
     pub fn headline(&self) -> String {
         match self {
             Problem::NoNetwork { .. } => "No network, and nothing is cached".to_string(),
-            Problem::CatalogRefused {
-                why: Refusal::Unsigned,
-                ..
-            } => "Catalog refused: it is not signed".to_string(),
-            Problem::CatalogRefused {
-                why: Refusal::WrongKey,
-                ..
-            } => "Catalog refused: its signature does not match this machine's key".to_string(),
-            Problem::CatalogRefused {
-                why: Refusal::Expired,
-                ..
-            } => "Catalog refused: it has expired".to_string(),
+            Problem::CatalogRefused { why: Refusal::Unsigned, .. } => "Catalog refused: it is not signed".to_string(),
+            Problem::CatalogRefused { why: Refusal::WrongKey, .. } => {
+                "Catalog refused: its signature does not match this machine's key".to_string()
+            }
+            Problem::CatalogRefused { why: Refusal::Expired, .. } => "Catalog refused: it has expired".to_string(),
             Problem::Other { headline, .. } => headline.clone(),
         }
     }
 
     pub fn detail(&self) -> &str {
         match self {
-            Problem::NoNetwork { detail }
-            | Problem::CatalogRefused { detail, .. }
-            | Problem::Other { detail, .. } => detail,
+            Problem::NoNetwork { detail } | Problem::CatalogRefused { detail, .. } | Problem::Other { detail, .. } => {
+                detail
+            }
         }
     }
 
@@ -114,13 +87,11 @@ impl Problem {
             Problem::NoNetwork { .. } => vec![
                 "No server answered, and no snapshot is fully cached, so nothing can boot.".into(),
                 "Plug in a network cable (wired, with DHCP) or check that the server is up.".into(),
-                "A snapshot booted once with the network stays bootable offline when fully cached."
-                    .into(),
+                "A snapshot booted once with the network stays bootable offline when fully cached.".into(),
             ],
             Problem::CatalogRefused { why, .. } => {
                 let mut v = vec![
-                    "Nothing from this server is trusted, so nothing is shown. This protects you"
-                        .into(),
+                    "Nothing from this server is trusted, so nothing is shown. This protects you".into(),
                     "from a changed or replayed catalog.".into(),
                 ];
                 v.push(match why {
@@ -145,37 +116,15 @@ mod tests {
 
     #[test]
     fn blockfs_errors_are_classified() {
-        let e = blockfs::Error::Unsigned {
-            what: "catalog.json.sig".into(),
-        };
-        assert!(matches!(
-            Problem::from_blockfs(&e),
-            Problem::CatalogRefused {
-                why: Refusal::Unsigned,
-                ..
-            }
-        ));
+        let e = blockfs::Error::Unsigned { what: "catalog.json.sig".into() };
+        assert!(matches!(Problem::from_blockfs(&e), Problem::CatalogRefused { why: Refusal::Unsigned, .. }));
         let e = blockfs::Error::BadSignature;
-        assert!(matches!(
-            Problem::from_blockfs(&e),
-            Problem::CatalogRefused {
-                why: Refusal::WrongKey,
-                ..
-            }
-        ));
-        let e = blockfs::Error::Expired {
-            expires: "2026-01-01".into(),
-            now: "2026-11-22".into(),
-        };
+        assert!(matches!(Problem::from_blockfs(&e), Problem::CatalogRefused { why: Refusal::WrongKey, .. }));
+        let e = blockfs::Error::Expired { expires: "2026-01-01".into(), now: "2026-11-22".into() };
         let p = Problem::from_blockfs(&e);
         assert!(p.headline().contains("expired") && p.detail().contains("2026-01-01"));
-        let e = blockfs::Error::NotCached {
-            what: "catalog.json".into(),
-        };
-        assert!(matches!(
-            Problem::from_blockfs(&e),
-            Problem::NoNetwork { .. }
-        ));
+        let e = blockfs::Error::NotCached { what: "catalog.json".into() };
+        assert!(matches!(Problem::from_blockfs(&e), Problem::NoNetwork { .. }));
         let e = blockfs::Error::invalid("x", "y");
         assert!(matches!(Problem::from_blockfs(&e), Problem::Other { .. }));
     }
@@ -183,17 +132,10 @@ mod tests {
     #[test]
     fn blockfs_messages_are_classified_like_its_errors() {
         let errors = [
-            blockfs::Error::Unsigned {
-                what: "catalog.json.sig".into(),
-            },
+            blockfs::Error::Unsigned { what: "catalog.json.sig".into() },
             blockfs::Error::BadSignature,
-            blockfs::Error::Expired {
-                expires: "2026-01-01".into(),
-                now: "2026-11-22".into(),
-            },
-            blockfs::Error::NotCached {
-                what: "catalog.json".into(),
-            },
+            blockfs::Error::Expired { expires: "2026-01-01".into(), now: "2026-11-22".into() },
+            blockfs::Error::NotCached { what: "catalog.json".into() },
             blockfs::Error::Unreachable {
                 path: "catalog.json".into(),
                 deadline_secs: 60,

@@ -25,12 +25,7 @@ pub struct Progress {
     pub from_profile: bool,
 }
 
-pub fn progress(
-    status: Option<&Status>,
-    target: &Target,
-    snapshot: &Snapshot,
-    fetched_at_start: u64,
-) -> Progress {
+pub fn progress(status: Option<&Status>, target: &Target, snapshot: &Snapshot, fetched_at_start: u64) -> Progress {
     let Some(status) = status else {
         return Progress {
             ratio: 0.0,
@@ -39,16 +34,14 @@ pub fn progress(
             from_profile: false,
         };
     };
-    if let Some(p) = status.prefetch.as_ref().filter(|p| {
-        p.distribution == target.distribution && p.date == target.date && p.total_blocks > 0
-    }) {
+    if let Some(p) = status
+        .prefetch
+        .as_ref()
+        .filter(|p| p.distribution == target.distribution && p.date == target.date && p.total_blocks > 0)
+    {
         let ratio = p.done_blocks as f64 / p.total_blocks as f64;
-        let mut label = format!(
-            "boot working set: {} of {} blocks ({})",
-            p.done_blocks,
-            p.total_blocks,
-            format::percent(ratio)
-        );
+        let mut label =
+            format!("boot working set: {} of {} blocks ({})", p.done_blocks, p.total_blocks, format::percent(ratio));
         if let Some(why) = &p.stopped {
             label.push_str(&format!("; stopped: {why}"));
         }
@@ -69,25 +62,12 @@ pub fn progress(
         };
     }
     let fetched = status.fetched_bytes.saturating_sub(fetched_at_start);
-    let ratio = if snapshot.stored_bytes == 0 {
-        0.0
-    } else {
-        (fetched as f64 / snapshot.stored_bytes as f64).min(1.0)
-    };
-    let mut label = format!(
-        "fetched {} of at most {}",
-        format::bytes(fetched),
-        format::bytes(snapshot.stored_bytes)
-    );
+    let ratio = if snapshot.stored_bytes == 0 { 0.0 } else { (fetched as f64 / snapshot.stored_bytes as f64).min(1.0) };
+    let mut label = format!("fetched {} of at most {}", format::bytes(fetched), format::bytes(snapshot.stored_bytes));
     if let Some(f) = snap.and_then(|s| s.cached_fraction()) {
         label.push_str(&format!(" · {} cached", format::percent(f)));
     }
-    Progress {
-        ratio,
-        label,
-        complete: false,
-        from_profile: false,
-    }
+    Progress { ratio, label, complete: false, from_profile: false }
 }
 
 /// Whether a start may hand over to QEMU: the image answered its first read,
@@ -140,11 +120,7 @@ mod tests {
         // 120 MiB fetched in all, 100 MiB of them before this start.
         let p = progress(Some(&s), &target(), &snapshot("2026-11-22", ""), 100 << 20);
         assert!(!p.from_profile);
-        assert!(
-            p.label.contains("fetched 20 MiB of at most 850 MiB"),
-            "{}",
-            p.label
-        );
+        assert!(p.label.contains("fetched 20 MiB of at most 850 MiB"), "{}", p.label);
         assert!(p.label.contains("10% cached"), "{}", p.label);
         let full = status(true, &[("bookworm", "2026-11-22", 100, 100)]);
         assert!(progress(Some(&full), &target(), &snapshot("2026-11-22", ""), 0).complete);
@@ -152,39 +128,13 @@ mod tests {
 
     #[test]
     fn launch_rules() {
-        let p = Progress {
-            ratio: 0.5,
-            label: String::new(),
-            complete: false,
-            from_profile: true,
-        };
-        assert!(
-            !ready_to_launch(false, false, false, &p, Duration::ZERO),
-            "image first"
-        );
-        assert!(
-            ready_to_launch(true, false, false, &p, Duration::ZERO),
-            "no profile: go"
-        );
-        assert!(
-            !ready_to_launch(true, true, true, &p, Duration::from_secs(60)),
-            "prefetch under way"
-        );
-        assert!(!ready_to_launch(
-            true,
-            true,
-            false,
-            &p,
-            Duration::from_secs(1)
-        ));
-        assert!(
-            ready_to_launch(true, true, false, &p, PREFETCH_WAIT),
-            "no prefetch announced"
-        );
-        let done = Progress {
-            complete: true,
-            ..p
-        };
+        let p = Progress { ratio: 0.5, label: String::new(), complete: false, from_profile: true };
+        assert!(!ready_to_launch(false, false, false, &p, Duration::ZERO), "image first");
+        assert!(ready_to_launch(true, false, false, &p, Duration::ZERO), "no profile: go");
+        assert!(!ready_to_launch(true, true, true, &p, Duration::from_secs(60)), "prefetch under way");
+        assert!(!ready_to_launch(true, true, false, &p, Duration::from_secs(1)));
+        assert!(ready_to_launch(true, true, false, &p, PREFETCH_WAIT), "no prefetch announced");
+        let done = Progress { complete: true, ..p };
         assert!(ready_to_launch(true, true, true, &done, Duration::ZERO));
     }
 }

@@ -52,20 +52,10 @@ fn read_status(mountpoint: &Path) -> Result<Status, String> {
 
 pub(crate) fn accel_state(config: &MenuConfig) -> AccelState {
     match config.accel {
-        Some(accel) => AccelState {
-            accel,
-            forced: true,
-            no_kvm_reason: None,
-            tcg_accepted: false,
-        },
+        Some(accel) => AccelState { accel, forced: true, no_kvm_reason: None, tcg_accepted: false },
         None => {
             let check = vm::detect_accel();
-            AccelState {
-                accel: check.accel,
-                forced: false,
-                no_kvm_reason: check.no_kvm_reason,
-                tcg_accepted: false,
-            }
+            AccelState { accel: check.accel, forced: false, no_kvm_reason: check.no_kvm_reason, tcg_accepted: false }
         }
     }
 }
@@ -76,13 +66,8 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
         Ok(c) => (c, None),
         Err(e) => (empty_catalog(), Some(Problem::from_blockfs(&e))),
     };
-    let mut app = App::new(
-        catalog,
-        read_status(&config.mountpoint),
-        config.appliance,
-        config.display,
-        accel_state(config),
-    );
+    let mut app =
+        App::new(catalog, read_status(&config.mountpoint), config.appliance, config.display, accel_state(config));
     if let Some(p) = problem {
         app.screen = Screen::Problem(p);
     }
@@ -92,18 +77,9 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
     app
 }
 
-pub(crate) fn run_loop(
-    config: &MenuConfig,
-    term: &mut Term,
-    stop: &AtomicBool,
-) -> Result<MenuExit, MenuError> {
+pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) -> Result<MenuExit, MenuError> {
     let mut app = load_app(config);
-    let mut runner = Runner {
-        config,
-        stop,
-        start: None,
-        windowed_vm: None,
-    };
+    let mut runner = Runner { config, stop, start: None, windowed_vm: None };
     let mut last_status = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -118,9 +94,7 @@ pub(crate) fn run_loop(
         runner.tick_start(&mut app, term)?;
         runner.tick_running(&mut app);
         if app.screen == Screen::Details {
-            app.kept = app
-                .target()
-                .and_then(|t| vm::kept_overlay(&config.cache_dir, &t.distribution, &t.date));
+            app.kept = app.target().and_then(|t| vm::kept_overlay(&config.cache_dir, &t.distribution, &t.date));
         }
         term.draw(&app)?;
         if !event::poll(TICK)? {
@@ -141,12 +115,7 @@ pub(crate) fn run_loop(
 }
 
 impl Runner<'_> {
-    fn perform(
-        &mut self,
-        action: Action,
-        app: &mut App,
-        term: &mut Term,
-    ) -> Result<Option<MenuExit>, MenuError> {
+    fn perform(&mut self, action: Action, app: &mut App, term: &mut Term) -> Result<Option<MenuExit>, MenuError> {
         match action {
             Action::None => {}
             Action::Exit(exit) => return Ok(Some(exit)),
@@ -165,32 +134,19 @@ impl Runner<'_> {
                 let fresh = load_app(self.config);
                 let problem = matches!(fresh.screen, Screen::Problem(_));
                 app.catalog = fresh.catalog;
-                app.screen = if problem {
-                    fresh.screen
-                } else {
-                    Screen::Distributions
-                };
+                app.screen = if problem { fresh.screen } else { Screen::Distributions };
                 app.dist_sel = 0;
                 app.set_status(fresh.status);
             }
             Action::ForgetKept(target) => {
-                match vm::remove_kept_overlay(
-                    &self.config.cache_dir,
-                    &target.distribution,
-                    &target.date,
-                ) {
+                match vm::remove_kept_overlay(&self.config.cache_dir, &target.distribution, &target.date) {
                     Ok(()) => {
                         app.notice = Some(Notice {
                             text: format!("{} {}: kept changes deleted", target.title, target.date),
                             is_error: false,
                         })
                     }
-                    Err(e) => {
-                        app.notice = Some(Notice {
-                            text: e.to_string(),
-                            is_error: true,
-                        })
-                    }
+                    Err(e) => app.notice = Some(Notice { text: e.to_string(), is_error: true }),
                 }
             }
         }
@@ -200,19 +156,12 @@ impl Runner<'_> {
     /// Resolves the image (the "latest" symlink to its date), then opens it in
     /// a thread: that fetches its index, and lets blockfs start its prefetch.
     fn begin_start(&mut self, app: &mut App, mut target: Target) {
-        let entry = if target.via_latest {
-            "latest".to_string()
-        } else {
-            target.date.clone()
-        };
+        let entry = if target.via_latest { "latest".to_string() } else { target.date.clone() };
         let image = match vm::resolve_image(&self.config.mountpoint, &target.distribution, &entry) {
             Ok(image) => image,
             Err(e) => {
                 app.failed(Failure {
-                    headline: format!(
-                        "{} {}: the image is not on the mount",
-                        target.title, target.date
-                    ),
+                    headline: format!("{} {}: the image is not on the mount", target.title, target.date),
                     reason: e.to_string(),
                     what_to_do: "Press Enter. If blockfs stopped, restart Circular.".to_string(),
                 });
@@ -223,31 +172,23 @@ impl Runner<'_> {
         let (opened_tx, opened) = mpsc::channel();
         let (hold, hold_rx) = mpsc::channel::<()>();
         let path = image.path.clone();
-        let spawned = std::thread::Builder::new()
-            .name("open-image".into())
-            .spawn(move || {
-                let result = first_read(&path);
-                let _ = opened_tx.send(result.as_ref().map(|_| ()).map_err(|e| e.clone()));
-                // Keep the image open until the start ends or is given up.
-                let _file = result;
-                let _ = hold_rx.recv();
-            });
+        let spawned = std::thread::Builder::new().name("open-image".into()).spawn(move || {
+            let result = first_read(&path);
+            let _ = opened_tx.send(result.as_ref().map(|_| ()).map_err(|e| e.clone()));
+            // Keep the image open until the start ends or is given up.
+            let _file = result;
+            let _ = hold_rx.recv();
+        });
         if let Err(e) = spawned {
             app.failed(Failure {
                 headline: "Could not start a thread".to_string(),
                 reason: e.to_string(),
-                what_to_do: "The machine is out of resources; power off a VM or restart."
-                    .to_string(),
+                what_to_do: "The machine is out of resources; power off a VM or restart.".to_string(),
             });
             return;
         }
         app.starting(target.clone());
-        self.start = Some(StartJob {
-            target,
-            image,
-            opened,
-            _hold: hold,
-        });
+        self.start = Some(StartJob { target, image, opened, _hold: hold });
     }
 
     fn tick_start(&mut self, app: &mut App, term: &mut Term) -> Result<(), MenuError> {
@@ -264,15 +205,11 @@ impl Runner<'_> {
                 let target = job.target.clone();
                 self.start = None;
                 app.failed(Failure {
-                    headline: format!(
-                        "{} {}: the image could not be read",
-                        target.title, target.date
-                    ),
+                    headline: format!("{} {}: the image could not be read", target.title, target.date),
                     reason,
-                    what_to_do:
-                        "A snapshot that is not fully cached needs the server: check the network \
+                    what_to_do: "A snapshot that is not fully cached needs the server: check the network \
                                  line below, then press Enter and try again."
-                            .to_string(),
+                        .to_string(),
                 });
                 return Ok(());
             }
@@ -286,13 +223,7 @@ impl Runner<'_> {
         };
         let p = progress(app.status(), &job.target, snapshot, s.fetched_at_start);
         let prefetch_seen = s.prefetch_seen || p.from_profile;
-        let ready = ready_to_launch(
-            s.image_ready,
-            snapshot.profile.is_some(),
-            prefetch_seen,
-            &p,
-            s.since.elapsed(),
-        );
+        let ready = ready_to_launch(s.image_ready, snapshot.profile.is_some(), prefetch_seen, &p, s.since.elapsed());
         if let Screen::Starting(s) = &mut app.screen {
             s.prefetch_seen = prefetch_seen;
         }
@@ -406,8 +337,7 @@ fn first_read(path: &Path) -> Result<std::fs::File, String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut sector = [0u8; 512];
-    file.read_exact(&mut sector)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    file.read_exact(&mut sector).map_err(|e| format!("reading {}: {e}", path.display()))?;
     Ok(file)
 }
 
@@ -415,10 +345,9 @@ fn first_read(path: &Path) -> Result<std::fs::File, String> {
 /// with QEMU's words otherwise.
 fn finish(app: &mut App, target: &Target, outcome: Result<VmOutcome, VmError>) {
     match outcome {
-        Ok(o) if o.powered_off => app.finished(Notice {
-            text: format!("{} {}: {}", target.title, target.date, o.summary()),
-            is_error: false,
-        }),
+        Ok(o) if o.powered_off => {
+            app.finished(Notice { text: format!("{} {}: {}", target.title, target.date, o.summary()), is_error: false })
+        }
         Ok(o) => {
             let reason = o.reason();
             app.failed(Failure {
@@ -428,10 +357,7 @@ fn finish(app: &mut App, target: &Target, outcome: Result<VmOutcome, VmError>) {
             })
         }
         Err(e) => app.failed(Failure {
-            headline: format!(
-                "{} {}: QEMU could not be started",
-                target.title, target.date
-            ),
+            headline: format!("{} {}: QEMU could not be started", target.title, target.date),
             reason: e.to_string(),
             what_to_do: "Press Enter to go back.".to_string(),
         }),
@@ -442,14 +368,10 @@ fn finish(app: &mut App, target: &Target, outcome: Result<VmOutcome, VmError>) {
 pub(crate) fn advice(reason: &str) -> String {
     let r = reason.to_lowercase();
     if r.contains("kvm") {
-        "KVM failed: check /dev/kvm and VT-x/AMD-V in the firmware setup, or run with --accel tcg."
-            .to_string()
+        "KVM failed: check /dev/kvm and VT-x/AMD-V in the firmware setup, or run with --accel tcg.".to_string()
     } else if r.contains("memory") || r.contains("cannot allocate") {
         "Not enough memory: lower the VM's memory in its settings and boot again.".to_string()
-    } else if r.contains("input/output error")
-        || r.contains("could not open")
-        || r.contains("could not read")
-    {
+    } else if r.contains("input/output error") || r.contains("could not open") || r.contains("could not read") {
         "The image could not be read: without the network only fully cached snapshots boot. \
          Check the network line, then try again."
             .to_string()
@@ -466,13 +388,8 @@ mod tests {
 
     #[test]
     fn advice_names_the_usual_causes() {
-        assert!(
-            advice("qemu-system-x86_64: failed to initialize kvm: Permission denied")
-                .contains("--accel tcg")
-        );
-        assert!(
-            advice("cannot set up guest memory 'pc.ram': Cannot allocate memory").contains("lower")
-        );
+        assert!(advice("qemu-system-x86_64: failed to initialize kvm: Permission denied").contains("--accel tcg"));
+        assert!(advice("cannot set up guest memory 'pc.ram': Cannot allocate memory").contains("lower"));
         assert!(advice("Could not open '/mnt/x.img': Input/output error").contains("network"));
         assert!(advice("something else").contains("Enter"));
     }

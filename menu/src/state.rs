@@ -192,11 +192,7 @@ impl App {
     }
 
     pub fn find_snapshot(&self, target: &Target) -> Option<&Snapshot> {
-        self.catalog
-            .distribution(&target.distribution)?
-            .snapshots
-            .iter()
-            .find(|s| s.date == target.date)
+        self.catalog.distribution(&target.distribution)?.snapshots.iter().find(|s| s.date == target.date)
     }
 
     /// The selected snapshot as a boot target.
@@ -217,13 +213,7 @@ impl App {
     }
 
     pub fn level2_len(&self) -> usize {
-        self.distribution().map_or(0, |d| {
-            if d.snapshots.is_empty() {
-                0
-            } else {
-                d.snapshots.len() + 1
-            }
-        })
+        self.distribution().map_or(0, |d| if d.snapshots.is_empty() { 0 } else { d.snapshots.len() + 1 })
     }
 
     pub fn fields(&self) -> Vec<Field> {
@@ -237,10 +227,7 @@ impl App {
 
     /// The settings for a snapshot: what the person set, else the catalog's.
     pub fn settings_for(&self, distribution: &str, date: &str) -> VmSettings {
-        if let Some(s) = self
-            .settings
-            .get(&(distribution.to_string(), date.to_string()))
-        {
+        if let Some(s) = self.settings.get(&(distribution.to_string(), date.to_string())) {
             return *s;
         }
         let boot = self
@@ -280,16 +267,11 @@ impl App {
     }
 
     fn check_offline(&mut self) {
-        let browsing = matches!(
-            self.screen,
-            Screen::Distributions | Screen::Snapshots | Screen::Details
-        );
+        let browsing = matches!(self.screen, Screen::Distributions | Screen::Snapshots | Screen::Details);
         let shown = matches!(self.screen, Screen::Problem(Problem::NoNetwork { .. }));
         if browsing && self.nothing_bootable() {
-            let detail = self
-                .status()
-                .and_then(|s| s.sources.iter().find_map(|x| x.last_error.clone()))
-                .unwrap_or_default();
+            let detail =
+                self.status().and_then(|s| s.sources.iter().find_map(|x| x.last_error.clone())).unwrap_or_default();
             self.screen = Screen::Problem(Problem::NoNetwork { detail });
         } else if shown && !self.nothing_bootable() {
             self.screen = Screen::Distributions;
@@ -298,8 +280,7 @@ impl App {
 
     /// Handles one key press and says what the runner must do.
     pub fn on_key(&mut self, key: KeyEvent) -> Action {
-        let ctrl_c =
-            key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+        let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
         if ctrl_c {
             // In raw mode ctrl-c is a key, not a signal: treat it as quit, except
             // on the appliance (there is nothing to quit to) and while a VM runs.
@@ -407,11 +388,7 @@ impl App {
             }
             Screen::Failed(_) => match code {
                 KeyCode::Enter | KeyCode::Esc | KeyCode::Backspace => {
-                    self.screen = if self.snapshot().is_some() {
-                        Screen::Details
-                    } else {
-                        Screen::Distributions
-                    };
+                    self.screen = if self.snapshot().is_some() { Screen::Details } else { Screen::Distributions };
                     Action::None
                 }
                 KeyCode::Char('q') => quit(),
@@ -450,11 +427,7 @@ impl App {
                 self.adjust(&target, field, -1);
                 Action::None
             }
-            KeyCode::Right
-            | KeyCode::Char('+')
-            | KeyCode::Char('=')
-            | KeyCode::Char('l')
-            | KeyCode::Char(' ') => {
+            KeyCode::Right | KeyCode::Char('+') | KeyCode::Char('=') | KeyCode::Char('l') | KeyCode::Char(' ') => {
                 self.adjust(&target, field, 1);
                 Action::None
             }
@@ -500,15 +473,12 @@ impl App {
                 let m = i64::from(s.memory_mib) + dir * i64::from(MEMORY_STEP_MIB);
                 // Snap to the step so odd catalog values become round numbers.
                 let m = (m / i64::from(MEMORY_STEP_MIB)) * i64::from(MEMORY_STEP_MIB);
-                s.memory_mib = u32::try_from(m.max(0))
-                    .unwrap_or(MEMORY_MIN_MIB)
-                    .clamp(MEMORY_MIN_MIB, self.max_memory_mib());
+                s.memory_mib =
+                    u32::try_from(m.max(0)).unwrap_or(MEMORY_MIN_MIB).clamp(MEMORY_MIN_MIB, self.max_memory_mib());
             }
             Field::Cpus => {
                 let c = i64::from(s.cpus) + dir;
-                s.cpus = u32::try_from(c.max(1))
-                    .unwrap_or(1)
-                    .min(self.host_cpus.max(1));
+                s.cpus = u32::try_from(c.max(1)).unwrap_or(1).min(self.host_cpus.max(1));
             }
             Field::Changes => {
                 s.changes = match s.changes {
@@ -519,8 +489,7 @@ impl App {
             Field::FullScreen => s.full_screen = !s.full_screen,
             Field::Boot => return,
         }
-        self.settings
-            .insert((target.distribution.clone(), target.date.clone()), s);
+        self.settings.insert((target.distribution.clone(), target.date.clone()), s);
     }
 
     /// The runner began a start.
@@ -537,12 +506,7 @@ impl App {
 
     /// QEMU runs in a window; the menu shows the running screen.
     pub fn running(&mut self, target: Target, fetched_at_start: u64) {
-        self.screen = Screen::Running(Running {
-            target,
-            fetched_at_start,
-            since: Instant::now(),
-            confirm_stop: false,
-        });
+        self.screen = Screen::Running(Running { target, fetched_at_start, since: Instant::now(), confirm_stop: false });
     }
 
     /// Back to the details of the snapshot that ran, with news of how it ended.
@@ -553,10 +517,7 @@ impl App {
     }
 
     pub fn failed(&mut self, failure: Failure) {
-        self.notice = Some(Notice {
-            text: failure.headline.clone(),
-            is_error: true,
-        });
+        self.notice = Some(Notice { text: failure.headline.clone(), is_error: true });
         self.screen = Screen::Failed(failure);
     }
 }
@@ -576,35 +537,16 @@ pub(crate) mod tests {
             image_size: 2 << 30,
             stored_bytes: 850 << 20,
             profile: None,
-            boot: BootSettings {
-                memory_mib: 1024,
-                cpus: 2,
-                firmware: blockfs::catalog::Firmware::Bios,
-            },
+            boot: BootSettings { memory_mib: 1024, cpus: 2, firmware: blockfs::catalog::Firmware::Bios },
             notes: notes.to_string(),
         }
     }
 
     pub fn catalog() -> Catalog {
-        let mut c = Catalog::new(
-            datetime!(2026-11-22 0:00 UTC),
-            datetime!(2026-12-22 0:00 UTC),
-        );
-        c.add_snapshot(
-            "bookworm",
-            Some("Debian 12 (bookworm)"),
-            snapshot("2026-11-15", ""),
-        );
-        c.add_snapshot(
-            "bookworm",
-            None,
-            snapshot("2026-11-22", "Point release 12.13"),
-        );
-        c.add_snapshot(
-            "trixie",
-            Some("Debian 13 (trixie)"),
-            snapshot("2026-11-22", ""),
-        );
+        let mut c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        c.add_snapshot("bookworm", Some("Debian 12 (bookworm)"), snapshot("2026-11-15", ""));
+        c.add_snapshot("bookworm", None, snapshot("2026-11-22", "Point release 12.13"));
+        c.add_snapshot("trixie", Some("Debian 13 (trixie)"), snapshot("2026-11-22", ""));
         c
     }
 
@@ -681,10 +623,7 @@ pub(crate) mod tests {
         assert_eq!(a.screen, Screen::Snapshots);
         a.on_key(key(KeyCode::Backspace));
         assert_eq!(a.screen, Screen::Distributions);
-        assert_eq!(
-            a.on_key(key(KeyCode::Char('q'))),
-            Action::Exit(MenuExit::Quit)
-        );
+        assert_eq!(a.on_key(key(KeyCode::Char('q'))), Action::Exit(MenuExit::Quit));
     }
 
     #[test]
@@ -711,10 +650,7 @@ pub(crate) mod tests {
         // Other snapshots keep the catalog's values.
         assert_eq!(a.settings_for("bookworm", "2026-11-15").memory_mib, 1024);
         match a.on_key(key(KeyCode::Enter)) {
-            Action::Boot(t) => assert_eq!(
-                (t.distribution.as_str(), t.date.as_str()),
-                ("bookworm", "2026-11-22")
-            ),
+            Action::Boot(t) => assert_eq!((t.distribution.as_str(), t.date.as_str()), ("bookworm", "2026-11-22")),
             other => panic!("{other:?}"),
         }
     }
@@ -732,29 +668,20 @@ pub(crate) mod tests {
         a.on_key(key(KeyCode::Enter));
         assert!(matches!(a.on_key(key(KeyCode::Char('y'))), Action::Boot(_)));
         a.screen = Screen::Details;
-        assert!(
-            matches!(a.on_key(key(KeyCode::Enter)), Action::Boot(_)),
-            "asked once per session"
-        );
+        assert!(matches!(a.on_key(key(KeyCode::Enter)), Action::Boot(_)), "asked once per session");
 
         let mut forced = app();
         forced.accel = accel(Accel::Tcg, true);
         forced.on_key(key(KeyCode::Enter));
         forced.on_key(key(KeyCode::Enter));
-        assert!(matches!(
-            forced.on_key(key(KeyCode::Enter)),
-            Action::Boot(_)
-        ));
+        assert!(matches!(forced.on_key(key(KeyCode::Enter)), Action::Boot(_)));
     }
 
     #[test]
     fn nothing_cached_and_offline_is_a_clear_screen_until_it_changes() {
         let mut a = app();
         a.set_status(Ok(status(false, &[("bookworm", "2026-11-22", 45, 100)])));
-        assert!(matches!(
-            a.screen,
-            Screen::Problem(Problem::NoNetwork { .. })
-        ));
+        assert!(matches!(a.screen, Screen::Problem(Problem::NoNetwork { .. })));
         assert_eq!(a.on_key(key(KeyCode::Char('r'))), Action::Retry);
         // A fully cached snapshot can boot offline: the menu comes back.
         a.set_status(Ok(status(false, &[("bookworm", "2026-11-22", 100, 100)])));
@@ -767,20 +694,11 @@ pub(crate) mod tests {
         a.appliance = true;
         assert_eq!(a.level1_len(), 4);
         assert_eq!(a.on_key(key(KeyCode::Char('q'))), Action::None);
-        assert_eq!(
-            a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
-            Action::None
-        );
+        assert_eq!(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Action::None);
         a.dist_sel = 2;
-        assert_eq!(
-            a.on_key(key(KeyCode::Enter)),
-            Action::Exit(MenuExit::PowerOff)
-        );
+        assert_eq!(a.on_key(key(KeyCode::Enter)), Action::Exit(MenuExit::PowerOff));
         a.on_key(key(KeyCode::Down));
-        assert_eq!(
-            a.on_key(key(KeyCode::Enter)),
-            Action::Exit(MenuExit::Reboot)
-        );
+        assert_eq!(a.on_key(key(KeyCode::Enter)), Action::Exit(MenuExit::Reboot));
     }
 
     #[test]
@@ -799,10 +717,7 @@ pub(crate) mod tests {
         assert_eq!(a.on_key(key(KeyCode::Char('y'))), Action::None);
         a.on_key(key(KeyCode::Char('x')));
         assert_eq!(a.on_key(key(KeyCode::Char('y'))), Action::StopVm);
-        assert_eq!(
-            a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
-            Action::None
-        );
+        assert_eq!(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Action::None);
     }
 
     #[test]
@@ -810,21 +725,10 @@ pub(crate) mod tests {
         let mut a = app();
         a.on_key(key(KeyCode::Enter));
         a.on_key(key(KeyCode::Enter));
-        assert_eq!(
-            a.on_key(key(KeyCode::Char('d'))),
-            Action::None,
-            "nothing kept"
-        );
-        a.kept = Some(KeptOverlay {
-            path: "/x".into(),
-            bytes: 1 << 20,
-            modified: std::time::SystemTime::UNIX_EPOCH,
-        });
+        assert_eq!(a.on_key(key(KeyCode::Char('d'))), Action::None, "nothing kept");
+        a.kept = Some(KeptOverlay { path: "/x".into(), bytes: 1 << 20, modified: std::time::SystemTime::UNIX_EPOCH });
         assert_eq!(a.on_key(key(KeyCode::Char('d'))), Action::None);
         assert!(a.forget_armed);
-        assert!(matches!(
-            a.on_key(key(KeyCode::Char('d'))),
-            Action::ForgetKept(_)
-        ));
+        assert!(matches!(a.on_key(key(KeyCode::Char('d'))), Action::ForgetKept(_)));
     }
 }

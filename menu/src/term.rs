@@ -26,17 +26,11 @@ impl Term {
         // terminal on the other end of a cable can show.
         let terminal = match terminal::size() {
             Ok((w, h)) if w > 0 && h > 0 => Terminal::new(backend)?,
-            _ => Terminal::with_options(
-                backend,
-                TerminalOptions {
-                    viewport: Viewport::Fixed(Rect::new(0, 0, 80, 24)),
-                },
-            )?,
+            _ => {
+                Terminal::with_options(backend, TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, 80, 24)) })?
+            }
         };
-        let mut term = Term {
-            terminal,
-            active: false,
-        };
+        let mut term = Term { terminal, active: false };
         term.resume()?;
         Ok(term)
     }
@@ -59,12 +53,7 @@ impl Term {
     pub fn resume(&mut self) -> io::Result<()> {
         terminal::enable_raw_mode()?;
         self.active = true;
-        execute!(
-            io::stdout(),
-            EnterAlternateScreen,
-            Hide,
-            Clear(ClearType::All)
-        )?;
+        execute!(io::stdout(), EnterAlternateScreen, Hide, Clear(ClearType::All))?;
         // Whatever QEMU left on the screen is unknown to ratatui: redraw all.
         self.terminal.clear()?;
         Ok(())

@@ -67,21 +67,12 @@ fn header_line(app: &App, width: u16) -> Line<'static> {
     }
     let right = format!("{} ", parts.join(" · "));
     let pad = usize::from(width).saturating_sub(left.len() + right.chars().count());
-    let style = Style::new()
-        .fg(Color::White)
-        .bg(Color::Blue)
-        .add_modifier(Modifier::BOLD);
-    Line::from(vec![
-        Span::styled(left, style),
-        Span::styled(" ".repeat(pad), style),
-        Span::styled(right, style),
-    ])
+    let style = Style::new().fg(Color::White).bg(Color::Blue).add_modifier(Modifier::BOLD);
+    Line::from(vec![Span::styled(left, style), Span::styled(" ".repeat(pad), style), Span::styled(right, style)])
 }
 
 fn boxed(title: String) -> Block<'static> {
-    Block::default()
-        .borders(Borders::ALL)
-        .title(Span::styled(format!(" {title} "), TITLE))
+    Block::default().borders(Borders::ALL).title(Span::styled(format!(" {title} "), TITLE))
 }
 
 /// The "how much is here" words for one snapshot.
@@ -130,24 +121,12 @@ fn distributions(frame: &mut Frame, area: Rect, app: &App) {
     let block = boxed("Choose an operating system".to_string());
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [rows_area, _, notice_area] = Layout::vertical([
-        Constraint::Min(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-    ])
-    .areas(inner);
+    let [rows_area, _, notice_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(1), Constraint::Length(1)]).areas(inner);
     let status = app.status();
-    let mut rows: Vec<Line> = app
-        .catalog
-        .distributions
-        .iter()
-        .map(|d| distribution_row(d, status))
-        .collect();
+    let mut rows: Vec<Line> = app.catalog.distributions.iter().map(|d| distribution_row(d, status)).collect();
     if rows.is_empty() {
-        rows.push(Line::styled(
-            "The catalog lists no operating system yet.",
-            WARN,
-        ));
+        rows.push(Line::styled("The catalog lists no operating system yet.", WARN));
     }
     if app.appliance {
         rows.push(Line::raw("Power off"));
@@ -162,15 +141,9 @@ fn distribution_row(d: &Distribution, status: Option<&Status>) -> Line<'static> 
     match d.latest() {
         Some(latest) => {
             let (cached, style) = cached_words(status, &d.name, &latest.date);
-            Line::from(vec![
-                Span::raw(format!("{title:<32} latest {}  ", latest.date)),
-                Span::styled(cached, style),
-            ])
+            Line::from(vec![Span::raw(format!("{title:<32} latest {}  ", latest.date)), Span::styled(cached, style)])
         }
-        None => Line::from(vec![
-            Span::raw(format!("{title:<32} ")),
-            Span::styled("no snapshot", DIM),
-        ]),
+        None => Line::from(vec![Span::raw(format!("{title:<32} ")), Span::styled("no snapshot", DIM)]),
     }
 }
 
@@ -179,21 +152,12 @@ fn snapshots(frame: &mut Frame, area: Rect, app: &App) {
     let block = boxed(format!("{}: snapshots, newest first", d.title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [rows_area, about_area, notice_area] = Layout::vertical([
-        Constraint::Min(1),
-        Constraint::Length(4),
-        Constraint::Length(1),
-    ])
-    .areas(inner);
+    let [rows_area, about_area, notice_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(4), Constraint::Length(1)]).areas(inner);
     let status = app.status();
     let mut rows = Vec::new();
     if let Some(latest) = d.latest() {
-        rows.push(snapshot_row(
-            &format!("latest ({})", latest.date),
-            d,
-            latest,
-            status,
-        ));
+        rows.push(snapshot_row(&format!("latest ({})", latest.date), d, latest, status));
     }
     for s in &d.snapshots {
         rows.push(snapshot_row(&s.date, d, s, status));
@@ -211,12 +175,7 @@ fn snapshots(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(notice(app)), notice_area);
 }
 
-fn snapshot_row(
-    label: &str,
-    d: &Distribution,
-    s: &Snapshot,
-    status: Option<&Status>,
-) -> Line<'static> {
+fn snapshot_row(label: &str, d: &Distribution, s: &Snapshot, status: Option<&Status>) -> Line<'static> {
     let (cached, style) = cached_words(status, &d.name, &s.date);
     Line::from(vec![
         Span::raw(format!(
@@ -230,23 +189,13 @@ fn snapshot_row(
 
 /// "Fully cached" means it boots offline: say so, plainly.
 fn offline_sentence(status: Option<&Status>, distribution: &str, date: &str) -> (String, Style) {
-    let unknown = (
-        "Not fetched yet: the first boot needs the network.".to_string(),
-        Style::new(),
-    );
+    let unknown = ("Not fetched yet: the first boot needs the network.".to_string(), Style::new());
     match status.and_then(|s| s.snapshot(distribution, date)) {
-        Some(s) if s.fully_cached() => (
-            "Fully cached: this snapshot boots without the network.".to_string(),
-            OK,
-        ),
+        Some(s) if s.fully_cached() => ("Fully cached: this snapshot boots without the network.".to_string(), OK),
         Some(s) => match s.cached_fraction() {
-            Some(f) => (
-                format!(
-                    "{} cached here; the rest is fetched while it boots.",
-                    format::percent(f)
-                ),
-                Style::new(),
-            ),
+            Some(f) => {
+                (format!("{} cached here; the rest is fetched while it boots.", format::percent(f)), Style::new())
+            }
             None => unknown,
         },
         None => unknown,
@@ -272,25 +221,16 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
         format::bytes(s.stored_bytes)
     ))];
     let (words, style) = offline_sentence(app.status(), &d.name, &s.date);
-    lines.push(Line::from(vec![
-        Span::raw(" Cache        "),
-        Span::styled(words, style),
-    ]));
+    lines.push(Line::from(vec![Span::raw(" Cache        "), Span::styled(words, style)]));
     if !s.notes.is_empty() {
-        lines.push(Line::raw(format!(
-            " Notes        {}",
-            format::truncate(&s.notes, 62)
-        )));
+        lines.push(Line::raw(format!(" Notes        {}", format::truncate(&s.notes, 62))));
     }
     match &app.kept {
-        Some(_) if app.forget_armed => lines.push(Line::styled(
-            " Saved        press d again to delete the kept changes for good",
-            BAD,
-        )),
-        Some(k) => lines.push(Line::raw(format!(
-            " Saved        {} of kept changes (d d deletes them)",
-            format::bytes(k.bytes)
-        ))),
+        Some(_) if app.forget_armed => {
+            lines.push(Line::styled(" Saved        press d again to delete the kept changes for good", BAD))
+        }
+        Some(k) => lines
+            .push(Line::raw(format!(" Saved        {} of kept changes (d d deletes them)", format::bytes(k.bytes)))),
         None => {}
     }
     lines.push(Line::raw(""));
@@ -304,28 +244,17 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
                 DiskChanges::Discard => "Disk changes  discard at power-off".to_string(),
                 DiskChanges::Keep => "Disk changes  keep for the next boot".to_string(),
             },
-            Field::FullScreen => format!(
-                "Full screen   {}",
-                if settings.full_screen { "yes" } else { "no" }
-            ),
+            Field::FullScreen => format!("Full screen   {}", if settings.full_screen { "yes" } else { "no" }),
             Field::Boot => "[ Boot ]".to_string(),
         };
         let marker = if i == app.field_sel { " > " } else { "   " };
         let line = Line::raw(format!("{marker}{text}"));
-        lines.push(if i == app.field_sel {
-            line.style(SELECTED)
-        } else {
-            line
-        });
+        lines.push(if i == app.field_sel { line.style(SELECTED) } else { line });
     }
     if app.accel.accel == Accel::Tcg {
-        lines.push(Line::styled(
-            " No KVM: the VM runs under slow software emulation (TCG).",
-            WARN,
-        ));
+        lines.push(Line::styled(" No KVM: the VM runs under slow software emulation (TCG).", WARN));
     }
-    let [top, notice_area] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let [top, notice_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     frame.render_widget(Paragraph::new(lines), top);
     frame.render_widget(Paragraph::new(notice(app)), notice_area);
 }
@@ -362,10 +291,7 @@ fn starting(frame: &mut Frame, area: Rect, app: &App, s: &Starting) {
         lines.push(Line::raw(format!(" {}", p.label)));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        format!(" Waiting {}", format::duration(s.since.elapsed())),
-        DIM,
-    ));
+    lines.push(Line::styled(format!(" Waiting {}", format::duration(s.since.elapsed())), DIM));
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
@@ -384,16 +310,10 @@ fn running(frame: &mut Frame, area: Rect, app: &App, r: &Running) {
         lines.push(Line::raw(format!(" {}", p.label)));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled(
-        format!(" Running for {}", format::duration(r.since.elapsed())),
-        DIM,
-    ));
+    lines.push(Line::styled(format!(" Running for {}", format::duration(r.since.elapsed())), DIM));
     if r.confirm_stop {
         lines.push(Line::raw(""));
-        lines.push(Line::styled(
-            " Stop the VM now, like pulling its power cord? y: stop, any other key: no",
-            BAD,
-        ));
+        lines.push(Line::styled(" Stop the VM now, like pulling its power cord? y: stop, any other key: no", BAD));
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }
@@ -425,20 +345,14 @@ fn ask_no_kvm(frame: &mut Frame, area: Rect, app: &App, t: &Target) {
     let reason = app.accel.no_kvm_reason.clone().unwrap_or_default();
     let text = vec![
         Line::raw(""),
-        Line::styled(
-            format!("{} · {} would run without KVM.", t.title, t.date),
-            WARN,
-        ),
+        Line::styled(format!("{} · {} would run without KVM.", t.title, t.date), WARN),
         Line::raw(""),
         Line::raw(format!(" Why: {reason}.")),
         Line::raw(""),
         Line::raw("It would run under TCG, QEMU's software emulation: it works, but 10 to 50"),
         Line::raw("times slower. A desktop takes minutes to start."),
         Line::raw(""),
-        Line::styled(
-            "Boot anyway?   Enter or y: yes, slowly    Esc or n: no",
-            TITLE,
-        ),
+        Line::styled("Boot anyway?   Enter or y: yes, slowly    Esc or n: no", TITLE),
     ];
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
 }
@@ -461,70 +375,35 @@ fn problem(frame: &mut Frame, area: Rect, app: &App, p: &Problem) {
         text.push_line(Line::raw(l.to_string()));
     }
     text.push_line(Line::raw(""));
-    let keys = if app.appliance {
-        "r: try again    p: power off    b: reboot"
-    } else {
-        "r: try again    q: quit"
-    };
+    let keys = if app.appliance { "r: try again    p: power off    b: reboot" } else { "r: try again    q: quit" };
     text.push_line(Line::styled(keys, TITLE));
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
 }
 
 /// "Network: 10.0.2.15 on eth0 · http://… reachable".
 pub fn network_line(app: &App) -> Line<'static> {
-    let address = app
-        .address
-        .clone()
-        .unwrap_or_else(|| "no address".to_string());
+    let address = app.address.clone().unwrap_or_else(|| "no address".to_string());
     let status = match &app.status {
         Ok(s) => s,
-        Err(e) => {
-            return Line::styled(
-                format::truncate(&format!(" Network: {address} · blockfs: {e}"), 80),
-                BAD,
-            )
-        }
+        Err(e) => return Line::styled(format::truncate(&format!(" Network: {address} · blockfs: {e}"), 80), BAD),
     };
     let (server, style) = if status.offline_mode {
         ("offline mode: the server is not asked".to_string(), WARN)
     } else if let Some(src) = status.sources.iter().find(|s| s.reachable == Some(true)) {
         let mirrors = status.sources.len().saturating_sub(1);
-        let more = if mirrors > 0 {
-            format!(" (+{mirrors} more)")
-        } else {
-            String::new()
-        };
+        let more = if mirrors > 0 { format!(" (+{mirrors} more)") } else { String::new() };
         (format!("{} reachable{more}", src.url), OK)
     } else if status.sources.iter().any(|s| s.reachable == Some(false)) || !status.online {
-        let err = status
-            .sources
-            .iter()
-            .find_map(|s| s.last_error.clone())
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
+        let err =
+            status.sources.iter().find_map(|s| s.last_error.clone()).map(|e| format!(": {e}")).unwrap_or_default();
         (format!("server unreachable{err}"), BAD)
     } else {
-        (
-            status
-                .sources
-                .first()
-                .map_or("no server configured".to_string(), |s| {
-                    format!("{} not asked yet", s.url)
-                }),
-            DIM,
-        )
+        (status.sources.first().map_or("no server configured".to_string(), |s| format!("{} not asked yet", s.url)), DIM)
     };
-    let from_cache = if status.catalog_from_cache {
-        " · catalog from the cache"
-    } else {
-        ""
-    };
+    let from_cache = if status.catalog_from_cache { " · catalog from the cache" } else { "" };
     Line::from(vec![
         Span::raw(format!(" Network: {address} · ")),
-        Span::styled(
-            format::truncate(&format!("{server}{from_cache}"), 50),
-            style,
-        ),
+        Span::styled(format::truncate(&format!("{server}{from_cache}"), 50), style),
     ])
 }
 

@@ -43,18 +43,8 @@ fn target() -> Target {
 fn level_one_lists_distributions_with_latest_and_cache() {
     let mut a = app();
     a.address = Some("10.0.2.15 on eth0".into());
-    let mut s = status(
-        true,
-        &[
-            ("bookworm", "2026-11-22", 45, 100),
-            ("trixie", "2026-11-22", 7, 7),
-        ],
-    );
-    s.sources = vec![SourceStatus {
-        url: "http://10.0.2.2:8080/".into(),
-        reachable: Some(true),
-        last_error: None,
-    }];
+    let mut s = status(true, &[("bookworm", "2026-11-22", 45, 100), ("trixie", "2026-11-22", 7, 7)]);
+    s.sources = vec![SourceStatus { url: "http://10.0.2.2:8080/".into(), reachable: Some(true), last_error: None }];
     a.set_status(Ok(s));
     let text = screen(&a);
     has(&text, "Circular");
@@ -63,19 +53,10 @@ fn level_one_lists_distributions_with_latest_and_cache() {
     has(&text, "latest 2026-11-22  cached 45%");
     has(&text, "Debian 13 (trixie)");
     has(&text, "fully cached, offline ok");
-    has(
-        &text,
-        "Network: 10.0.2.15 on eth0 · http://10.0.2.2:8080/ reachable",
-    );
-    has(
-        &text,
-        "Cache: 300 MiB of 3.0 GiB (9%) used · fetched 120 MiB · 1234 hits",
-    );
+    has(&text, "Network: 10.0.2.15 on eth0 · http://10.0.2.2:8080/ reachable");
+    has(&text, "Cache: 300 MiB of 3.0 GiB (9%) used · fetched 120 MiB · 1234 hits");
     has(&text, "Enter open  q quit");
-    assert!(
-        !text.contains("Power off"),
-        "desktop mode has no power entries"
-    );
+    assert!(!text.contains("Power off"), "desktop mode has no power entries");
     // The cursor moves down.
     a.on_key(key(KeyCode::Down));
     has(&screen(&a), "> Debian 13 (trixie)");
@@ -100,17 +81,11 @@ fn level_two_lists_snapshots_newest_first_with_latest_on_top() {
     a.on_key(key(KeyCode::Enter));
     let text = screen(&a);
     has(&text, "Debian 12 (bookworm): snapshots, newest first");
-    has(
-        &text,
-        "> latest (2026-11-22)  2.0 GiB image  850 MiB stored  cached 45%",
-    );
+    has(&text, "> latest (2026-11-22)  2.0 GiB image  850 MiB stored  cached 45%");
     let newer = text.find("  2026-11-22").unwrap();
     let older = text.find("  2026-11-15").unwrap();
     assert!(newer < older, "newest first:\n{text}");
-    has(
-        &text,
-        "45% cached here; the rest is fetched while it boots.",
-    );
+    has(&text, "45% cached here; the rest is fetched while it boots.");
     has(&text, "Notes: Point release 12.13");
     a.on_key(key(KeyCode::Down));
     a.on_key(key(KeyCode::Down));
@@ -124,10 +99,7 @@ fn fully_cached_says_it_boots_offline() {
     let mut a = app();
     a.set_status(Ok(status(true, &[("bookworm", "2026-11-22", 100, 100)])));
     a.on_key(key(KeyCode::Enter));
-    has(
-        &screen(&a),
-        "Fully cached: this snapshot boots without the network.",
-    );
+    has(&screen(&a), "Fully cached: this snapshot boots without the network.");
 }
 
 #[test]
@@ -137,10 +109,7 @@ fn details_show_the_snapshot_and_editable_settings() {
     a.on_key(key(KeyCode::Enter));
     let text = screen(&a);
     has(&text, "Debian 12 (bookworm) · 2026-11-22 (latest)");
-    has(
-        &text,
-        "Image        2.0 GiB (850 MiB stored on the server), BIOS firmware",
-    );
+    has(&text, "Image        2.0 GiB (850 MiB stored on the server), BIOS firmware");
     has(&text, "Cache        45% cached here");
     has(&text, "Memory        1024 MiB");
     has(&text, "CPUs          2");
@@ -164,10 +133,7 @@ fn details_show_the_snapshot_and_editable_settings() {
     });
     has(&screen(&a), "12 MiB of kept changes (d d deletes them)");
     a.on_key(key(KeyCode::Char('d')));
-    has(
-        &screen(&a),
-        "press d again to delete the kept changes for good",
-    );
+    has(&screen(&a), "press d again to delete the kept changes for good");
 }
 
 #[test]
@@ -185,23 +151,14 @@ fn no_kvm_asks_before_going_on() {
     a.accel = accel(Accel::Tcg, false);
     a.on_key(key(KeyCode::Enter));
     a.on_key(key(KeyCode::Enter));
-    has(
-        &screen(&a),
-        "No KVM: the VM runs under slow software emulation (TCG).",
-    );
+    has(&screen(&a), "No KVM: the VM runs under slow software emulation (TCG).");
     a.on_key(key(KeyCode::Enter));
     assert!(matches!(a.screen, Screen::AskNoKvm(_)));
     let text = screen(&a);
     has(&text, "No hardware virtualization (KVM)");
-    has(
-        &text,
-        "Why: the CPU reports no hardware virtualization (VT-x/AMD-V).",
-    );
+    has(&text, "Why: the CPU reports no hardware virtualization (VT-x/AMD-V).");
     has(&text, "10 to 50");
-    has(
-        &text,
-        "Boot anyway?   Enter or y: yes, slowly    Esc or n: no",
-    );
+    has(&text, "Boot anyway?   Enter or y: yes, slowly    Esc or n: no");
     has(&text, "TCG: no KVM, slow");
 }
 
@@ -252,10 +209,7 @@ fn running_in_a_window_keeps_the_menu_informed() {
     has(&text, "Power off the guest, or close the");
     has(&text, "x stop the VM");
     a.on_key(key(KeyCode::Char('x')));
-    has(
-        &screen(&a),
-        "Stop the VM now, like pulling its power cord? y: stop",
-    );
+    has(&screen(&a), "Stop the VM now, like pulling its power cord? y: stop");
 }
 
 #[test]
@@ -263,8 +217,7 @@ fn a_failed_start_shows_qemus_reason_and_what_to_do() {
     let mut a = app();
     a.failed(Failure {
         headline: "Debian 12 (bookworm) 2026-11-22: QEMU could not start (exit status 1)".into(),
-        reason: "qemu-system-x86_64: -accel kvm: failed to initialize kvm: Permission denied"
-            .into(),
+        reason: "qemu-system-x86_64: -accel kvm: failed to initialize kvm: Permission denied".into(),
         what_to_do: crate::run::advice("failed to initialize kvm"),
     });
     let text = screen(&a);
@@ -275,11 +228,7 @@ fn a_failed_start_shows_qemus_reason_and_what_to_do() {
     a.on_key(key(KeyCode::Enter));
     assert_ne!(
         a.screen,
-        Screen::Failed(Failure {
-            headline: String::new(),
-            reason: String::new(),
-            what_to_do: String::new()
-        })
+        Screen::Failed(Failure { headline: String::new(), reason: String::new(), what_to_do: String::new() })
     );
 }
 
@@ -310,33 +259,19 @@ fn no_network_and_nothing_cached_is_a_clear_screen() {
     has(&text, "Plug in a network cable");
     has(&text, "r: try again    q: quit");
     has(&text, "server unreachable: connection refused");
-    assert!(
-        !text.contains("Choose an operating system"),
-        "a clear screen:\n{text}"
-    );
+    assert!(!text.contains("Choose an operating system"), "a clear screen:\n{text}");
 }
 
 #[test]
 fn refused_catalogs_say_which_and_what_to_do() {
     for (why, words, hint) in [
-        (
-            Refusal::Unsigned,
-            "Catalog refused: it is not signed",
-            "must sign",
-        ),
-        (
-            Refusal::WrongKey,
-            "does not match this machine's key",
-            "public key",
-        ),
+        (Refusal::Unsigned, "Catalog refused: it is not signed", "must sign"),
+        (Refusal::WrongKey, "does not match this machine's key", "public key"),
         (Refusal::Expired, "Catalog refused: it has expired", "clock"),
     ] {
         let mut a = app();
         a.appliance = true;
-        a.screen = Screen::Problem(Problem::CatalogRefused {
-            why,
-            detail: "the catalog expired at 2026-01-01".into(),
-        });
+        a.screen = Screen::Problem(Problem::CatalogRefused { why, detail: "the catalog expired at 2026-01-01".into() });
         let text = screen(&a);
         has(&text, words);
         has(&text, hint);
@@ -347,17 +282,14 @@ fn refused_catalogs_say_which_and_what_to_do() {
 #[test]
 fn status_unavailable_is_said_on_the_network_line() {
     let mut a = app();
-    a.set_status(Err(
-        "status.json: Transport endpoint is not connected".into()
-    ));
+    a.set_status(Err("status.json: Transport endpoint is not connected".into()));
     has(&screen(&a), "blockfs: status.json: Transport endpoint");
 }
 
 #[test]
 fn fits_80x25_with_long_titles() {
     let mut a = app();
-    a.catalog.distributions[0].title =
-        "A distribution with a very long title that goes on and on".into();
+    a.catalog.distributions[0].title = "A distribution with a very long title that goes on and on".into();
     let text = screen(&a);
     has(&text, "A distribution with a very long…");
     has(&text, "latest 2026-11-22");
@@ -370,14 +302,8 @@ fn no_screen_panics_on_tiny_or_huge_terminals() {
         Screen::Snapshots,
         Screen::Details,
         Screen::AskNoKvm(target()),
-        Screen::Failed(Failure {
-            headline: "h".into(),
-            reason: "r\n".repeat(50),
-            what_to_do: "w".into(),
-        }),
-        Screen::Problem(Problem::NoNetwork {
-            detail: "x".repeat(500),
-        }),
+        Screen::Failed(Failure { headline: "h".into(), reason: "r\n".repeat(50), what_to_do: "w".into() }),
+        Screen::Problem(Problem::NoNetwork { detail: "x".repeat(500) }),
     ];
     let mut a = app();
     a.starting(target());

@@ -117,7 +117,11 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn wait_for_stop(signals: &mut signal_hook::iterator::Signals, proxy: &Proxy, writer: Option<&StatsWriter>) -> Result<(), String> {
+fn wait_for_stop(
+    signals: &mut signal_hook::iterator::Signals,
+    proxy: &Proxy,
+    writer: Option<&StatsWriter>,
+) -> Result<(), String> {
     for signal in signals.forever() {
         let s = proxy.stats();
         println!("{}", s.to_json());

@@ -14,10 +14,7 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(bits_per_sec: u64) -> Pacer {
-        Pacer {
-            bytes_per_sec: bits_per_sec as f64 / 8.0,
-            free_at: Mutex::new(None),
-        }
+        Pacer { bytes_per_sec: bits_per_sec as f64 / 8.0, free_at: Mutex::new(None) }
     }
 
     /// How long n bytes occupy the link.

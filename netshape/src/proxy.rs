@@ -44,7 +44,8 @@ impl Shape {
     }
 
     fn check(&self) -> Result<(), Error> {
-        for (name, v) in [("total rate", self.total_bits_per_sec), ("per-connection rate", self.per_conn_bits_per_sec)] {
+        for (name, v) in [("total rate", self.total_bits_per_sec), ("per-connection rate", self.per_conn_bits_per_sec)]
+        {
             if v == Some(0) {
                 return Err(Error::Shape(format!("the {name} must be above 0")));
             }
@@ -80,7 +81,8 @@ impl Proxy {
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| Error::Shape(format!("cannot resolve the target {target:?}; give HOST:PORT")))?;
-        let listener = TcpListener::bind(listen).map_err(|source| Error::Listen { addr: listen.to_string(), source })?;
+        let listener =
+            TcpListener::bind(listen).map_err(|source| Error::Listen { addr: listen.to_string(), source })?;
         let addr = listener.local_addr().map_err(|source| Error::Listen { addr: listen.to_string(), source })?;
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared { stopping: AtomicBool::new(false), live: Mutex::new(HashMap::new()) });
@@ -196,15 +198,12 @@ fn start_connection(
     // Chunks are already paced; Nagle plus delayed ACKs would add 40 ms stalls.
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    shared
-        .live
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id, [client.try_clone()?, server.try_clone()?]);
+    shared.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id, [client.try_clone()?, server.try_clone()?]);
     let pending = Arc::new(AtomicUsize::new(2));
     let half_rtt = shape.rtt / 2;
     for up in [true, false] {
-        let (from, to) = if up { (client.try_clone()?, server.try_clone()?) } else { (server.try_clone()?, client.try_clone()?) };
+        let (from, to) =
+            if up { (client.try_clone()?, server.try_clone()?) } else { (server.try_clone()?, client.try_clone()?) };
         let dir = Direction {
             up,
             from,

@@ -7,9 +7,14 @@ use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 pub enum Item {
-    Data { deliver_at: Instant, bytes: Vec<u8> },
+    Data {
+        deliver_at: Instant,
+        bytes: Vec<u8>,
+    },
     /// The sender closed its side after everything before this; delivered when due.
-    Eof { deliver_at: Instant },
+    Eof {
+        deliver_at: Instant,
+    },
     /// The other side failed: stop now, deliver nothing more.
     Abort,
 }

@@ -44,7 +44,12 @@ fn secs(d: Duration) -> f64 {
 #[test]
 fn one_megabyte_at_8_mbit_takes_about_a_second() {
     let server = sized_reply_server();
-    let shape = Shape { rtt: Duration::ZERO, total_bits_per_sec: Some(8_000_000), per_conn_bits_per_sec: None, handshake: false };
+    let shape = Shape {
+        rtt: Duration::ZERO,
+        total_bits_per_sec: Some(8_000_000),
+        per_conn_bits_per_sec: None,
+        handshake: false,
+    };
     let proxy = Proxy::start("127.0.0.1:0", &server, shape).expect("proxy");
     let mut conn = TcpStream::connect(proxy.local_addr()).expect("connect");
     let t = Instant::now();
@@ -102,13 +107,23 @@ fn two_clients_fetch_500_kb(proxy: &Proxy) -> f64 {
 #[test]
 fn the_total_cap_is_shared_and_the_per_connection_cap_holds_each() {
     let server = sized_reply_server();
-    let shape = Shape { rtt: Duration::ZERO, total_bits_per_sec: Some(8_000_000), per_conn_bits_per_sec: None, handshake: false };
+    let shape = Shape {
+        rtt: Duration::ZERO,
+        total_bits_per_sec: Some(8_000_000),
+        per_conn_bits_per_sec: None,
+        handshake: false,
+    };
     let proxy = Proxy::start("127.0.0.1:0", &server, shape).expect("proxy");
     let took = two_clients_fetch_500_kb(&proxy);
     assert!((0.9..2.0).contains(&took), "2 x 500 kB sharing 8 Mbit/s took {took:.2} s");
     drop(proxy);
 
-    let shape = Shape { rtt: Duration::ZERO, total_bits_per_sec: None, per_conn_bits_per_sec: Some(4_000_000), handshake: false };
+    let shape = Shape {
+        rtt: Duration::ZERO,
+        total_bits_per_sec: None,
+        per_conn_bits_per_sec: Some(4_000_000),
+        handshake: false,
+    };
     let proxy = Proxy::start("127.0.0.1:0", &server, shape).expect("proxy");
     let took = two_clients_fetch_500_kb(&proxy);
     assert!((0.9..2.0).contains(&took), "2 x 500 kB at 4 Mbit/s each took {took:.2} s");

@@ -38,9 +38,7 @@ pub struct Archive {
 
 /// Normalises "/usr/bin/x" and "usr/bin/x" to "usr/bin/x".
 pub fn rel(dest: &Path) -> PathBuf {
-    dest.components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect()
+    dest.components().filter(|c| matches!(c, Component::Normal(_))).collect()
 }
 
 impl Archive {
@@ -57,10 +55,9 @@ impl Archive {
             if p.as_os_str().is_empty() {
                 break;
             }
-            self.entries.entry(p.to_path_buf()).or_insert(Entry {
-                node: Node::Dir { mode: 0o755 },
-                group: "directories".into(),
-            });
+            self.entries
+                .entry(p.to_path_buf())
+                .or_insert(Entry { node: Node::Dir { mode: 0o755 }, group: "directories".into() });
             parent = p.parent();
         }
         self.entries.insert(dest, Entry { node, group: group.into() });
@@ -91,9 +88,9 @@ impl Archive {
                 }
                 Node::File { source, mode, .. } => {
                     let bytes = match source {
-                        Source::Path(p) => std::fs::read(p).map_err(|e| {
-                            io::Error::new(e.kind(), format!("{}: {e}", p.display()))
-                        })?,
+                        Source::Path(p) => {
+                            std::fs::read(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?
+                        }
                         Source::Bytes(b) => b.clone(),
                     };
                     let size = u32::try_from(bytes.len()).map_err(|_| {

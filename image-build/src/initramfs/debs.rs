@@ -33,9 +33,7 @@ pub fn download(dir: &Path, package: &str) -> Result<PathBuf, Error> {
             .map_err(|e| Error::Io(dir.to_path_buf(), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
             })
             .collect();
         hits.sort();

@@ -35,10 +35,7 @@ pub fn parse_ldd(out: &str) -> Result<Vec<PathBuf>, String> {
 pub fn closure(bins: &[PathBuf]) -> Result<BTreeSet<PathBuf>, Error> {
     let mut all = BTreeSet::new();
     for b in bins {
-        let out = Command::new("ldd")
-            .arg(b)
-            .output()
-            .map_err(|e| Error::Tool(format!("ldd {}: {e}", b.display())))?;
+        let out = Command::new("ldd").arg(b).output().map_err(|e| Error::Tool(format!("ldd {}: {e}", b.display())))?;
         // ldd exits 1 for static binaries; its stdout is still meaningful.
         let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         let libs = parse_ldd(&text).map_err(|l| Error::Tool(format!("{}: missing library: {l}", b.display())))?;
@@ -67,7 +64,10 @@ mod tests {
     fn parses_ldd_lines() {
         let out = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
         let libs = parse_ldd(out).unwrap();
-        assert_eq!(libs, [PathBuf::from("/lib/x86_64-linux-gnu/libz.so.1"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]);
+        assert_eq!(
+            libs,
+            [PathBuf::from("/lib/x86_64-linux-gnu/libz.so.1"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]
+        );
         assert!(parse_ldd("\tnot a dynamic executable\n").unwrap().is_empty());
         assert!(parse_ldd("\tlibfoo.so => not found\n").is_err());
     }

@@ -108,7 +108,10 @@ fn host_parts(display: Display) -> HostParts {
             "/usr/sbin/resize2fs",
             "/usr/bin/fusermount3",
         ],
-        plugins: vec!["/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so", "/usr/lib/x86_64-linux-gnu/qemu/ui-curses.so"],
+        plugins: vec![
+            "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so",
+            "/usr/lib/x86_64-linux-gnu/qemu/ui-curses.so",
+        ],
         data: vec![
             "/usr/share/seabios",
             "/usr/lib/ipxe/qemu/efi-virtio.rom",
@@ -163,9 +166,9 @@ fn host_parts(display: Display) -> HostParts {
 
 /// Busybox applets linked for the rescue shell (`circular.shell`).
 const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "cp", "mv", "rm", "ln", "mkdir", "mount", "umount", "dmesg", "ip", "ps", "kill", "vi",
-    "less", "grep", "sed", "awk", "df", "du", "free", "top", "sync", "ping", "wget", "find", "head", "tail",
-    "hexdump", "lsmod", "insmod", "modprobe", "poweroff", "reboot", "blkid", "fdisk", "lsusb", "env", "stty",
+    "sh", "ls", "cat", "cp", "mv", "rm", "ln", "mkdir", "mount", "umount", "dmesg", "ip", "ps", "kill", "vi", "less",
+    "grep", "sed", "awk", "df", "du", "free", "top", "sync", "ping", "wget", "find", "head", "tail", "hexdump",
+    "lsmod", "insmod", "modprobe", "poweroff", "reboot", "blkid", "fdisk", "lsusb", "env", "stty",
 ];
 
 pub fn run(args: &Args) -> Result<(), Error> {
@@ -251,14 +254,22 @@ pub fn run(args: &Args) -> Result<(), Error> {
         io(&args.out.join("bin"), std::fs::create_dir_all(args.out.join("bin")))?;
         run_tool(Command::new("objcopy").arg("--strip-debug").arg(&p).arg(&stripped))?;
         let meta = io(&stripped, std::fs::metadata(&stripped))?;
-        a.add(&Path::new("usr/bin").join(name), Node::File { source: Source::Path(stripped.clone()), mode: 0o755, size: meta.len() }, "circular binaries");
+        a.add(
+            &Path::new("usr/bin").join(name),
+            Node::File { source: Source::Path(stripped.clone()), mode: 0o755, size: meta.len() },
+            "circular binaries",
+        );
         elf_inputs.push(p);
     }
     let init_len = io(&init, std::fs::metadata(&init))?.len();
     a.add(Path::new("init"), Node::Symlink { target: "usr/bin/circular-init".into() }, "circular binaries");
     let _ = init_len;
     let key_len = io(&args.public, std::fs::metadata(&args.public))?.len();
-    a.add(Path::new("etc/circular/public.key"), Node::File { source: Source::Path(args.public.clone()), mode: 0o644, size: key_len }, "circular binaries");
+    a.add(
+        Path::new("etc/circular/public.key"),
+        Node::File { source: Source::Path(args.public.clone()), mode: 0o644, size: key_len },
+        "circular binaries",
+    );
 
     // Busybox (static) for the rescue shell.
     let busybox = PathBuf::from("/usr/bin/busybox");
@@ -283,7 +294,10 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for plug in &parts.plugins {
         let p = PathBuf::from(plug);
         if !p.is_file() {
-            return Err(Error::Missing(format!("{plug} (for --display {:?}: install its Debian package)", args.display)));
+            return Err(Error::Missing(format!(
+                "{plug} (for --display {:?}: install its Debian package)",
+                args.display
+            )));
         }
         add_host_file(&mut a, &p, "qemu and tools")?;
         elf_inputs.push(p);
@@ -309,10 +323,18 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for f in mods {
         let rel = f.strip_prefix(&modroot).map_err(|_| Error::Tool("module path outside modroot".into()))?;
         let len = io(&f, std::fs::metadata(&f))?.len();
-        a.add(&Path::new("usr").join(rel), Node::File { source: Source::Path(f.clone()), mode: 0o644, size: len }, "kernel modules");
+        a.add(
+            &Path::new("usr").join(rel),
+            Node::File { source: Source::Path(f.clone()), mode: 0o644, size: len },
+            "kernel modules",
+        );
     }
     let build_info = format!("kernel {pkg} ({ver})\ndisplay {:?}\n", args.display);
-    a.add(Path::new("etc/circular/build.txt"), Node::File { size: build_info.len() as u64, source: Source::Bytes(build_info.into_bytes()), mode: 0o644 }, "circular binaries");
+    a.add(
+        Path::new("etc/circular/build.txt"),
+        Node::File { size: build_info.len() as u64, source: Source::Bytes(build_info.into_bytes()), mode: 0o644 },
+        "circular binaries",
+    );
 
     // 4. Write it, zstd-compressed.
     io(&args.out, std::fs::create_dir_all(&args.out))?;

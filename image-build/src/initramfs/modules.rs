@@ -96,11 +96,7 @@ pub fn class_of(path: &str) -> Option<&'static str> {
         return None;
     }
     CLASSES.iter().find_map(|(class, pat)| {
-        let hit = if pat.ends_with('/') || pat.ends_with('-') {
-            s.starts_with(pat)
-        } else {
-            s == *pat
-        };
+        let hit = if pat.ends_with('/') || pat.ends_with('-') { s.starts_with(pat) } else { s == *pat };
         hit.then_some(*class)
     })
 }

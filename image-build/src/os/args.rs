@@ -179,7 +179,9 @@ impl OsArgs {
                     return usage("--size cannot be used with --update-from: the image keeps its size".into());
                 }
                 if prev == &self.out {
-                    return usage("--update-from and --out must be different files: the previous week stays as it is".into());
+                    return usage(
+                        "--update-from and --out must be different files: the previous week stays as it is".into(),
+                    );
                 }
                 Mode::Update { previous: prev.clone() }
             }
@@ -199,9 +201,11 @@ impl OsArgs {
         let epoch = match self.source_date_epoch {
             Some(e) => Some(e),
             None => match std::env::var("SOURCE_DATE_EPOCH") {
-                Ok(v) if !v.is_empty() => Some(v.trim().parse::<i64>().map_err(|_| {
-                    OsError::Usage(format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds"))
-                })?),
+                Ok(v) if !v.is_empty() => Some(
+                    v.trim()
+                        .parse::<i64>()
+                        .map_err(|_| OsError::Usage(format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds")))?,
+                ),
                 _ => None,
             },
         };

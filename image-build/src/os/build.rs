@@ -27,8 +27,19 @@ pub const GRUB_DIR: &str = "/usr/lib/grub/i386-pc";
 /// Modules embedded in core.img, so the menu works without reading any module
 /// from disk; grub-mkimage adds their dependencies.
 const GRUB_MODULES: &[&str] = &[
-    "biosdisk", "part_msdos", "ext2", "search_fs_uuid", "normal", "linux", "echo", "test",
-    "serial", "terminal", "configfile", "minicmd", "boot",
+    "biosdisk",
+    "part_msdos",
+    "ext2",
+    "search_fs_uuid",
+    "normal",
+    "linux",
+    "echo",
+    "test",
+    "serial",
+    "terminal",
+    "configfile",
+    "minicmd",
+    "boot",
 ];
 
 /// Everything `build` needs to know.
@@ -130,8 +141,19 @@ const MKE2FS_CONF: &str = "\
 	}
 ";
 
-fn write_image(runner: &mut Runner, work: &Path, root: &Path, image: &Path, size: u64, epoch: i64, ids: &Ids) -> Result<()> {
-    let part = disk::Partition { offset: disk::PART_START_LBA * disk::SECTOR, size: size - disk::PART_START_LBA * disk::SECTOR };
+fn write_image(
+    runner: &mut Runner,
+    work: &Path,
+    root: &Path,
+    image: &Path,
+    size: u64,
+    epoch: i64,
+    ids: &Ids,
+) -> Result<()> {
+    let part = disk::Partition {
+        offset: disk::PART_START_LBA * disk::SECTOR,
+        size: size - disk::PART_START_LBA * disk::SECTOR,
+    };
     let need = rootfs::tree_bytes(root);
     // ext4's metadata, journal and 5% reserve need roughly 12% on top of the files.
     let usable = part.size / 100 * 88;
@@ -154,14 +176,21 @@ fn write_image(runner: &mut Runner, work: &Path, root: &Path, image: &Path, size
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .args(["-F", "-q", "-t", "ext4", "-b", "4096", "-I", "256", "-i", "16384", "-L", "root", "-U", &ids.root_uuid])
         .arg("-E")
-        .arg(format!("offset={},hash_seed={},root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0", part.offset, ids.hash_seed))
+        .arg(format!(
+            "offset={},hash_seed={},root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0",
+            part.offset, ids.hash_seed
+        ))
         .arg("-d")
         .arg(root)
         .arg(image)
         .arg(blocks.to_string());
     runner.run("mke2fs -d", &mut mkfs)?;
 
-    let mut f = OpenOptions::new().read(true).write(true).open(image).map_err(|e| OsError::io(format!("opening {}", image.display()), e))?;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .map_err(|e| OsError::io(format!("opening {}", image.display()), e))?;
     let n = ext4::normalize_times(&f, part.offset)?;
     runner.note(&format!("{n} inodes given deterministic times"));
 
@@ -176,7 +205,8 @@ fn write_image(runner: &mut Runner, work: &Path, root: &Path, image: &Path, size
         .args(GRUB_MODULES);
     runner.run("grub-mkimage", &mut mk)?;
     let core_img = fs::read(&core).map_err(|e| OsError::io("reading core.img", e))?;
-    let boot_img = fs::read(Path::new(GRUB_DIR).join("boot.img")).map_err(|e| OsError::io("reading GRUB's boot.img", e))?;
+    let boot_img =
+        fs::read(Path::new(GRUB_DIR).join("boot.img")).map_err(|e| OsError::io("reading GRUB's boot.img", e))?;
     let mbr = disk::mbr(size, ids.disk_signature)?;
     let (boot, core_patched) = disk::grub_boot_sectors(&mbr, &boot_img, &core_img)?;
     disk::write_boot_area(&mut f, &boot, &core_patched)?;

@@ -117,10 +117,8 @@ impl Runner {
     pub fn output(&mut self, what: &str, cmd: &mut Command) -> Result<String> {
         let program = cmd.get_program().to_string_lossy().into_owned();
         let _ = writeln!(self.log, "$ {}", describe(cmd));
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| OsError::Spawn { program: program.clone(), source })?;
+        let out =
+            cmd.stdin(Stdio::null()).output().map_err(|source| OsError::Spawn { program: program.clone(), source })?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let _ = self.log.write_all(stderr.as_bytes());
         if !out.status.success() {

@@ -41,7 +41,8 @@ pub fn mbr(disk_size: u64, signature: u32) -> Result<[u8; 512]> {
         return Err(OsError::Usage(format!("a disk of {disk_size} bytes is too small")));
     }
     let sectors = total - PART_START_LBA;
-    let sectors32 = u32::try_from(sectors).map_err(|_| OsError::Usage("the MBR cannot describe a disk of 2 TiB or more".into()))?;
+    let sectors32 =
+        u32::try_from(sectors).map_err(|_| OsError::Usage("the MBR cannot describe a disk of 2 TiB or more".into()))?;
     let mut s = [0u8; 512];
     s[WINDOWS_NT_MAGIC..WINDOWS_NT_MAGIC + 4].copy_from_slice(&signature.to_le_bytes());
     let e = &mut s[0x1be..0x1ce];
@@ -175,7 +176,7 @@ mod tests {
         assert_eq!(p, Partition { offset: 1 << 20, size: (2 << 30) - (1 << 20) });
         assert_eq!(m[0x1be], 0x80);
         assert_eq!(&m[0x1bf..0x1c2], &[0x20, 0x21, 0x00]); // LBA 2048 = C0 H32 S33
-        // Last sector 4194303 = C261 H21 S16: sector 16 | cylinder bits 8-9 (1) << 6, cylinder low byte 5.
+                                                           // Last sector 4194303 = C261 H21 S16: sector 16 | cylinder bits 8-9 (1) << 6, cylinder low byte 5.
         assert_eq!(&m[0x1c3..0x1c6], &[21, 16 | (1 << 6), 5]);
         let big = mbr(16 << 30, 0).unwrap();
         assert_eq!(&big[0x1c3..0x1c6], &[0xfe, 0xff, 0xff]);

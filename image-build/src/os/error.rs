@@ -25,7 +25,9 @@ pub enum OsError {
     #[error("not enough free space in {dir}: about {need_mib} MiB needed, {have_mib} MiB free; free some space or write --out elsewhere")]
     DiskFull { dir: PathBuf, need_mib: u64, have_mib: u64 },
 
-    #[error("the root filesystem needs about {need_mib} MiB but --size leaves {have_mib} MiB for it; pass a larger --size")]
+    #[error(
+        "the root filesystem needs about {need_mib} MiB but --size leaves {have_mib} MiB for it; pass a larger --size"
+    )]
     ImageTooSmall { need_mib: u64, have_mib: u64 },
 
     #[error("{what} failed ({status}){hint}; last lines of its output:\n{tail}\nfull log: {log}")]
@@ -54,10 +56,7 @@ impl OsError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         if source.raw_os_error() == Some(libc::ENOSPC) {
             // Reported as is: the caller's context names the file; the hint is in the text.
-            return OsError::Io {
-                context: format!("{} (the disk is full: free some space)", context.into()),
-                source,
-            };
+            return OsError::Io { context: format!("{} (the disk is full: free some space)", context.into()), source };
         }
         OsError::Io { context: context.into(), source }
     }

@@ -25,8 +25,8 @@ use std::time::Instant;
 
 use sha1::{Digest, Sha1};
 
-pub use args::OsArgs;
 use args::Mode;
+pub use args::OsArgs;
 pub use error::OsError;
 use error::Result;
 

@@ -36,7 +36,14 @@ impl Mounts {
         Self::default()
     }
 
-    pub fn mount(&mut self, source: &str, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    pub fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<()> {
         fs::create_dir_all(target).map_err(|e| OsError::io(format!("creating {}", target.display()), e))?;
         mount(Some(source), target, fstype, flags, data)
             .map_err(|e| OsError::sys(format!("mounting {source} on {}", target.display()), e))?;
@@ -55,8 +62,20 @@ impl Mounts {
         self.mount("proc", &root.join("proc"), Some("proc"), nodev, None)?;
         self.mount("sysfs", &root.join("sys"), Some("sysfs"), nodev | MsFlags::MS_RDONLY, None)?;
         self.mount("/dev", &root.join("dev"), None, MsFlags::MS_BIND, None)?;
-        self.mount("devpts", &root.join("dev/pts"), Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=620"))?;
-        self.mount("tmpfs", &root.join("run"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755"))?;
+        self.mount(
+            "devpts",
+            &root.join("dev/pts"),
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=620"),
+        )?;
+        self.mount(
+            "tmpfs",
+            &root.join("run"),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=755"),
+        )?;
         Ok(())
     }
 

@@ -18,9 +18,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::AtFlags;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use nix::fcntl::AtFlags;
 use nix::unistd::{fchownat, Gid, Uid};
 
 use super::error::{OsError, Result};
@@ -188,8 +188,14 @@ fn delete_pass(upper: &Path, lower: &Path, stats: &mut Applied) -> Result<()> {
 fn sync_metadata(upper: &Path, um: &fs::Metadata, lower: &Path) -> Result<()> {
     let lm = fs::symlink_metadata(lower).map_err(|e| io(lower, e))?;
     if lm.uid() != um.uid() || lm.gid() != um.gid() {
-        fchownat(None, lower, Some(Uid::from_raw(um.uid())), Some(Gid::from_raw(um.gid())), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| OsError::sys(format!("chown {}", lower.display()), e))?;
+        fchownat(
+            None,
+            lower,
+            Some(Uid::from_raw(um.uid())),
+            Some(Gid::from_raw(um.gid())),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| OsError::sys(format!("chown {}", lower.display()), e))?;
     }
     if !um.file_type().is_symlink() {
         // After chown, which clears set-id bits.
@@ -292,7 +298,10 @@ impl Writer {
         // A lower file shared by hard links is rewritten in place only if the new one
         // is shared too; otherwise the other names would change with it.
         let in_place_ok = lower_file.is_some_and(|m| m.nlink() == 1 || um.nlink() > 1);
-        if in_place_ok && lower_file.is_some_and(|m| m.len() == new.len() as u64) && fs::read(l).is_ok_and(|old| old == new) {
+        if in_place_ok
+            && lower_file.is_some_and(|m| m.len() == new.len() as u64)
+            && fs::read(l).is_ok_and(|old| old == new)
+        {
             self.stats.unchanged += 1;
         } else if in_place_ok {
             // No O_TRUNC: ext4 overwrites the blocks the file already has.

@@ -24,8 +24,18 @@ pub const BASE_PACKAGES: &[&str] = &["linux-image-amd64", "systemd-sysv", "udev"
 /// virtio-scsi, IDE on i440fx, AHCI on q35, NVMe) and ext4. A fixed list, because
 /// MODULES=dep inside a chroot would look at the build host's hardware.
 pub const INITRAMFS_MODULES: &[&str] = &[
-    "virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "sr_mod", "ata_piix", "ata_generic",
-    "pata_acpi", "ahci", "nvme", "ext4", "crc32c_generic",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_scsi",
+    "sd_mod",
+    "sr_mod",
+    "ata_piix",
+    "ata_generic",
+    "pata_acpi",
+    "ahci",
+    "nvme",
+    "ext4",
+    "crc32c_generic",
 ];
 
 pub const HOSTNAME: &str = "debian";
@@ -44,7 +54,9 @@ pub fn sources_list(suite: &str, mirror: &str, updates: bool) -> String {
 }
 
 pub fn fstab(root_uuid: &str) -> String {
-    format!("# <file system> <mount point> <type> <options> <dump> <pass>\nUUID={root_uuid} / ext4 errors=remount-ro 0 1\n")
+    format!(
+        "# <file system> <mount point> <type> <options> <dump> <pass>\nUUID={root_uuid} / ext4 errors=remount-ro 0 1\n"
+    )
 }
 
 /// GRUB's menu. It boots Debian's /vmlinuz and /initrd.img symlinks, which the kernel
@@ -91,12 +103,30 @@ path-exclude /usr/share/lintian/*
 /// the modules' own dependency lists: no module kept for a QEMU device needs one of
 /// them (only drivers for other absent hardware do).
 pub const SLIM_KERNEL_DIRS: &[&str] = &[
-    "drivers/net/wireless", "net/wireless", "net/mac80211", "drivers/bluetooth", "net/bluetooth",
-    "drivers/gpu/drm/amd", "drivers/gpu/drm/radeon", "drivers/gpu/drm/nouveau", "drivers/gpu/drm/i915",
-    "drivers/media/usb", "drivers/media/pci", "drivers/media/dvb-frontends", "drivers/media/i2c",
-    "drivers/media/tuners", "drivers/media/platform", "drivers/media/radio", "drivers/media/test-drivers",
-    "drivers/media/firewire", "drivers/media/spi", "drivers/media/mmc", "drivers/staging", "drivers/comedi",
-    "drivers/isdn", "sound/soc",
+    "drivers/net/wireless",
+    "net/wireless",
+    "net/mac80211",
+    "drivers/bluetooth",
+    "net/bluetooth",
+    "drivers/gpu/drm/amd",
+    "drivers/gpu/drm/radeon",
+    "drivers/gpu/drm/nouveau",
+    "drivers/gpu/drm/i915",
+    "drivers/media/usb",
+    "drivers/media/pci",
+    "drivers/media/dvb-frontends",
+    "drivers/media/i2c",
+    "drivers/media/tuners",
+    "drivers/media/platform",
+    "drivers/media/radio",
+    "drivers/media/test-drivers",
+    "drivers/media/firewire",
+    "drivers/media/spi",
+    "drivers/media/mmc",
+    "drivers/staging",
+    "drivers/comedi",
+    "drivers/isdn",
+    "sound/soc",
 ];
 
 pub fn slim_kernel_excludes() -> String {
@@ -149,7 +179,9 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(OsError::io(format!("inspecting {}", path.display()), e)),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(|e| OsError::io(format!("removing {}", path.display()), e)),
+        Ok(m) if m.is_dir() => {
+            fs::remove_dir_all(path).map_err(|e| OsError::io(format!("removing {}", path.display()), e))
+        }
         Ok(_) => fs::remove_file(path).map_err(|e| OsError::io(format!("removing {}", path.display()), e)),
     }
 }
@@ -170,7 +202,14 @@ fn link(root: &Path, rel: &str, target: &str) -> Result<()> {
 /// postinst already builds the small initramfs and dpkg already skips the docs.
 /// `slim_kernel` adds the dpkg excludes of [`SLIM_KERNEL_DIRS`]; once in an image,
 /// they stay for its later weeks (kernels installed later follow them).
-pub fn configure_before_install(root: &Path, suite: &str, mirror: &str, updates: bool, root_uuid: &str, slim_kernel: bool) -> Result<()> {
+pub fn configure_before_install(
+    root: &Path,
+    suite: &str,
+    mirror: &str,
+    updates: bool,
+    root_uuid: &str,
+    slim_kernel: bool,
+) -> Result<()> {
     write(root, "etc/dpkg/dpkg.cfg.d/90-image-build-nodoc", DPKG_EXCLUDES, 0o644)?;
     if slim_kernel {
         write(root, "etc/dpkg/dpkg.cfg.d/91-image-build-slim-kernel", &slim_kernel_excludes(), 0o644)?;
@@ -185,11 +224,20 @@ pub fn configure_before_install(root: &Path, suite: &str, mirror: &str, updates:
     write(root, "etc/apt/sources.list", &sources_list(suite, mirror, updates), 0o644)?;
     write(root, "etc/fstab", &fstab(root_uuid), 0o644)?;
     write(root, "etc/hostname", &format!("{HOSTNAME}\n"), 0o644)?;
-    write(root, "etc/hosts", &format!("127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"), 0o644)?;
+    write(
+        root,
+        "etc/hosts",
+        &format!("127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+        0o644,
+    )?;
     write(root, "boot/grub/grub.cfg", &grub_cfg(root_uuid, suite), 0o644)?;
     write(root, "etc/systemd/network/80-image-build-dhcp.network", NETWORK, 0o644)?;
     write(root, "etc/systemd/system/image-build-ssh-hostkeys.service", SSH_KEYGEN_UNIT, 0o644)?;
-    link(root, "etc/systemd/system/multi-user.target.wants/image-build-ssh-hostkeys.service", "/etc/systemd/system/image-build-ssh-hostkeys.service")?;
+    link(
+        root,
+        "etc/systemd/system/multi-user.target.wants/image-build-ssh-hostkeys.service",
+        "/etc/systemd/system/image-build-ssh-hostkeys.service",
+    )?;
     Ok(())
 }
 
@@ -216,7 +264,9 @@ pub fn drop_excluded_files(root: &Path) -> Result<()> {
             if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                 continue;
             }
-            for entry in fs::read_dir(&path).map_err(|e| OsError::io(format!("reading {}", path.display()), e))?.flatten() {
+            for entry in
+                fs::read_dir(&path).map_err(|e| OsError::io(format!("reading {}", path.display()), e))?.flatten()
+            {
                 if entry.file_name() != "copyright" {
                     remove_if_exists(&entry.path())?;
                 }
@@ -229,12 +279,32 @@ pub fn drop_excluded_files(root: &Path) -> Result<()> {
 /// Enables the units that systemd's packages ship but do not enable in a chroot.
 pub fn enable_units(root: &Path) -> Result<()> {
     let lib = "/lib/systemd/system";
-    link(root, "etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", &format!("{lib}/serial-getty@.service"))?;
-    link(root, "etc/systemd/system/multi-user.target.wants/systemd-networkd.service", &format!("{lib}/systemd-networkd.service"))?;
-    link(root, "etc/systemd/system/sockets.target.wants/systemd-networkd.socket", &format!("{lib}/systemd-networkd.socket"))?;
+    link(
+        root,
+        "etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service",
+        &format!("{lib}/serial-getty@.service"),
+    )?;
+    link(
+        root,
+        "etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+        &format!("{lib}/systemd-networkd.service"),
+    )?;
+    link(
+        root,
+        "etc/systemd/system/sockets.target.wants/systemd-networkd.socket",
+        &format!("{lib}/systemd-networkd.socket"),
+    )?;
     if root.join("lib/systemd/system/systemd-resolved.service").exists() {
-        link(root, "etc/systemd/system/multi-user.target.wants/systemd-resolved.service", &format!("{lib}/systemd-resolved.service"))?;
-        link(root, "etc/systemd/system/dbus-org.freedesktop.resolve1.service", &format!("{lib}/systemd-resolved.service"))?;
+        link(
+            root,
+            "etc/systemd/system/multi-user.target.wants/systemd-resolved.service",
+            &format!("{lib}/systemd-resolved.service"),
+        )?;
+        link(
+            root,
+            "etc/systemd/system/dbus-org.freedesktop.resolve1.service",
+            &format!("{lib}/systemd-resolved.service"),
+        )?;
     }
     Ok(())
 }
@@ -322,8 +392,10 @@ pub fn remove_leftovers(root: &Path) -> Result<()> {
     for dir in ["var/lib/apt/lists", "var/cache/apt", "tmp", "var/tmp", "var/lib/systemd/coredump"] {
         empty_dir(&root.join(dir))?;
     }
-    fs::create_dir_all(root.join("var/lib/apt/lists/partial")).map_err(|e| OsError::io("creating apt's lists directory", e))?;
-    fs::create_dir_all(root.join("var/cache/apt/archives/partial")).map_err(|e| OsError::io("creating apt's cache directory", e))?;
+    fs::create_dir_all(root.join("var/lib/apt/lists/partial"))
+        .map_err(|e| OsError::io("creating apt's lists directory", e))?;
+    fs::create_dir_all(root.join("var/cache/apt/archives/partial"))
+        .map_err(|e| OsError::io("creating apt's cache directory", e))?;
     clean_logs(&root.join("var/log"))?;
     for rel in [
         "var/cache/ldconfig/aux-cache",
@@ -372,7 +444,8 @@ pub fn fix_shadow(root: &Path, epoch: i64) -> Result<()> {
     if fixed != text {
         let mode = fs::metadata(&path).map(|m| m.permissions().mode()).unwrap_or(0o640);
         fs::write(&path, fixed).map_err(|e| OsError::io("writing /etc/shadow", e))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| OsError::io("chmod /etc/shadow", e))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .map_err(|e| OsError::io("chmod /etc/shadow", e))?;
     }
     Ok(())
 }
@@ -511,7 +584,14 @@ mod tests {
     fn leftovers_go() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
-        for p in ["var/log/apt/history.log", "var/log/wtmp", "etc/ssh/ssh_host_rsa_key", "etc/ssh/sshd_config", "var/lib/apt/lists/x_Packages", "etc/machine-id"] {
+        for p in [
+            "var/log/apt/history.log",
+            "var/log/wtmp",
+            "etc/ssh/ssh_host_rsa_key",
+            "etc/ssh/sshd_config",
+            "var/lib/apt/lists/x_Packages",
+            "etc/machine-id",
+        ] {
             fs::create_dir_all(r.join(p).parent().unwrap()).unwrap();
             fs::write(r.join(p), "data").unwrap();
         }

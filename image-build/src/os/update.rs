@@ -42,9 +42,11 @@ pub struct UpdateJob<'a> {
 pub fn update(runner: &mut Runner, job: &UpdateJob) -> Result<PathBuf> {
     let image = job.work.join("image.raw");
     let part = {
-        let mut prev = File::open(job.previous).map_err(|e| OsError::io(format!("opening {}", job.previous.display()), e))?;
+        let mut prev =
+            File::open(job.previous).map_err(|e| OsError::io(format!("opening {}", job.previous.display()), e))?;
         let sector = disk::read_first_sector(&mut prev)?;
-        disk::first_partition(&sector).map_err(|reason| OsError::BadImage { path: job.previous.to_path_buf(), reason })?
+        disk::first_partition(&sector)
+            .map_err(|reason| OsError::BadImage { path: job.previous.to_path_buf(), reason })?
     };
 
     runner.step(&format!("copying {}", job.previous.display()));
@@ -79,7 +81,10 @@ pub fn update(runner: &mut Runner, job: &UpdateJob) -> Result<PathBuf> {
         }
         for d in [&mnt, &upper, &ovwork] {
             if d.to_string_lossy().contains([',', ':', '\\']) {
-                return Err(OsError::Usage(format!("{}: overlayfs cannot use a path with , : or \\; write --out elsewhere", d.display())));
+                return Err(OsError::Usage(format!(
+                    "{}: overlayfs cannot use a path with , : or \\; write --out elsewhere",
+                    d.display()
+                )));
             }
         }
         let opts = format!(
@@ -124,8 +129,15 @@ fn upgrade(runner: &mut Runner, job: &UpdateJob, root: &Path) -> Result<i64> {
     inner.chroot_basics(root)?;
     if let Some(c) = job.cache {
         let apt_cache = c.join("apt");
-        fs::create_dir_all(apt_cache.join("partial")).map_err(|e| OsError::io(format!("creating {}", apt_cache.display()), e))?;
-        inner.mount(&apt_cache.to_string_lossy(), &root.join("var/cache/apt/archives"), None, MsFlags::MS_BIND, None)?;
+        fs::create_dir_all(apt_cache.join("partial"))
+            .map_err(|e| OsError::io(format!("creating {}", apt_cache.display()), e))?;
+        inner.mount(
+            &apt_cache.to_string_lossy(),
+            &root.join("var/cache/apt/archives"),
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
     }
     runner.step("apt-get update");
     runner.run("apt-get update", &mut apt_get(root, None, &["update"]))?;

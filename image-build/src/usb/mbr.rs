@@ -39,10 +39,14 @@ mod tests {
 
     #[test]
     fn layout() {
-        let s = build(&[0xeb; 512], 0x1234_5678, &[
-            Part { bootable: true, kind: 0xef, start: 2048, sectors: 4096 },
-            Part { bootable: false, kind: 0x83, start: 6144, sectors: 100 },
-        ]);
+        let s = build(
+            &[0xeb; 512],
+            0x1234_5678,
+            &[
+                Part { bootable: true, kind: 0xef, start: 2048, sectors: 4096 },
+                Part { bootable: false, kind: 0x83, start: 6144, sectors: 100 },
+            ],
+        );
         assert_eq!(s[439], 0xeb);
         assert_eq!(&s[440..444], &[0x78, 0x56, 0x34, 0x12]);
         assert_eq!(s[446], 0x80);

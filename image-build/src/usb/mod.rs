@@ -21,9 +21,31 @@ const EARLY_CFG: &str = include_str!("../../../grub/early.cfg.in");
 /// GRUB modules built into both core images, so nothing is loaded from disk
 /// later (the stick carries no module directories).
 const GRUB_MODULES: &[&str] = &[
-    "part_msdos", "part_gpt", "fat", "ext2", "search", "search_fs_uuid", "search_label", "normal", "configfile",
-    "linux", "echo", "test", "serial", "terminal", "sleep", "ls", "cat", "minicmd", "boot", "halt", "reboot", "gzio",
-    "all_video", "gfxterm", "font",
+    "part_msdos",
+    "part_gpt",
+    "fat",
+    "ext2",
+    "search",
+    "search_fs_uuid",
+    "search_label",
+    "normal",
+    "configfile",
+    "linux",
+    "echo",
+    "test",
+    "serial",
+    "terminal",
+    "sleep",
+    "ls",
+    "cat",
+    "minicmd",
+    "boot",
+    "halt",
+    "reboot",
+    "gzio",
+    "all_video",
+    "gfxterm",
+    "font",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +126,15 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
     if !["normal", "offline", "serial"].contains(&args.default_entry.as_str()) {
         return Err(Error::Invalid(format!("--default-entry {}: use normal, offline or serial", args.default_entry)));
     }
-    if args.server.split(',').any(|u| !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://"))) {
-        return Err(Error::Invalid(format!("--server {}: each URL must start with http://, https:// or file://", args.server)));
+    if args
+        .server
+        .split(',')
+        .any(|u| !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://")))
+    {
+        return Err(Error::Invalid(format!(
+            "--server {}: each URL must start with http://, https:// or file://",
+            args.server
+        )));
     }
     if args.cache_label.is_empty() || args.cache_label.len() > 16 {
         return Err(Error::Invalid("--cache-label: 1 to 16 characters (ext4 label)".into()));
@@ -122,7 +151,8 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
 
     let early = work.join("early.cfg");
     // GRUB's embedded-config reader does not take comments: drop them.
-    let early_text: String = EARLY_CFG.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| format!("{l}\n")).collect();
+    let early_text: String =
+        EARLY_CFG.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| format!("{l}\n")).collect();
     io(&early, std::fs::write(&early, render(&early_text, &[("FAT_UUID", &fat_uuid)])?))?;
     let cfg = work.join("grub.cfg");
     let timeout = args.timeout.to_string();
@@ -130,13 +160,16 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
         &cfg,
         std::fs::write(
             &cfg,
-            render(GRUB_CFG, &[
-                ("SERVER", &args.server),
-                ("CACHE_LABEL", &args.cache_label),
-                ("DEFAULT", &args.default_entry),
-                ("TIMEOUT", &timeout),
-                ("EXTRA", &args.extra_args),
-            ])?,
+            render(
+                GRUB_CFG,
+                &[
+                    ("SERVER", &args.server),
+                    ("CACHE_LABEL", &args.cache_label),
+                    ("DEFAULT", &args.default_entry),
+                    ("TIMEOUT", &timeout),
+                    ("EXTRA", &args.extra_args),
+                ],
+            )?,
         ),
     )?;
 
@@ -144,11 +177,21 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
     let core = work.join("core.img");
     let mut bios_mods: Vec<&str> = GRUB_MODULES.to_vec();
     bios_mods.extend(["biosdisk", "vga", "vbe"]);
-    run(Command::new("grub-mkimage").args(["-O", "i386-pc", "-p", "/boot/grub", "-c"]).arg(&early).arg("-o").arg(&core).args(&bios_mods))?;
+    run(Command::new("grub-mkimage")
+        .args(["-O", "i386-pc", "-p", "/boot/grub", "-c"])
+        .arg(&early)
+        .arg("-o")
+        .arg(&core)
+        .args(&bios_mods))?;
     let efi = work.join("BOOTX64.EFI");
     let mut efi_mods: Vec<&str> = GRUB_MODULES.to_vec();
     efi_mods.extend(["efi_gop", "efi_uga"]);
-    run(Command::new("grub-mkimage").args(["-O", "x86_64-efi", "-p", "/boot/grub", "-c"]).arg(&early).arg("-o").arg(&efi).args(&efi_mods))?;
+    run(Command::new("grub-mkimage")
+        .args(["-O", "x86_64-efi", "-p", "/boot/grub", "-c"])
+        .arg(&early)
+        .arg("-o")
+        .arg(&efi)
+        .args(&efi_mods))?;
     let boot_img_path = Path::new("/usr/lib/grub/i386-pc/boot.img");
     let boot_img = io(boot_img_path, std::fs::read(boot_img_path))?;
     let core_bytes = io(&core, std::fs::read(&core))?;
@@ -172,10 +215,14 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
     {
         let f = io(&tmp, std::fs::File::create(&tmp))?;
         io(&tmp, f.set_len(total))?;
-        let mbr = mbr::build(&boot_img, volid, &[
-            Part { bootable: true, kind: 0xef, start: p1_start as u32, sectors: p1_sectors as u32 },
-            Part { bootable: false, kind: 0x83, start: p2_start as u32, sectors: p2_sectors as u32 },
-        ]);
+        let mbr = mbr::build(
+            &boot_img,
+            volid,
+            &[
+                Part { bootable: true, kind: 0xef, start: p1_start as u32, sectors: p1_sectors as u32 },
+                Part { bootable: false, kind: 0x83, start: p2_start as u32, sectors: p2_sectors as u32 },
+            ],
+        );
         use std::os::unix::fs::FileExt;
         io(&tmp, f.write_all_at(&mbr, 0))?;
         // boot.img jumps to sector 1 by default, and grub-mkimage has already
@@ -216,7 +263,11 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
     println!("  sectors 1-    GRUB i386-pc core.img ({})", mib(core_bytes.len() as u64));
     println!("  p1 FAT32 ESP  {} at sector {p1_start}, volume {fat_uuid}: BOOTX64.EFI ({}), vmlinuz ({}), initramfs.img ({})",
         mib(p1_sectors * SECTOR), mib(size_of(&efi)?), mib(size_of(&args.kernel)?), mib(size_of(&args.initramfs)?));
-    println!("  p2 ext4 {:<6} {} at sector {p2_start} (grows to fill the stick on first boot)", args.cache_label, mib(p2_sectors * SECTOR));
+    println!(
+        "  p2 ext4 {:<6} {} at sector {p2_start} (grows to fill the stick on first boot)",
+        args.cache_label,
+        mib(p2_sectors * SECTOR)
+    );
     println!("  kernel args   circular.server={} circular.cache={} {}", args.server, args.cache_label, args.extra_args);
     println!("  write it:     dd if={} of=/dev/sdX bs=4M conv=fsync", args.out.display());
     Ok(())

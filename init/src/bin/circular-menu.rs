@@ -159,14 +159,11 @@ fn exit_code(exit: MenuExit) -> u8 {
 /// True when a FUSE filesystem is mounted at `mountpoint`.
 fn mounted(mountpoint: &Path) -> bool {
     let want = mountpoint.to_string_lossy();
-    std::fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| {
-            let mut f = l.split_whitespace();
-            let _dev = f.next();
-            f.next() == Some(want.as_ref()) && f.next().is_some_and(|t| t.starts_with("fuse"))
-        })
+    std::fs::read_to_string("/proc/self/mounts").unwrap_or_default().lines().any(|l| {
+        let mut f = l.split_whitespace();
+        let _dev = f.next();
+        f.next() == Some(want.as_ref()) && f.next().is_some_and(|t| t.starts_with("fuse"))
+    })
 }
 
 /// blockfs's last message, when PID 1 saw it exit with an error.

@@ -36,7 +36,14 @@ const PARAMS: &[OptionCode] = &[
 ];
 
 fn base(xid: u32, mac: &[u8; 6], kind: MessageType) -> Message {
-    let mut m = Message::new_with_id(xid, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, mac);
+    let mut m = Message::new_with_id(
+        xid,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        mac,
+    );
     m.set_flags(Flags::default().set_broadcast());
     let opts = m.opts_mut();
     opts.insert(DhcpOption::MessageType(kind));
@@ -139,7 +146,14 @@ mod tests {
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 
     fn server_reply(xid: u32, kind: MessageType) -> Vec<u8> {
-        let mut m = Message::new_with_id(xid, Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(10, 0, 2, 15), Ipv4Addr::new(10, 0, 2, 2), Ipv4Addr::UNSPECIFIED, &MAC);
+        let mut m = Message::new_with_id(
+            xid,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::new(10, 0, 2, 15),
+            Ipv4Addr::new(10, 0, 2, 2),
+            Ipv4Addr::UNSPECIFIED,
+            &MAC,
+        );
         m.set_opcode(Opcode::BootReply);
         let o = m.opts_mut();
         o.insert(DhcpOption::MessageType(kind));
@@ -173,7 +187,10 @@ mod tests {
         let req = request(7, &MAC, &lease, false);
         let m = Message::decode(&mut Decoder::new(&req)).unwrap();
         assert_eq!(m.opts().get(OptionCode::RequestedIpAddress), Some(&DhcpOption::RequestedIpAddress(lease.address)));
-        assert!(matches!(parse_reply(&server_reply(7, MessageType::Ack), 7, &MAC, Ipv4Addr::UNSPECIFIED), Some(Reply::Ack(_))));
+        assert!(matches!(
+            parse_reply(&server_reply(7, MessageType::Ack), 7, &MAC, Ipv4Addr::UNSPECIFIED),
+            Some(Reply::Ack(_))
+        ));
     }
 
     #[test]

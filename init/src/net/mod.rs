@@ -96,10 +96,8 @@ pub fn bring_up(carrier_wait: Duration, timeout: Duration) -> Vec<Up> {
         return Vec::new();
     }
     crate::say!("DHCP on {}", with_carrier.join(", "));
-    let handles: Vec<_> = with_carrier
-        .into_iter()
-        .map(|l| std::thread::spawn(move || (l.clone(), lease(&l, timeout))))
-        .collect();
+    let handles: Vec<_> =
+        with_carrier.into_iter().map(|l| std::thread::spawn(move || (l.clone(), lease(&l, timeout)))).collect();
     let mut ups = Vec::new();
     for h in handles {
         match h.join() {
@@ -129,7 +127,13 @@ fn lease(name: &str, timeout: Duration) -> Result<Up, NetError> {
 
 /// DISCOVER/OFFER/REQUEST/ACK (or just REQUEST/ACK for a renewal), with
 /// retransmission at 1, 2, 4, 4… seconds.
-fn exchange(sock: &sock::PacketSocket, name: &str, mac: &[u8; 6], deadline: Instant, renew: Option<&Lease>) -> Result<Lease, NetError> {
+fn exchange(
+    sock: &sock::PacketSocket,
+    name: &str,
+    mac: &[u8; 6],
+    deadline: Instant,
+    renew: Option<&Lease>,
+) -> Result<Lease, NetError> {
     let sys = |e: std::io::Error| NetError::Sys(format!("{name}: DHCP"), e);
     let xid = xid(mac);
     let mut offer: Option<Lease> = renew.cloned();
@@ -139,7 +143,8 @@ fn exchange(sock: &sock::PacketSocket, name: &str, mac: &[u8; 6], deadline: Inst
             None => dhcp::discover(xid, mac),
             Some(o) => dhcp::request(xid, mac, o, renew.is_some()),
         };
-        let pkt = packet::build(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, packet::CLIENT_PORT, packet::SERVER_PORT, &msg);
+        let pkt =
+            packet::build(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, packet::CLIENT_PORT, packet::SERVER_PORT, &msg);
         sock.send_broadcast(&pkt).map_err(sys)?;
         let until = (Instant::now() + wait).min(deadline);
         while let Some(buf) = sock.recv_until(until).map_err(sys)? {
@@ -164,10 +169,7 @@ fn exchange(sock: &sock::PacketSocket, name: &str, mac: &[u8; 6], deadline: Inst
 }
 
 fn xid(mac: &[u8; 6]) -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]) ^ t
 }
 
@@ -214,9 +216,9 @@ pub fn keep_leases(ups: Vec<Up>) {
             loop {
                 std::thread::sleep((lease.lease / 2).max(Duration::from_secs(30)));
                 let Some(mac) = mac(&up.name) else { return };
-                let result = sock::PacketSocket::open(&up.name).map_err(|e| NetError::Sys(up.name.clone(), e)).and_then(|s| {
-                    exchange(&s, &up.name, &mac, Instant::now() + Duration::from_secs(20), Some(&lease))
-                });
+                let result = sock::PacketSocket::open(&up.name)
+                    .map_err(|e| NetError::Sys(up.name.clone(), e))
+                    .and_then(|s| exchange(&s, &up.name, &mac, Instant::now() + Duration::from_secs(20), Some(&lease)));
                 match result {
                     Ok(l) => {
                         crate::info!("{}: lease renewed ({} s)", up.name, l.lease.as_secs());

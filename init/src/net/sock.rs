@@ -134,13 +134,18 @@ impl PacketSocket {
         let ifindex = ifindex(name)?;
         let proto = (libc::ETH_P_IP as u16).to_be();
         // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto)) })?;
+        let fd =
+            check(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto)) })?;
         // SAFETY: fd is fresh and ours.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let sll = Self::addr(ifindex, [0; 6], 0);
         // SAFETY: bind reads a sockaddr_ll of the size we pass.
         check(unsafe {
-            libc::bind(fd.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
         })?;
         Ok(PacketSocket { fd, ifindex })
     }

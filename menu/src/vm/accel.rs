@@ -48,14 +48,8 @@ pub struct AccelCheck {
 pub fn detect_accel() -> AccelCheck {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     match kvm_problem(&cpuinfo, Path::new("/dev/kvm")) {
-        None => AccelCheck {
-            accel: Accel::Kvm,
-            no_kvm_reason: None,
-        },
-        Some(reason) => AccelCheck {
-            accel: Accel::Tcg,
-            no_kvm_reason: Some(reason),
-        },
+        None => AccelCheck { accel: Accel::Kvm, no_kvm_reason: None },
+        Some(reason) => AccelCheck { accel: Accel::Tcg, no_kvm_reason: Some(reason) },
     }
 }
 
@@ -72,10 +66,7 @@ pub fn kvm_problem(cpuinfo: &str, dev: &Path) -> Option<String> {
     let file = match OpenOptions::new().read(true).write(true).open(dev) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Some(format!(
-                "{} does not exist: load the kvm_intel or kvm_amd module",
-                dev.display()
-            ))
+            return Some(format!("{} does not exist: load the kvm_intel or kvm_amd module", dev.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Some(format!(
@@ -91,10 +82,7 @@ pub fn kvm_problem(cpuinfo: &str, dev: &Path) -> Option<String> {
     // argument and only returns an integer, so no memory is shared with the kernel.
     let version = unsafe { libc::ioctl(file.as_raw_fd(), KVM_GET_API_VERSION as _, 0) };
     if version != 12 {
-        return Some(format!(
-            "{} does not answer as KVM (API version {version}, expected 12)",
-            dev.display()
-        ));
+        return Some(format!("{} does not answer as KVM (API version {version}, expected 12)", dev.display()));
     }
     None
 }

@@ -147,14 +147,8 @@ pub struct FirmwareFiles {
 impl FirmwareFiles {
     /// Debian's OVMF (package ovmf), 4 MiB build first.
     pub const CANDIDATES: [(&'static str, &'static str); 2] = [
-        (
-            "/usr/share/OVMF/OVMF_CODE_4M.fd",
-            "/usr/share/OVMF/OVMF_VARS_4M.fd",
-        ),
-        (
-            "/usr/share/OVMF/OVMF_CODE.fd",
-            "/usr/share/OVMF/OVMF_VARS.fd",
-        ),
+        ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+        ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
     ];
 
     /// The first installed (code, vars template) pair.
@@ -164,11 +158,7 @@ impl FirmwareFiles {
             .find(|(code, vars)| Path::new(code).exists() && Path::new(vars).exists())
             .map(|(code, vars)| (PathBuf::from(code), PathBuf::from(vars)))
             .ok_or_else(|| VmError::NoUefiFirmware {
-                looked: FirmwareFiles::CANDIDATES
-                    .iter()
-                    .map(|(c, _)| *c)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                looked: FirmwareFiles::CANDIDATES.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", "),
             })
     }
 }
@@ -183,10 +173,7 @@ fn escape(path: &Path) -> String {
 pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) -> Vec<OsString> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    push(&[
-        "-name",
-        &format!("circular:{}:{}", spec.distribution, spec.date),
-    ]);
+    push(&["-name", &format!("circular:{}:{}", spec.distribution, spec.date)]);
     match spec.firmware {
         // The default i440fx machine boots BIOS images from any era.
         Firmware::Bios => push(&["-machine", "pc"]),
@@ -201,43 +188,19 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
     push(&["-m", &spec.settings.memory_mib.to_string()]);
     push(&["-smp", &spec.settings.cpus.to_string()]);
     if let (Firmware::Uefi, Some(fw)) = (spec.firmware, uefi) {
-        push(&[
-            "-drive",
-            &format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                escape(&fw.code)
-            ),
-        ]);
-        push(&[
-            "-drive",
-            &format!("if=pflash,format=raw,unit=1,file={}", escape(&fw.vars)),
-        ]);
+        push(&["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", escape(&fw.code))]);
+        push(&["-drive", &format!("if=pflash,format=raw,unit=1,file={}", escape(&fw.vars))]);
     }
     // The snapshot's image, read-only. Locking is off because the file is on a
     // read-only FUSE mount that many VMs may share, and nobody ever writes it.
     push(&[
         "-blockdev",
-        &format!(
-            "driver=file,node-name=base-file,filename={},read-only=on,locking=off",
-            escape(&spec.image)
-        ),
+        &format!("driver=file,node-name=base-file,filename={},read-only=on,locking=off", escape(&spec.image)),
     ]);
-    push(&[
-        "-blockdev",
-        "driver=raw,node-name=base,file=base-file,read-only=on",
-    ]);
-    push(&[
-        "-blockdev",
-        &format!(
-            "driver=file,node-name=overlay-file,filename={}",
-            escape(overlay)
-        ),
-    ]);
+    push(&["-blockdev", "driver=raw,node-name=base,file=base-file,read-only=on"]);
+    push(&["-blockdev", &format!("driver=file,node-name=overlay-file,filename={}", escape(overlay))]);
     // `backing=base` overrides the path recorded in the overlay.
-    push(&[
-        "-blockdev",
-        "driver=qcow2,node-name=disk,file=overlay-file,backing=base",
-    ]);
+    push(&["-blockdev", "driver=qcow2,node-name=disk,file=overlay-file,backing=base"]);
     push(&["-device", "virtio-blk-pci,drive=disk,bootindex=0"]);
     push(&["-netdev", "user,id=net0"]);
     push(&["-device", "virtio-net-pci,netdev=net0"]);
@@ -245,16 +208,7 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
         // Serial console and monitor on this terminal (ctrl-a x quits, ctrl-a c
         // is the monitor); the guest's power-off ends QEMU.
         Display::None => push(&["-nographic"]),
-        Display::Curses => push(&[
-            "-display",
-            "curses",
-            "-monitor",
-            "none",
-            "-parallel",
-            "none",
-            "-serial",
-            "none",
-        ]),
+        Display::Curses => push(&["-display", "curses", "-monitor", "none", "-parallel", "none", "-serial", "none"]),
         // One window only: SDL opens a window per console and the last one wins.
         Display::Sdl | Display::Gtk => {
             push(&["-display", spec.display.as_str()]);
@@ -278,12 +232,7 @@ mod tests {
             PathBuf::from("/mnt/lbcas/bookworm/2026-11-22.img"),
             2 << 30,
             Firmware::Bios,
-            VmSettings {
-                memory_mib: 1536,
-                cpus: 3,
-                changes: DiskChanges::Discard,
-                full_screen: true,
-            },
+            VmSettings { memory_mib: 1536, cpus: 3, changes: DiskChanges::Discard, full_screen: true },
             Accel::Kvm,
             Display::Sdl,
             PathBuf::from("/var/tmp/blocks"),
@@ -338,16 +287,10 @@ mod tests {
         s.settings.full_screen = false;
         s.display = Display::Gtk;
         let line = args(&s, None);
-        assert!(
-            line.contains("-display gtk") && !line.contains("-full-screen"),
-            "{line}"
-        );
+        assert!(line.contains("-display gtk") && !line.contains("-full-screen"), "{line}");
         s.display = Display::Curses;
         let line = args(&s, None);
-        assert!(
-            line.contains("-display curses") && !line.contains("-full-screen"),
-            "{line}"
-        );
+        assert!(line.contains("-display curses") && !line.contains("-full-screen"), "{line}");
     }
 
     #[test]
@@ -361,15 +304,10 @@ mod tests {
         let line = args(&s, Some(&fw));
         assert!(line.contains("-machine q35"), "{line}");
         assert!(
-            line.contains(
-                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
-            ),
+            line.contains("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"),
             "{line}"
         );
-        assert!(
-            line.contains("if=pflash,format=raw,unit=1,file=/c/o.vars.fd"),
-            "{line}"
-        );
+        assert!(line.contains("if=pflash,format=raw,unit=1,file=/c/o.vars.fd"), "{line}");
     }
 
     #[test]

@@ -37,9 +37,6 @@ pub enum VmError {
 
 impl VmError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        VmError::Io {
-            path: path.into(),
-            source,
-        }
+        VmError::Io { path: path.into(), source }
     }
 }

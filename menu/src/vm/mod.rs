@@ -32,7 +32,7 @@ pub use accel::{detect_accel, kvm_problem, Accel, AccelCheck};
 pub use command::{qemu_args, DiskChanges, Display, FirmwareFiles, VmSettings, VmSpec};
 pub use error::VmError;
 pub use overlay::{
-    kept_overlay, overlay_dir, overlay_path, prepare_overlay, remove_kept_overlay, resolve_image,
-    KeptOverlay, PreparedDisk, ResolvedImage,
+    kept_overlay, overlay_dir, overlay_path, prepare_overlay, remove_kept_overlay, resolve_image, KeptOverlay,
+    PreparedDisk, ResolvedImage,
 };
 pub use process::{Stdio, Vm, VmOutcome};

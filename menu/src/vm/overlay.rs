@@ -27,22 +27,12 @@ pub struct ResolvedImage {
 /// Finds `<mountpoint>/<distribution>/<entry>.img`. `entry` is a date or
 /// `latest`; `latest.img` is a symlink, resolved here to its dated target so an
 /// overlay never silently changes its backing when a new week is published.
-pub fn resolve_image(
-    mountpoint: &Path,
-    distribution: &str,
-    entry: &str,
-) -> Result<ResolvedImage, VmError> {
+pub fn resolve_image(mountpoint: &Path, distribution: &str, entry: &str) -> Result<ResolvedImage, VmError> {
     let dir = mountpoint.join(distribution);
     let date = if entry == "latest" {
         let link = dir.join("latest.img");
-        let target = std::fs::read_link(&link).map_err(|source| VmError::NoImage {
-            image: link.clone(),
-            source,
-        })?;
-        let stem = target
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let target = std::fs::read_link(&link).map_err(|source| VmError::NoImage { image: link.clone(), source })?;
+        let stem = target.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         check_date(&stem).map_err(|reason| VmError::NoImage {
             image: link,
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
@@ -52,10 +42,7 @@ pub fn resolve_image(
         entry.to_string()
     };
     let path = dir.join(format!("{date}.img"));
-    std::fs::metadata(&path).map_err(|source| VmError::NoImage {
-        image: path.clone(),
-        source,
-    })?;
+    std::fs::metadata(&path).map_err(|source| VmError::NoImage { image: path.clone(), source })?;
     Ok(ResolvedImage { date, path })
 }
 
@@ -64,12 +51,7 @@ pub fn overlay_dir(cache_dir: &Path, distribution: &str) -> PathBuf {
 }
 
 /// The overlay file a start with these settings uses.
-pub fn overlay_path(
-    cache_dir: &Path,
-    distribution: &str,
-    date: &str,
-    changes: DiskChanges,
-) -> PathBuf {
+pub fn overlay_path(cache_dir: &Path, distribution: &str, date: &str, changes: DiskChanges) -> PathBuf {
     let dir = overlay_dir(cache_dir, distribution);
     match changes {
         DiskChanges::Keep => dir.join(format!("{date}.qcow2")),
@@ -89,19 +71,11 @@ pub struct KeptOverlay {
 pub fn kept_overlay(cache_dir: &Path, distribution: &str, date: &str) -> Option<KeptOverlay> {
     let path = overlay_path(cache_dir, distribution, date, DiskChanges::Keep);
     let meta = std::fs::metadata(&path).ok()?;
-    Some(KeptOverlay {
-        bytes: meta.blocks() * 512,
-        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        path,
-    })
+    Some(KeptOverlay { bytes: meta.blocks() * 512, modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), path })
 }
 
 /// Forgets a snapshot's kept changes (overlay and UEFI variables).
-pub fn remove_kept_overlay(
-    cache_dir: &Path,
-    distribution: &str,
-    date: &str,
-) -> Result<(), VmError> {
+pub fn remove_kept_overlay(cache_dir: &Path, distribution: &str, date: &str) -> Result<(), VmError> {
     let path = overlay_path(cache_dir, distribution, date, DiskChanges::Keep);
     for p in [path.clone(), vars_path(&path)] {
         match std::fs::remove_file(&p) {
@@ -142,12 +116,7 @@ pub fn prepare_overlay(spec: &VmSpec) -> Result<PreparedDisk, VmError> {
     let dir = overlay_dir(&spec.cache_dir, &spec.distribution);
     std::fs::create_dir_all(&dir).map_err(|e| VmError::io(&dir, e))?;
     sweep_dead_discards(&dir);
-    let overlay = overlay_path(
-        &spec.cache_dir,
-        &spec.distribution,
-        &spec.date,
-        spec.settings.changes,
-    );
+    let overlay = overlay_path(&spec.cache_dir, &spec.distribution, &spec.date, spec.settings.changes);
     let temporary = spec.settings.changes == DiskChanges::Discard;
     let reuse = !temporary && overlay.exists();
     if reuse {
@@ -167,11 +136,7 @@ pub fn prepare_overlay(spec: &VmSpec) -> Result<PreparedDisk, VmError> {
             Some(FirmwareFiles { code, vars })
         }
     };
-    Ok(PreparedDisk {
-        overlay,
-        uefi,
-        temporary,
-    })
+    Ok(PreparedDisk { overlay, uefi, temporary })
 }
 
 fn create_qcow2(spec: &VmSpec, overlay: &Path) -> Result<(), VmError> {
@@ -183,10 +148,7 @@ fn create_qcow2(spec: &VmSpec, overlay: &Path) -> Result<(), VmError> {
         .arg(overlay)
         .arg(spec.image_size.to_string())
         .output()
-        .map_err(|source| VmError::NoProgram {
-            program: spec.qemu_img.display().to_string(),
-            source,
-        })?;
+        .map_err(|source| VmError::NoProgram { program: spec.qemu_img.display().to_string(), source })?;
     if output.status.success() {
         Ok(())
     } else {
@@ -203,9 +165,7 @@ fn check_qcow2(path: &Path) -> Result<(), VmError> {
     let mut f = std::fs::File::open(path).map_err(|e| VmError::io(path, e))?;
     match f.read_exact(&mut magic) {
         Ok(()) if &magic == b"QFI\xfb" => Ok(()),
-        _ => Err(VmError::NotQcow2 {
-            path: path.to_path_buf(),
-        }),
+        _ => Err(VmError::NotQcow2 { path: path.to_path_buf() }),
     }
 }
 
@@ -221,10 +181,7 @@ fn sweep_dead_discards(dir: &Path) {
             continue;
         };
         let pid = rest.split('.').next().unwrap_or("");
-        if !pid.is_empty()
-            && pid.bytes().all(|b| b.is_ascii_digit())
-            && !Path::new("/proc").join(pid).exists()
-        {
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new("/proc").join(pid).exists() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -254,10 +211,7 @@ mod tests {
         let r = resolve_image(mnt.path(), "bookworm", "2026-11-15").unwrap();
         assert_eq!(r.path, mnt.path().join("bookworm/2026-11-15.img"));
         let err = resolve_image(mnt.path(), "bookworm", "2026-01-01").unwrap_err();
-        assert!(
-            err.to_string().contains("not on the blockfs mount"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("not on the blockfs mount"), "{err}");
     }
 
     fn spec(mnt: &Path, cache: &Path, changes: DiskChanges) -> VmSpec {
@@ -267,10 +221,7 @@ mod tests {
             mnt.join("bookworm/2026-11-22.img"),
             4096,
             Firmware::Bios,
-            VmSettings {
-                changes,
-                ..VmSettings::default()
-            },
+            VmSettings { changes, ..VmSettings::default() },
             Accel::Tcg,
             Display::None,
             cache.to_path_buf(),
@@ -284,10 +235,7 @@ mod tests {
         let keep = spec(mnt.path(), cache.path(), DiskChanges::Keep);
         let disk = prepare_overlay(&keep).unwrap();
         assert!(!disk.temporary);
-        assert_eq!(
-            disk.overlay,
-            cache.path().join("overlays/bookworm/2026-11-22.qcow2")
-        );
+        assert_eq!(disk.overlay, cache.path().join("overlays/bookworm/2026-11-22.qcow2"));
         // Mark the overlay: a second keep start must hand back the same file.
         let marker = std::fs::metadata(&disk.overlay).unwrap().ino();
         let again = prepare_overlay(&keep).unwrap();
@@ -321,9 +269,7 @@ mod tests {
     fn dead_discards_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let dead = dir.path().join("2026-11-22.discard-999999999.qcow2");
-        let alive = dir
-            .path()
-            .join(format!("2026-11-22.discard-{}.qcow2", std::process::id()));
+        let alive = dir.path().join(format!("2026-11-22.discard-{}.qcow2", std::process::id()));
         std::fs::write(&dead, b"x").unwrap();
         std::fs::write(&alive, b"x").unwrap();
         sweep_dead_discards(dir.path());

@@ -54,18 +54,11 @@ impl VmOutcome {
     /// One line for the menu's notice.
     pub fn summary(&self) -> String {
         if self.powered_off {
-            format!(
-                "powered off after {}",
-                crate::format::duration(self.ran_for)
-            )
+            format!("powered off after {}", crate::format::duration(self.ran_for))
         } else if self.could_not_start {
             format!("QEMU could not start ({})", self.status)
         } else {
-            format!(
-                "QEMU stopped after {} ({})",
-                crate::format::duration(self.ran_for),
-                self.status
-            )
+            format!("QEMU stopped after {} ({})", crate::format::duration(self.ran_for), self.status)
         }
     }
 
@@ -94,10 +87,7 @@ impl Vm {
             Ok(child) => child,
             Err(source) => {
                 disk.cleanup();
-                return Err(VmError::NoProgram {
-                    program: spec.qemu.display().to_string(),
-                    source,
-                });
+                return Err(VmError::NoProgram { program: spec.qemu.display().to_string(), source });
             }
         };
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -119,14 +109,7 @@ impl Vm {
                 }
             })
         });
-        Ok(Vm {
-            child,
-            disk,
-            stderr,
-            reader,
-            started: Instant::now(),
-            outcome: None,
-        })
+        Ok(Vm { child, disk, stderr, reader, started: Instant::now(), outcome: None })
     }
 
     pub fn pid(&self) -> u32 {
@@ -169,10 +152,7 @@ impl Vm {
             return Ok(o);
         }
         if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
         }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -191,11 +171,7 @@ impl Vm {
             let _ = reader.join();
         }
         self.disk.cleanup();
-        let stderr = self
-            .stderr
-            .lock()
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            .unwrap_or_default();
+        let stderr = self.stderr.lock().map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
         let ran_for = self.started.elapsed();
         let outcome = VmOutcome {
             powered_off: status.success(),
@@ -247,12 +223,7 @@ mod tests {
             image,
             1 << 20,
             Firmware::Bios,
-            VmSettings {
-                memory_mib: 64,
-                cpus: 1,
-                changes: DiskChanges::Discard,
-                full_screen: false,
-            },
+            VmSettings { memory_mib: 64, cpus: 1, changes: DiskChanges::Discard, full_screen: false },
             Accel::Tcg,
             Display::None,
             dir.join("cache"),
@@ -273,7 +244,10 @@ mod tests {
     #[test]
     fn a_failing_start_reports_stderr_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
-        let q = script(dir.path(), "echo 'qemu-system-x86_64: -accel kvm: failed to initialize kvm: No such file or directory' >&2; exit 1");
+        let q = script(
+            dir.path(),
+            "echo 'qemu-system-x86_64: -accel kvm: failed to initialize kvm: No such file or directory' >&2; exit 1",
+        );
         let mut vm = Vm::start(&spec(dir.path(), q), Stdio::Detached).unwrap();
         let overlay = vm.overlay().to_path_buf();
         let o = vm.wait().unwrap();
@@ -287,10 +261,7 @@ mod tests {
     fn success_means_powered_off_and_stop_ends_a_hung_vm() {
         let dir = tempfile::tempdir().unwrap();
         let q = script(dir.path(), "exit 0");
-        let o = Vm::start(&spec(dir.path(), q), Stdio::Detached)
-            .unwrap()
-            .wait()
-            .unwrap();
+        let o = Vm::start(&spec(dir.path(), q), Stdio::Detached).unwrap().wait().unwrap();
         assert!(o.powered_off, "{o:?}");
 
         let q = script(dir.path(), "exec sleep 60");
@@ -303,22 +274,14 @@ mod tests {
     #[test]
     fn a_missing_qemu_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Vm::start(
-            &spec(dir.path(), dir.path().join("no-such-qemu")),
-            Stdio::Detached,
-        )
-        .unwrap_err();
+        let err = Vm::start(&spec(dir.path(), dir.path().join("no-such-qemu")), Stdio::Detached).unwrap_err();
         assert!(err.to_string().contains("install QEMU"), "{err}");
     }
 
     #[test]
     fn real_qemu_reports_a_bad_option() {
         // Real QEMU, refused at once: the reason must be QEMU's own message.
-        if std::process::Command::new("qemu-system-x86_64")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if std::process::Command::new("qemu-system-x86_64").arg("--version").output().is_err() {
             eprintln!("skipped: no qemu-system-x86_64");
             return;
         }
