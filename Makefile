@@ -7,29 +7,14 @@ BUILD ?= $(CURDIR)/build
 RELEASE := target/release
 BINS := $(RELEASE)/blockfs $(RELEASE)/image-build $(RELEASE)/circular
 
-# Debian packages the build, the tests and the demo need. One list, one place.
-DEBIAN_PACKAGES := \
-	build-essential pkg-config ca-certificates curl \
-	fuse3 nginx-light tmux zstd xxd \
-	qemu-utils qemu-system-x86 qemu-block-extra ovmf seabios \
-	debootstrap e2fsprogs dosfstools mtools fdisk \
-	grub-pc-bin grub-efi-amd64-bin grub2-common \
-	busybox-static kmod cpio
-
-.PHONY: all deps build demo test unit e2e bench clean usb initramfs deps-sdl
+.PHONY: all deps build check demo test unit e2e bench clean usb initramfs deps-sdl
 
 all: build
 
-# Installs only what is missing, so a second run costs a second.
+# Installs the Debian packages that setup/programs.tsv names, repairs what is missing or broken
+# (whatever removed it), then checks every program; a second run costs a second.
 deps:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
-		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	done); \
-	if [ -n "$$missing" ]; then \
-		echo "make deps: installing$$(echo ' '$$missing)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	else echo "make deps: all Debian packages present"; fi
-	@command -v $(CARGO) >/dev/null || { echo "make deps: cargo not found; install Rust with rustup first" >&2; exit 1; }
+	@bash setup/deps.sh
 
 build:
 	$(CARGO) build --release --workspace
@@ -71,6 +56,13 @@ test: deps build unit e2e
 
 unit:
 	$(CARGO) test --release --workspace
+
+# The fast developer loop: no root, no network, no VM, nothing from `make deps` needed.
+# Tests that need an outside program skip themselves here (testkit::need) and run in `make test`.
+check:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CIRCULAR_HERMETIC=1 $(CARGO) test --workspace
 
 # Slow end-to-end checks (real QEMU boots, real images). Each script is self-contained.
 e2e:

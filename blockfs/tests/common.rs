@@ -1,6 +1,6 @@
 //! Fixtures for the integration tests: stores written with the library's own
 //! format code, nginx on loopback, and real FUSE mounts.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

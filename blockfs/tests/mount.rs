@@ -1,5 +1,6 @@
 //! Integration tests: a real FUSE mount fed by nginx on loopback, checked the
 //! way a user would check it (cmp against the source image, status figures).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -34,6 +35,9 @@ fn read_all(path: &std::path::Path) -> Vec<u8> {
 
 #[test]
 fn images_read_back_byte_for_byte() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let random = random_bytes(3 << 20, 1);
@@ -89,6 +93,9 @@ fn images_read_back_byte_for_byte() {
 
 #[test]
 fn snapshots_share_blocks_and_latest_is_the_newest() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let week1 = random_bytes(2 << 20, 10);
@@ -117,6 +124,9 @@ fn walk_files(dir: &std::path::Path) -> usize {
 
 #[test]
 fn works_offline_from_the_cache() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let image = sparse_image(1 << 20, 20);
@@ -146,6 +156,9 @@ fn works_offline_from_the_cache() {
 
 #[test]
 fn offline_with_nothing_cached_says_so() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     store.add("deb", "2026-11-22", &random_bytes(100_000, 5), BS);
@@ -163,6 +176,9 @@ fn offline_with_nothing_cached_says_so() {
 
 #[test]
 fn corrupt_block_on_a_server_is_fetched_from_the_next_one() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let image = random_bytes(512 << 10, 30);
@@ -209,6 +225,9 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn corrupt_block_in_the_cache_is_deleted_and_fetched_again() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let image = random_bytes(512 << 10, 40);
@@ -237,6 +256,9 @@ fn corrupt_block_in_the_cache_is_deleted_and_fetched_again() {
 
 #[test]
 fn reads_wait_for_a_restarted_server_and_fail_after_the_deadline() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let image = random_bytes(4 << 20, 50);
@@ -276,6 +298,9 @@ fn reads_wait_for_a_restarted_server_and_fail_after_the_deadline() {
 
 #[test]
 fn a_small_cache_cap_evicts_and_reads_stay_correct() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let image = random_bytes(4 << 20, 60);
@@ -305,6 +330,9 @@ fn walk_sizes(dir: &std::path::Path) -> u64 {
 
 #[test]
 fn a_full_cache_disk_never_fails_a_read() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let image = random_bytes(6 << 20, 70);
@@ -327,6 +355,9 @@ fn a_full_cache_disk_never_fails_a_read() {
 
 #[test]
 fn forged_unsigned_expired_and_wrong_key_catalogs_are_refused() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     store.add("deb", "2026-11-22", &random_bytes(100_000, 80), BS);
@@ -365,6 +396,9 @@ fn forged_unsigned_expired_and_wrong_key_catalogs_are_refused() {
 
 #[test]
 fn a_tampered_index_is_refused() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let mut store = TestStore::new(&tmp.path().join("store"));
     let image = random_bytes(300_000, 90);

@@ -1,6 +1,7 @@
 //! Boot profiles end to end: prefetch in profile order, demand reads jumping
 //! the queue, the cache cap stopping prefetch, and the read trace profiles are
 //! made from. nginx's own log tells what was fetched and in which order.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -34,6 +35,9 @@ fn prefetch_done(client: &Client) -> bool {
 
 #[test]
 fn opening_an_image_prefetches_its_profile_in_order() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let (store, index) = store_with_profile(tmp.path());
     let nginx = Nginx::start(&store.dir);
@@ -54,6 +58,9 @@ fn opening_an_image_prefetches_its_profile_in_order() {
 
 #[test]
 fn demand_reads_overtake_prefetch() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let (store, index) = store_with_profile(tmp.path());
     // A slow server: each 64 KiB block takes about half a second.
@@ -82,6 +89,9 @@ fn demand_reads_overtake_prefetch() {
 
 #[test]
 fn the_cache_cap_stops_prefetch_before_it_evicts_the_profile() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let (store, index) = store_with_profile(tmp.path());
     let nginx = Nginx::start(&store.dir);
@@ -108,6 +118,9 @@ fn the_cache_cap_stops_prefetch_before_it_evicts_the_profile() {
 
 #[test]
 fn without_prefetch_opening_fetches_nothing() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let (store, _) = store_with_profile(tmp.path());
     let nginx = Nginx::start(&store.dir);
@@ -123,6 +136,9 @@ fn without_prefetch_opening_fetches_nothing() {
 
 #[test]
 fn the_trace_records_what_readers_touched_in_order() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let (store, _) = store_with_profile(tmp.path());
     let nginx = Nginx::start(&store.dir);

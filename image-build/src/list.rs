@@ -134,7 +134,7 @@ pub(crate) mod tests {
     use time::macros::datetime;
 
     pub fn snapshot(date: &str, hex_digit: char, notes: &str) -> Snapshot {
-        let hex: String = std::iter::repeat(hex_digit).take(40).collect();
+        let hex: String = std::iter::repeat_n(hex_digit, 40).collect();
         Snapshot {
             date: date.to_string(),
             index: hex.parse::<BlockId>().expect("valid hex"),

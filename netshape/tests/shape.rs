@@ -1,6 +1,7 @@
 //! The proxy measured on real loopback sockets. Bounds are generous (the
 //! machine is shared): these check that delay and rate are applied as
 //! modelled, not how fast anything is.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -230,6 +230,9 @@ mod tests {
 
     #[test]
     fn keep_reuses_and_discard_is_fresh() {
+        if !testkit::need(&["qemu-img"]) {
+            return;
+        }
         let mnt = fake_mount();
         let cache = tempfile::tempdir().unwrap();
         let keep = spec(mnt.path(), cache.path(), DiskChanges::Keep);
