@@ -32,3 +32,4 @@ pub mod units;
 pub use error::{Error, Result};
 pub use hash::BlockId;
 pub use mount::{MountConfig, Mounted};
+pub use store::StoreConfig;

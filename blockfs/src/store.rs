@@ -3,6 +3,7 @@
 //! when it can and from the sources when it must, and counts what it did.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,6 @@ use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::hash::BlockId;
 use crate::index::Index;
-use crate::mount::MountConfig;
 use crate::profile::Profile;
 use crate::signing::verify_catalog;
 use crate::source::Sources;
@@ -35,6 +35,38 @@ const CATALOG_WAIT_WITHOUT_CACHE: Duration = Duration::from_secs(20);
 pub const CATALOG: &str = "catalog.json";
 pub const CATALOG_SIG: &str = "catalog.json.sig";
 
+/// What the client needs to reach and trust a store: where it is, whose
+/// signature counts, where the cache lives and how long to wait for the network.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Base URLs, tried in order. Empty, or `offline`, means the cache only.
+    pub sources: Vec<String>,
+    /// The publisher keys a catalog's signature must verify against (any one).
+    pub public_keys: Vec<VerifyingKey>,
+    /// The cache directory (blocks, indexes, the last good catalog).
+    pub cache_dir: PathBuf,
+    /// Cache cap in bytes; `None`: most of the cache's filesystem.
+    pub cache_max: Option<u64>,
+    /// Use the cache only, even when `sources` are given.
+    pub offline: bool,
+    /// How long a read waits for an unreachable network before it fails (EIO).
+    pub deadline: Duration,
+}
+
+impl StoreConfig {
+    /// A configuration with the defaults: no cap beyond the disk's, online, a 60 s deadline.
+    pub fn new(sources: Vec<String>, public_keys: Vec<VerifyingKey>, cache_dir: PathBuf) -> Self {
+        StoreConfig {
+            sources,
+            public_keys,
+            cache_dir,
+            cache_max: None,
+            offline: false,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     fetched_bytes: AtomicU64,
@@ -52,7 +84,6 @@ pub struct Loaded {
 }
 
 pub struct Store {
-    config: MountConfig,
     sources: Sources,
     cache: Cache,
     catalog: Catalog,
@@ -66,7 +97,7 @@ impl Store {
     /// Opens the cache and establishes the catalog: a fresh one from the
     /// sources if they answer (refusing an unsigned, forged or expired one),
     /// else the last good one from the cache while it has not expired.
-    pub fn open(config: MountConfig) -> Result<Store> {
+    pub fn open(config: StoreConfig) -> Result<Store> {
         let urls = if config.offline { Vec::new() } else { config.sources.clone() };
         let sources = Sources::new(&urls, config.deadline)?;
         let cache = Cache::open(&config.cache_dir, config.cache_max)?;
@@ -109,7 +140,6 @@ impl Store {
             }
         };
         Ok(Store {
-            config,
             sources,
             cache,
             catalog,
@@ -289,10 +319,6 @@ impl Store {
             snapshots,
             ..Status::default()
         }
-    }
-
-    pub fn config(&self) -> &MountConfig {
-        &self.config
     }
 
     fn lock_indexes(&self) -> std::sync::MutexGuard<'_, HashMap<BlockId, Arc<Index>>> {

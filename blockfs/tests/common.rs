@@ -238,7 +238,7 @@ impl Client {
 
     pub fn config(&self, sources: Vec<String>, store: &TestStore) -> MountConfig {
         let mut config = MountConfig::new(sources, vec![store.key.verifying_key()], self.cache());
-        config.deadline = Duration::from_secs(5);
+        config.store.deadline = Duration::from_secs(5);
         config
     }
 

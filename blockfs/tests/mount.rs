@@ -149,7 +149,7 @@ fn works_offline_from_the_cache() {
     }
     // Explicit offline mode, no URL at all.
     let mut config = client.config(Vec::new(), &store);
-    config.offline = true;
+    config.store.offline = true;
     let _m = client.mount(config).unwrap();
     assert_eq!(read_all(&client.image("deb/2026-11-22")), image);
 }
@@ -164,12 +164,12 @@ fn offline_with_nothing_cached_says_so() {
     store.add("deb", "2026-11-22", &random_bytes(100_000, 5), BS);
     let client = Client::new();
     let mut config = client.config(Vec::new(), &store);
-    config.offline = true;
+    config.store.offline = true;
     let err = client.mount(config).err().unwrap();
     assert!(matches!(err, Error::NotCached { .. }), "{err}");
     // A server that does not answer, and no cache: unreachable, after the deadline.
     let mut config = client.config(vec!["http://127.0.0.1:9/".into()], &store);
-    config.deadline = Duration::from_millis(300);
+    config.store.deadline = Duration::from_millis(300);
     let err = client.mount(config).err().unwrap();
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
 }
@@ -266,7 +266,7 @@ fn reads_wait_for_a_restarted_server_and_fail_after_the_deadline() {
     let mut nginx = Nginx::start(&store.dir);
     let client = Client::new();
     let mut config = client.config(vec![nginx.url()], &store);
-    config.deadline = Duration::from_secs(30);
+    config.store.deadline = Duration::from_secs(30);
     config.readahead_blocks = 0;
     let m = client.mount(config).unwrap();
     let path = client.image("deb/latest");
@@ -289,7 +289,7 @@ fn reads_wait_for_a_restarted_server_and_fail_after_the_deadline() {
     // A server that stays away: EIO once the deadline passes.
     let client = Client::new();
     let mut config = client.config(vec![nginx.url()], &store);
-    config.deadline = Duration::from_secs(1);
+    config.store.deadline = Duration::from_secs(1);
     let _m = client.mount(config).unwrap();
     nginx.stop();
     let err = fs::read(client.image("deb/latest")).unwrap_err();
@@ -308,7 +308,7 @@ fn a_small_cache_cap_evicts_and_reads_stay_correct() {
     let nginx = Nginx::start(&store.dir);
     let client = Client::new();
     let mut config = client.config(vec![nginx.url()], &store);
-    config.cache_max = Some(1 << 20);
+    config.store.cache_max = Some(1 << 20);
     config.memory_cache = 256 << 10;
     let m = client.mount(config).unwrap();
     assert_eq!(read_all(&client.image("deb/latest")), image);
@@ -345,7 +345,7 @@ fn a_full_cache_disk_never_fails_a_read() {
         nix::mount::mount(Some("tmpfs"), &client.cache(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=2m"));
     tmpfs.expect("mount a tmpfs (tests run as root)");
     let mut config = client.config(vec![nginx.url()], &store);
-    config.cache_max = Some(1 << 30);
+    config.store.cache_max = Some(1 << 30);
     let m = client.mount(config).unwrap();
     let result = fs::read(client.image("deb/latest"));
     drop(m);
@@ -375,7 +375,7 @@ fn forged_unsigned_expired_and_wrong_key_catalogs_are_refused() {
 
     // Wrong key.
     let mut config = client.config(vec![nginx.url()], &store);
-    config.public_keys = vec![blockfs::signing::generate().verifying_key()];
+    config.store.public_keys = vec![blockfs::signing::generate().verifying_key()];
     let err = client.mount(config).err().unwrap();
     assert!(matches!(err, Error::BadSignature), "{err}");
 

@@ -99,7 +99,7 @@ fn the_cache_cap_stops_prefetch_before_it_evicts_the_profile() {
     let mut config = client.config(vec![nginx.url()], &store);
     config.fetchers = 3;
     let block_file = fs::metadata(store.block_file(&index.blocks[0].unwrap())).unwrap().len();
-    config.cache_max = Some(5 * block_file + block_file / 2); // room for five blocks
+    config.store.cache_max = Some(5 * block_file + block_file / 2); // room for five blocks
     let _m = client.mount(config).unwrap();
     let _file = fs::File::open(client.image("deb/latest")).unwrap();
     wait_for("prefetch to stop", || {

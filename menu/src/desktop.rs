@@ -111,8 +111,8 @@ pub fn run(args: Args) -> Result<(), DesktopError> {
     std::fs::create_dir_all(&args.cache).map_err(|source| DesktopError::Io { path: args.cache.clone(), source })?;
     let dir = PrivateDir::create()?;
     let mut config = MountConfig::new(args.server.clone(), keys, args.cache.clone());
-    config.cache_max = args.cache_max;
-    config.offline = args.offline;
+    config.store.cache_max = args.cache_max;
+    config.store.offline = args.offline;
     let Some(mounted) = mount(config, &dir.0, &stop)? else {
         return Ok(());
     };
@@ -135,10 +135,10 @@ fn mount(config: MountConfig, mountpoint: &Path, stop: &AtomicBool) -> Result<Op
     loop {
         // Printed before the menu takes the screen: the catalog fetch can wait
         // for the network for a while.
-        if config.offline {
-            eprintln!("circular: mounting from the cache in {}…", config.cache_dir.display());
+        if config.store.offline {
+            eprintln!("circular: mounting from the cache in {}…", config.store.cache_dir.display());
         } else {
-            eprintln!("circular: fetching the catalog from {}…", config.sources.join(", "));
+            eprintln!("circular: fetching the catalog from {}…", config.store.sources.join(", "));
         }
         match Mounted::start(config.clone(), mountpoint) {
             Ok(m) => return Ok(Some(m)),
