@@ -14,7 +14,7 @@ use std::thread;
 use crate::error::{Error, Result};
 use crate::hash::BlockId;
 use crate::lru::Lru;
-use crate::store::Store;
+use crate::store::VerifiedStore;
 
 /// Workers that prefetch may never occupy.
 const DEMAND_RESERVE: usize = 2;
@@ -79,7 +79,7 @@ struct Memory {
 }
 
 struct Shared {
-    store: Arc<Store>,
+    store: Arc<VerifiedStore>,
     queue: Mutex<Queue>,
     wake: Condvar,
     memory: Mutex<Memory>,
@@ -101,7 +101,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Loader {
     /// Starts `workers` fetch threads and keeps up to `memory_max` bytes of decoded blocks.
-    pub fn new(store: Arc<Store>, workers: usize, memory_max: u64) -> Result<Loader> {
+    pub fn new(store: Arc<VerifiedStore>, workers: usize, memory_max: u64) -> Result<Loader> {
         let workers = workers.max(DEMAND_RESERVE + 1);
         let shared = Arc::new(Shared {
             store,
@@ -125,7 +125,7 @@ impl Loader {
         Ok(Loader { shared, threads })
     }
 
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<VerifiedStore> {
         &self.shared.store
     }
 

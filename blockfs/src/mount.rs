@@ -12,7 +12,7 @@ use fuser::{BackgroundSession, MountOption};
 use crate::error::{Error, Result};
 use crate::fs::{BlockFs, Options};
 use crate::loader::Loader;
-use crate::store::{Store, StoreConfig};
+use crate::store::{StoreConfig, VerifiedStore};
 use crate::trace::Trace;
 
 /// How to reach and trust a store (`store`), and how hard to work at reading it.
@@ -80,7 +80,7 @@ impl Mounted {
             prefetch: config.prefetch,
             trace: config.trace.clone(),
         };
-        let store = Arc::new(Store::open(config.store)?);
+        let store = Arc::new(VerifiedStore::open(config.store)?);
         let loader = Arc::new(Loader::new(store.clone(), fetchers, memory)?);
         let fs = BlockFs::new(loader.clone(), options).map_err(|e| Error::io("reader threads", e))?;
         let mount_options = [

@@ -83,7 +83,12 @@ pub struct Loaded {
     pub fetched: Option<Vec<u8>>,
 }
 
-pub struct Store {
+/// The client's store: sources, cache and trust together. Everything it hands
+/// out (catalog, indexes, profiles, block bytes) has been verified: the catalog
+/// by its signature and expiry, the rest by the SHA-1 names the catalog pins.
+/// "Store" alone is the published tree (docs/FORMAT.md); this is the client's
+/// checked view of one.
+pub struct VerifiedStore {
     sources: Sources,
     cache: Cache,
     catalog: Catalog,
@@ -93,11 +98,11 @@ pub struct Store {
     counters: Counters,
 }
 
-impl Store {
+impl VerifiedStore {
     /// Opens the cache and establishes the catalog: a fresh one from the
     /// sources if they answer (refusing an unsigned, forged or expired one),
     /// else the last good one from the cache while it has not expired.
-    pub fn open(config: StoreConfig) -> Result<Store> {
+    pub fn open(config: StoreConfig) -> Result<VerifiedStore> {
         let urls = if config.offline { Vec::new() } else { config.sources.clone() };
         let sources = Sources::new(&urls, config.deadline)?;
         let cache = Cache::open(&config.cache_dir, config.cache_max)?;
@@ -139,7 +144,7 @@ impl Store {
                 Err(e) => return Err(e),
             }
         };
-        Ok(Store {
+        Ok(VerifiedStore {
             sources,
             cache,
             catalog,
