@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use circular_format::Sha1Name;
+
 use crate::error::{Error, Result};
-use crate::hash::BlockId;
 use crate::lru::Lru;
 
 /// Room left free on the cache's filesystem when no cap is given: for the
@@ -37,11 +38,11 @@ pub struct Cache {
 /// The cache's bookkeeping, in memory; the order is rebuilt from file mtimes at start.
 #[derive(Default)]
 struct State {
-    lru: Lru<BlockId>,
+    lru: Lru<Sha1Name>,
     /// Blocks whose file mtime this session already moved (the order kept across restarts).
-    touched: HashSet<BlockId>,
+    touched: HashSet<Sha1Name>,
     /// Blocks that must not be evicted now (the snapshot being prefetched).
-    protected: HashSet<BlockId>,
+    protected: HashSet<Sha1Name>,
     /// Bytes of writes under way, already counted against the cap.
     reserved: u64,
 }
@@ -56,7 +57,7 @@ pub enum Stored {
 
 impl State {
     /// Picks the oldest unprotected blocks to free `need` bytes; `None` if impossible.
-    fn victims(&self, need: u64) -> Option<Vec<BlockId>> {
+    fn victims(&self, need: u64) -> Option<Vec<Sha1Name>> {
         let mut freed = 0;
         let mut out = Vec::new();
         for (id, size) in self.lru.oldest_first() {
@@ -131,22 +132,22 @@ impl Cache {
         self.evicted.load(Ordering::Relaxed)
     }
 
-    pub fn has_block(&self, id: &BlockId) -> bool {
+    pub fn has_block(&self, id: &Sha1Name) -> bool {
         self.lock().lru.contains(id)
     }
 
     /// Counts how many of `ids` are cached (one lock for all of them).
-    pub fn count_cached<'a>(&self, ids: impl IntoIterator<Item = &'a BlockId>) -> u64 {
+    pub fn count_cached<'a>(&self, ids: impl IntoIterator<Item = &'a Sha1Name>) -> u64 {
         let state = self.lock();
         ids.into_iter().filter(|id| state.lru.contains(id)).count() as u64
     }
 
-    fn block_path(&self, id: &BlockId) -> PathBuf {
+    fn block_path(&self, id: &Sha1Name) -> PathBuf {
         self.dir.join("blocks").join(id.fanout()).join(id.to_hex())
     }
 
     /// The stored (compressed) bytes of a block, if cached. Not verified here.
-    pub fn read_block(&self, id: &BlockId) -> Option<Vec<u8>> {
+    pub fn read_block(&self, id: &Sha1Name) -> Option<Vec<u8>> {
         if !self.has_block(id) {
             return None;
         }
@@ -171,14 +172,14 @@ impl Cache {
     }
 
     /// Deletes a block (one that failed verification).
-    pub fn remove_block(&self, id: &BlockId) {
+    pub fn remove_block(&self, id: &Sha1Name) {
         self.lock().lru.remove(id);
         let _ = fs::remove_file(self.block_path(id));
     }
 
     /// Stores a block's bytes, evicting old blocks to stay under the cap. A full
     /// disk evicts more and tries once again; it never fails the caller's read.
-    pub fn store_block(&self, id: &BlockId, bytes: &[u8]) -> Stored {
+    pub fn store_block(&self, id: &Sha1Name, bytes: &[u8]) -> Stored {
         let size = bytes.len() as u64;
         // Room is made and reserved under one lock, so concurrent writers
         // cannot together overshoot the cap.
@@ -241,7 +242,7 @@ impl Cache {
         true
     }
 
-    fn delete_evicted(&self, victims: &[BlockId]) {
+    fn delete_evicted(&self, victims: &[Sha1Name]) {
         for id in victims {
             let _ = fs::remove_file(self.block_path(id));
         }
@@ -257,7 +258,7 @@ impl Cache {
     }
 
     /// Sets the blocks eviction must leave alone.
-    pub fn protect(&self, ids: HashSet<BlockId>) {
+    pub fn protect(&self, ids: HashSet<Sha1Name>) {
         self.lock().protected = ids;
     }
 
@@ -300,7 +301,7 @@ impl Cache {
 }
 
 /// Every block file under `blocks/` with its size and mtime; other files are ignored.
-fn scan_blocks(blocks: &Path) -> Vec<(BlockId, u64, std::time::SystemTime)> {
+fn scan_blocks(blocks: &Path) -> Vec<(Sha1Name, u64, std::time::SystemTime)> {
     let mut out = Vec::new();
     let Ok(fanouts) = fs::read_dir(blocks) else {
         return out;
@@ -311,7 +312,7 @@ fn scan_blocks(blocks: &Path) -> Vec<(BlockId, u64, std::time::SystemTime)> {
         };
         for file in files.flatten() {
             let name = file.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.parse::<BlockId>().ok()) else {
+            let Some(id) = name.to_str().and_then(|n| n.parse::<Sha1Name>().ok()) else {
                 continue;
             };
             if let Ok(meta) = file.metadata() {
@@ -337,8 +338,8 @@ fn default_cap(dir: &Path, cached: u64) -> Result<u64> {
 mod tests {
     use super::*;
 
-    fn id(n: u32) -> BlockId {
-        BlockId::of(&n.to_le_bytes())
+    fn id(n: u32) -> Sha1Name {
+        Sha1Name::of(&n.to_le_bytes())
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blockfs::status::Status;
-use blockfs::units::{format_size, parse_size};
 use blockfs::{signing, MountConfig, Mounted};
+use circular_format::units::{format_size, parse_size};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use blockfs::status::Status;
 use blockfs::Error;
+use circular_format::layout::{block_path, index_path, BLOCKS_DIR, CATALOG, CATALOG_SIG};
+use circular_format::Error as FormatError;
 use common::{random_bytes, Client, Nginx, TestStore};
 
 const BS: u32 = 65536;
@@ -103,7 +105,7 @@ fn snapshots_share_blocks_and_latest_is_the_newest() {
     week2[100_000..100_010].copy_from_slice(b"new week!!"); // one block changes
     store.add("deb", "2026-11-15", &week1, BS);
     store.add("deb", "2026-11-22", &week2, BS);
-    let blocks_on_server = walk_files(&store.dir.join("blocks"));
+    let blocks_on_server = walk_files(&store.dir.join(BLOCKS_DIR));
     assert_eq!(blocks_on_server, 33, "32 blocks + 1 changed block");
 
     let nginx = Nginx::start(&store.dir);
@@ -188,7 +190,7 @@ fn corrupt_block_on_a_server_is_fetched_from_the_next_one() {
     copy_dir(&store.dir, &mirror);
     let victim = index.blocks[3].unwrap();
     let other = index.blocks[4].unwrap();
-    fs::copy(store.block_file(&other), mirror.join(blockfs::store::block_path(&victim))).unwrap();
+    fs::copy(store.block_file(&other), mirror.join(block_path(&victim))).unwrap();
     let bad = Nginx::start(&mirror);
     let good = Nginx::start(&store.dir);
 
@@ -239,7 +241,7 @@ fn corrupt_block_in_the_cache_is_deleted_and_fetched_again() {
         assert_eq!(read_all(&client.image("deb/latest")), image);
     }
     let id = index.blocks[2].unwrap();
-    let cached = client.cache().join(blockfs::store::block_path(&id));
+    let cached = client.cache().join(block_path(&id));
     let mut bytes = fs::read(&cached).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
@@ -315,7 +317,7 @@ fn a_small_cache_cap_evicts_and_reads_stay_correct() {
     let status = Status::read(m.mountpoint()).unwrap();
     assert!(status.cache_bytes <= 1 << 20, "{}", status.cache_bytes);
     assert!(status.evicted_blocks >= 40, "{}", status.evicted_blocks);
-    let on_disk: u64 = walk_sizes(&client.cache().join("blocks"));
+    let on_disk: u64 = walk_sizes(&client.cache().join(BLOCKS_DIR));
     assert!(on_disk <= 1 << 20, "{on_disk}");
     assert!(!status.snapshot("deb", "2026-11-22").unwrap().fully_cached());
 }
@@ -363,35 +365,35 @@ fn forged_unsigned_expired_and_wrong_key_catalogs_are_refused() {
     store.add("deb", "2026-11-22", &random_bytes(100_000, 80), BS);
     let nginx = Nginx::start(&store.dir);
     let client = Client::new();
-    let catalog_path = store.dir.join("catalog.json");
+    let catalog_path = store.dir.join(CATALOG);
     let good = fs::read(&catalog_path).unwrap();
 
     // Tampered: one byte of the notes changes after signing.
     let tampered = String::from_utf8(good.clone()).unwrap().replace("\"notes\": \"\"", "\"notes\": \"x\"");
     fs::write(&catalog_path, tampered).unwrap();
     let err = client.mount(client.config(vec![nginx.url()], &store)).err().unwrap();
-    assert!(matches!(err, Error::BadSignature), "{err}");
+    assert!(matches!(err, Error::Format(FormatError::BadSignature)), "{err}");
     fs::write(&catalog_path, &good).unwrap();
 
     // Wrong key.
     let mut config = client.config(vec![nginx.url()], &store);
-    config.store.public_keys = vec![blockfs::signing::generate().verifying_key()];
+    config.store.public_keys = vec![circular_format::signing::generate().verifying_key()];
     let err = client.mount(config).err().unwrap();
-    assert!(matches!(err, Error::BadSignature), "{err}");
+    assert!(matches!(err, Error::Format(FormatError::BadSignature)), "{err}");
 
     // Unsigned.
-    fs::rename(store.dir.join("catalog.json.sig"), tmp.path().join("sig")).unwrap();
+    fs::rename(store.dir.join(CATALOG_SIG), tmp.path().join("sig")).unwrap();
     let err = client.mount(client.config(vec![nginx.url()], &store)).err().unwrap();
-    assert!(matches!(err, Error::Unsigned { .. }), "{err}");
+    assert!(matches!(err, Error::Format(FormatError::Unsigned { .. })), "{err}");
     assert!(err.to_string().contains("not signed"));
 
     // Expired (validly signed).
     store.catalog.expires = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     store.sign();
     let err = client.mount(client.config(vec![nginx.url()], &store)).err().unwrap();
-    assert!(matches!(err, Error::Expired { .. }), "{err}");
+    assert!(matches!(err, Error::Format(FormatError::Expired { .. })), "{err}");
     assert!(err.to_string().contains("re-sign"));
-    assert!(!client.cache().join("catalog.json").exists(), "a refused catalog is never cached");
+    assert!(!client.cache().join(CATALOG).exists(), "a refused catalog is never cached");
 }
 
 #[test]
@@ -413,8 +415,5 @@ fn a_tampered_index_is_refused() {
     let _m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
     let err = fs::File::open(client.image("deb/latest")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    assert!(!client
-        .cache()
-        .join(blockfs::store::index_path(&store.catalog.distributions[0].snapshots[0].index))
-        .exists());
+    assert!(!client.cache().join(index_path(&store.catalog.distributions[0].snapshots[0].index)).exists());
 }

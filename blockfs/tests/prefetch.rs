@@ -9,15 +9,15 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 
 use blockfs::status::Status;
-use blockfs::store::block_path;
 use blockfs::trace::Trace;
+use circular_format::layout::block_path;
 use common::{random_bytes, wait_for, Client, Nginx, TestStore};
 
 const BS: u32 = 65536;
 /// A boot order that is not the image's order.
 const PROFILE: [u32; 12] = [30, 5, 17, 2, 39, 11, 23, 8, 35, 0, 14, 27];
 
-fn store_with_profile(tmp: &std::path::Path) -> (TestStore, blockfs::index::Index) {
+fn store_with_profile(tmp: &std::path::Path) -> (TestStore, circular_format::index::Index) {
     let mut store = TestStore::new(&tmp.join("store"));
     let index = store.add("deb", "2026-11-22", &random_bytes(40 * BS as usize, 7), BS);
     store.add_profile("deb", "2026-11-22", PROFILE.to_vec());

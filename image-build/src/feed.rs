@@ -12,9 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
-use blockfs::catalog::{Catalog, Distribution, Snapshot};
-use blockfs::store::index_path;
-use blockfs::units::format_size;
+use circular_format::catalog::{Catalog, Distribution, Snapshot};
+use circular_format::layout::index_path;
+use circular_format::units::format_size;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 use time::format_description::well_known::Rfc2822;
@@ -293,7 +293,7 @@ mod tests {
     #[test]
     fn writes_a_file_atomically() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join(blockfs::store::CATALOG), catalog().to_bytes()).expect("catalog");
+        std::fs::write(dir.path().join(circular_format::layout::CATALOG), catalog().to_bytes()).expect("catalog");
         let out = dir.path().join("feed.xml");
         run(&FeedOptions { store: dir.path().to_path_buf(), base_url: None, out: Some(out.clone()) }).expect("feed");
         let xml = std::fs::read_to_string(&out).expect("read");

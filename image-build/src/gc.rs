@@ -6,10 +6,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use blockfs::index::Index;
-use blockfs::signing;
-use blockfs::units::format_size;
-use blockfs::BlockId;
+use circular_format::index::Index;
+use circular_format::layout::{BLOCKS_DIR, INDEXES_DIR, PROFILES_DIR};
+use circular_format::signing;
+use circular_format::units::format_size;
+use circular_format::Sha1Name;
 
 use crate::error::{BuildError, Result};
 use crate::store_dir::StoreDir;
@@ -54,7 +55,7 @@ pub fn gc(root: &Path, keep: usize, key_path: &Path, valid_days: u32) -> Result<
     if report.snapshots_dropped > 0 {
         store.write_catalog(&mut catalog, &key, valid_days)?;
     }
-    for dir in ["indexes", "profiles"] {
+    for dir in [INDEXES_DIR, PROFILES_DIR] {
         for entry in read_dir(&root.join(dir)) {
             let name = entry.file_name().to_string_lossy().to_string();
             if !live_files.contains(&name) {
@@ -62,12 +63,12 @@ pub fn gc(root: &Path, keep: usize, key_path: &Path, valid_days: u32) -> Result<
             }
         }
     }
-    for fanout in read_dir(&root.join("blocks")) {
+    for fanout in read_dir(&root.join(BLOCKS_DIR)) {
         for entry in read_dir(&fanout.path()) {
             let live = entry
                 .file_name()
                 .to_str()
-                .and_then(|n| n.parse::<BlockId>().ok())
+                .and_then(|n| n.parse::<Sha1Name>().ok())
                 .is_some_and(|id| live_blocks.contains(&id));
             if !live {
                 delete(&entry.path(), &mut report);

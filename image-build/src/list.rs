@@ -8,9 +8,9 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use blockfs::catalog::{Catalog, Distribution, Snapshot};
-use blockfs::store::CATALOG;
-use blockfs::units::format_size;
+use circular_format::catalog::{Catalog, Distribution, Snapshot};
+use circular_format::layout::{BLOCKS_DIR, CATALOG};
+use circular_format::units::format_size;
 
 use crate::error::{BuildError, Result};
 use crate::store_dir::StoreDir;
@@ -36,7 +36,7 @@ pub fn newest_first(catalog: &Catalog) -> Vec<(&Distribution, &Snapshot)> {
 /// Prints the table for `image-build list`.
 pub fn run(store: &Path, out: &mut impl Write) -> Result<()> {
     let catalog = read_catalog(store)?;
-    let on_disk = blocks_on_disk(&store.join("blocks"))?;
+    let on_disk = blocks_on_disk(&store.join(BLOCKS_DIR))?;
     let text = render(&catalog, on_disk);
     out.write_all(text.as_bytes()).map_err(|e| BuildError::io(Path::new("<stdout>"), e))
 }
@@ -129,15 +129,15 @@ fn blocks_on_disk(dir: &Path) -> Result<u64> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use blockfs::catalog::BootSettings;
-    use blockfs::BlockId;
+    use circular_format::catalog::BootSettings;
+    use circular_format::Sha1Name;
     use time::macros::datetime;
 
     pub fn snapshot(date: &str, hex_digit: char, notes: &str) -> Snapshot {
         let hex: String = std::iter::repeat_n(hex_digit, 40).collect();
         Snapshot {
             date: date.to_string(),
-            index: hex.parse::<BlockId>().expect("valid hex"),
+            index: hex.parse::<Sha1Name>().expect("valid hex"),
             image_size: 2 << 30,
             stored_bytes: 150 << 20,
             profile: None,

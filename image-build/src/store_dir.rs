@@ -10,10 +10,10 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use blockfs::catalog::Catalog;
-use blockfs::signing;
-use blockfs::store::{block_path, index_path, CATALOG, CATALOG_SIG};
-use blockfs::BlockId;
+use circular_format::catalog::Catalog;
+use circular_format::layout::{block_path, index_path, CATALOG, CATALOG_SIG};
+use circular_format::signing;
+use circular_format::Sha1Name;
 use ed25519_dalek::SigningKey;
 use time::OffsetDateTime;
 
@@ -63,16 +63,16 @@ impl StoreDir {
         &self.root
     }
 
-    pub fn block_file(&self, id: &BlockId) -> PathBuf {
+    pub fn block_file(&self, id: &Sha1Name) -> PathBuf {
         self.root.join(block_path(id))
     }
 
-    pub fn index_file(&self, id: &BlockId) -> PathBuf {
+    pub fn index_file(&self, id: &Sha1Name) -> PathBuf {
         self.root.join(index_path(id))
     }
 
     /// Size of a stored block file, if the store has it.
-    pub fn block_size_on_disk(&self, id: &BlockId) -> Option<u64> {
+    pub fn block_size_on_disk(&self, id: &Sha1Name) -> Option<u64> {
         fs::metadata(self.block_file(id)).ok().map(|m| m.len())
     }
 
@@ -129,7 +129,7 @@ impl StoreDir {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());
         catalog.generated = now;
         catalog.expires = now + time::Duration::days(i64::from(valid_days));
-        catalog.validate().map_err(BuildError::Store)?;
+        catalog.validate()?;
         let bytes = catalog.to_bytes();
         let sig = signing::sign(&bytes, key);
         self.sync()?;

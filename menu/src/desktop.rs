@@ -107,7 +107,7 @@ pub fn run(args: Args) -> Result<(), DesktopError> {
     if args.server.is_empty() && !args.offline {
         return Err(DesktopError::NoServer);
     }
-    let keys = blockfs::signing::read_public(&args.public).map_err(DesktopError::Key)?;
+    let keys = blockfs::signing::read_public(&args.public).map_err(|e| DesktopError::Key(e.into()))?;
     std::fs::create_dir_all(&args.cache).map_err(|source| DesktopError::Io { path: args.cache.clone(), source })?;
     let dir = PrivateDir::create()?;
     let mut config = MountConfig::new(args.server.clone(), keys, args.cache.clone());

@@ -2,6 +2,9 @@
 
 /// Parses a size: a number with an optional K, M, G or T suffix (powers of 1024;
 /// `KiB`, `MB`, … are accepted and mean the same).
+///
+/// # Errors
+/// A sentence saying what is wrong, when `text` is not a size.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
