@@ -79,6 +79,16 @@ pub enum Error {
         /// What is wrong, and what to do.
         reason: String,
     },
+
+    /// A private local store (the client's cache) is in a directory that is
+    /// not safely its own user's.
+    #[error("{path} cannot be used as a private cache: {reason}; use a directory of your own (--cache)")]
+    NotPrivate {
+        /// The directory concerned.
+        path: PathBuf,
+        /// Why it is not private (a link, another owner, not a directory).
+        reason: String,
+    },
 }
 
 impl Error {

@@ -8,7 +8,9 @@
 //!   [`catalog`] (what can be booted), [`profile`] (the boot's read order);
 //! - the trust rules: [`signing`] (ed25519 keys, the detached signature, the
 //!   checks a client makes before it trusts a catalog, and rollback);
-//! - where files go: [`layout`] spells every store path once;
+//! - where files go: [`layout`] spells every store path once, and [`local`] is a
+//!   store in a local directory (atomic writes, fan-out, a scan of the blocks),
+//!   used by both the publisher's store and the client's cache;
 //! - [`units`]: the one parser and formatter of byte sizes.
 //!
 //! What it is not: no FUSE, no HTTP, no threads, and no cache policy (size cap,
@@ -40,6 +42,7 @@ pub mod error;
 pub mod hash;
 pub mod index;
 pub mod layout;
+pub mod local;
 pub mod profile;
 pub mod signing;
 pub mod units;

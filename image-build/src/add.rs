@@ -63,7 +63,7 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let key = signing::read_secret(&opts.key)?;
     let store = StoreDir::open_for_writing(&opts.store)?;
     let mut catalog = store.read_catalog(&key)?;
-    let raw = RawImage::open(&opts.image, &store.root().join(TMP_DIR))?;
+    let raw = RawImage::open(&opts.image, &store.local().path(TMP_DIR))?;
     let started = Instant::now();
     if !(1..=19).contains(&opts.level) {
         return Err(BuildError::Usage(format!("--level {} is not a zstd level from 1 to 19", opts.level)));

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use circular_format::catalog::{Catalog, Distribution, Snapshot};
 use circular_format::layout::index_path;
+use circular_format::local::{write_atomic, Durability};
 use circular_format::units::format_size;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
@@ -47,11 +48,10 @@ pub fn run(opts: &FeedOptions) -> Result<()> {
     let xml = render(&catalog, &base, &index_len)?;
     match &opts.out {
         Some(path) => {
-            // Atomic, so a web server never serves half a feed.
-            let tmp = path.with_extension("xml.tmp");
-            std::fs::write(&tmp, &xml)
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(|e| BuildError::io(path, e))?;
+            // Atomic, so a web server never serves half a feed: the temp file
+            // goes beside it (the feed may be written anywhere, not only in a store).
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            write_atomic(path, &xml, dir, Durability::Named).map_err(|e| BuildError::io(path, e))?;
             eprintln!("feed: {} snapshots written to {}", list::newest_first(&catalog).len(), path.display());
         }
         None => {
