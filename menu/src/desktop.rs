@@ -29,8 +29,8 @@ pub struct Args {
     /// Block cache directory; VM overlays go in its `overlays/`.
     #[arg(long, default_value = "/var/tmp/blocks")]
     pub cache: PathBuf,
-    /// Cache cap in bytes (default: most of the cache's filesystem).
-    #[arg(long)]
+    /// Cache cap, e.g. 20G or 512M (binary units); default: most of the cache's filesystem.
+    #[arg(long, value_parser = blockfs::format::units::parse_size)]
     pub cache_max: Option<u64>,
     /// Use only the cache: no server is asked.
     #[arg(long)]
