@@ -1,5 +1,5 @@
-//! A store in a local directory, in the [`layout`](crate::layout) every store
-//! has: the publisher's store (`image-build`'s `StoreDir`) and the client's
+//! A store in a local directory, in the layout of [`crate::layout`] that every
+//! store has: the publisher's store (`image-build`'s `StoreDir`) and the client's
 //! cache (`blockfs`'s `Cache`) are both a [`LocalStore`]. It knows how to write
 //! a file so that a crash never leaves half of it under its name, where the
 //! fan-out directories go, and how to list the blocks it holds.
@@ -112,9 +112,9 @@ impl LocalStore {
             }
             Visibility::Private => {
                 // Parents that do not exist yet are the user's too: 0700 as well.
-                private_dir(root, true)?;
+                private_dir(root)?;
                 for dir in layout::DIRS {
-                    private_dir(&root.join(dir), false)?;
+                    private_dir(&root.join(dir))?;
                 }
             }
         }
@@ -327,15 +327,12 @@ impl LocalStore {
     }
 }
 
-/// Makes `dir` (mode 0700) if it is missing, then checks that it is a real
-/// directory owned by this user, tightening its mode to 0700.
-fn private_dir(dir: &Path, with_parents: bool) -> Result<()> {
+/// Makes `dir` and missing parents (mode 0700) if it is missing, then checks
+/// that it is a real directory owned by this user, tightening its mode to 0700.
+fn private_dir(dir: &Path) -> Result<()> {
     let not_private = |reason: String| Error::NotPrivate { path: dir.to_path_buf(), reason };
-    match fs::DirBuilder::new().recursive(with_parents).mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io(dir, e)),
-    }
+    // Recursive: "already there" is success, also on a read-only disk.
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))?;
     // Checked after the create, on what is there now: whoever made it.
     let meta = fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
     if meta.file_type().is_symlink() {
@@ -350,8 +347,14 @@ fn private_dir(dir: &Path, with_parents: bool) -> Result<()> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| not_private(format!("its mode is {mode:o} and cannot be set to 700 ({e})")))?;
+        match fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
+            Ok(()) => {}
+            // A read-only cache disk is used as it is ("cache less, never
+            // fail"): nothing can be planted or deleted through it now, and
+            // what is read from it is opened without links and verified.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EROFS) => {}
+            Err(e) => return Err(not_private(format!("its mode is {mode:o} and cannot be set to 700 ({e})"))),
+        }
     }
     Ok(())
 }
@@ -371,13 +374,14 @@ pub fn write_atomic(target: &Path, bytes: &[u8], tmp_dir: &Path, durability: Dur
     let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent)?;
     let name = target.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy());
+    let mut attempts = 0;
     let (tmp, mut file) = loop {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = tmp_dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
         match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
             Ok(file) => break (tmp, file),
             // A leftover of a crashed process that had this PID: take the next number.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 100 => attempts += 1,
             Err(e) => return Err(e),
         }
     };
