@@ -14,9 +14,10 @@
 //! - [`units`]: the one parser and formatter of byte sizes.
 //!
 //! What it is not: no FUSE, no HTTP, no threads, and no cache policy (size cap,
-//! eviction, what to keep offline). Those are `blockfs`'s. It writes no store by
-//! itself either: publishing (cutting images, the catalog's order of writes, the
-//! lock) is `image-build`'s. The format itself is described in `docs/FORMAT.md`.
+//! eviction, what to keep offline): those are `blockfs`'s. Nor does it publish:
+//! cutting images into blocks, the order in which a store's files are written
+//! and synced, and the publisher's lock are `image-build`'s. The format itself
+//! is described in `docs/FORMAT.md`.
 //!
 //! ```
 //! use circular_format::{index::Index, layout, Sha1Name};
