@@ -318,3 +318,27 @@ fn no_screen_panics_on_tiny_or_huge_terminals() {
         }
     }
 }
+
+#[test]
+fn escape_sequences_in_catalog_text_never_reach_the_terminal() {
+    // Window title (OSC 0), clipboard (OSC 52), a C1 CSI and a bare BEL in the fields a
+    // catalog controls: the distribution title, the snapshot notes and the date.
+    let mut a = app();
+    a.catalog.distributions[0].title = "Evil\u{1b}]0;PWNED-TITLE\u{7} os".into();
+    for snap in &mut a.catalog.distributions[0].snapshots {
+        snap.notes = "n\u{1b}]52;c;cHduZWQ=\u{7}otes \u{9b}31m red\u{7f}".into();
+    }
+    let level1 = screen(&a);
+    has(&level1, "]0;PWNED-TITLE");
+    a.on_key(key(KeyCode::Enter));
+    let level2 = screen(&a);
+    has(&level2, "]52;c;cHduZWQ=");
+    a.on_key(key(KeyCode::Enter));
+    let details = screen(&a);
+    for (name, text) in [("distributions", &level1), ("snapshots", &level2), ("details", &details)] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{name} screen holds a control character:\n{text:?}"
+        );
+    }
+}
