@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use blockfs::catalog::{check_date, Firmware};
+use crate::catalog::{check_date, Firmware};
 
 use super::command::{DiskChanges, FirmwareFiles, VmSpec};
 use super::error::VmError;
@@ -190,7 +190,7 @@ fn sweep_dead_discards(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::{Accel, Display, VmSettings};
+    use crate::{Accel, Display, VmSettings};
 
     fn fake_mount() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use blockfs::catalog::{BootSettings, Firmware};
+use crate::catalog::{BootSettings, Firmware};
 
 use super::accel::Accel;
 use super::error::VmError;

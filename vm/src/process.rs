@@ -51,17 +51,6 @@ pub struct VmOutcome {
 }
 
 impl VmOutcome {
-    /// One line for the menu's notice.
-    pub fn summary(&self) -> String {
-        if self.powered_off {
-            format!("powered off after {}", crate::format::duration(self.ran_for))
-        } else if self.could_not_start {
-            format!("QEMU could not start ({})", self.status)
-        } else {
-            format!("QEMU stopped after {} ({})", crate::format::duration(self.ran_for), self.status)
-        }
-    }
-
     /// QEMU's own words, the lines that say what went wrong.
     pub fn reason(&self) -> String {
         if self.stderr.is_empty() {
@@ -210,8 +199,8 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::{Accel, DiskChanges, Display, VmSettings};
-    use blockfs::catalog::Firmware;
+    use crate::catalog::Firmware;
+    use crate::{Accel, DiskChanges, Display, VmSettings};
     use std::path::{Path, PathBuf};
 
     fn spec(dir: &Path, qemu: PathBuf) -> VmSpec {
@@ -256,7 +245,6 @@ mod tests {
         let o = vm.wait().unwrap();
         assert!(!o.powered_off && o.could_not_start, "{o:?}");
         assert!(o.reason().contains("failed to initialize kvm"), "{o:?}");
-        assert!(o.summary().contains("could not start"), "{}", o.summary());
         assert!(!overlay.exists(), "the throw-away overlay is deleted");
     }
 

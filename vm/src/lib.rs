@@ -10,17 +10,20 @@
 //!
 //! Typical use:
 //! ```no_run
-//! # fn demo() -> Result<(), menu::vm::VmError> {
-//! use menu::vm::{self, Accel, Display, VmSettings, VmSpec, DiskChanges};
+//! # fn demo() -> Result<(), circular_vm::VmError> {
+//! use circular_vm::{self as vm, Accel, Display, VmSettings, VmSpec, DiskChanges};
 //! let image = vm::resolve_image("/mnt/lbcas".as_ref(), "bookworm", "latest")?;
 //! let spec = VmSpec::new("bookworm", &image.date, image.path, 2 << 30,
 //!     blockfs::catalog::Firmware::Bios, VmSettings::default(),
 //!     Accel::Tcg, Display::None, "/var/tmp/blocks".into());
 //! let mut running = vm::Vm::start(&spec, vm::Stdio::Terminal)?;
 //! let outcome = running.wait()?;
-//! println!("{}", outcome.summary());
+//! println!("powered off: {}", outcome.powered_off);
 //! # Ok(()) }
 //! ```
+
+// format: moves to circular_format::catalog
+use blockfs::catalog;
 
 mod accel;
 mod command;
