@@ -14,11 +14,13 @@
 //! terminal only: the Linux console (16 colours, 80x25), a serial line, or a
 //! terminal emulator; no mouse is needed.
 
+pub mod cli;
 pub mod desktop;
 pub mod format;
 pub mod host;
 pub mod problem;
 pub mod progress;
+pub mod qemu_command;
 mod run;
 pub mod state;
 mod term;
