@@ -211,7 +211,8 @@ mod tests {
         assert!(joined.contains("-m 512 -smp 1") && joined.contains("-accel kvm"), "{joined}");
         assert!(joined.contains("-display sdl") && joined.contains("-full-screen"), "{joined}");
 
-        let a = parse(&["--image", "i.img", "--overlay", "o.qcow2", "--uefi-vars", "/w/o.vars.fd"]).unwrap();
+        let a = parse(&["--image", "i.img", "--overlay", "o.qcow2", "--accel", "tcg", "--uefi-vars", "/w/o.vars.fd"])
+            .unwrap();
         match command_line(&a) {
             Ok(line) => {
                 let joined = line.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
