@@ -325,14 +325,11 @@ mod tests {
     fn uefi_uses_q35_and_pflash() {
         let mut s = spec();
         s.firmware = Firmware::Uefi;
-        let fw = FirmwareFiles {
-            code: PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.fd"),
-            vars: PathBuf::from("/c/o.vars.fd"),
-        };
+        let fw = FirmwareFiles { code: PathBuf::from(crate::OVMF[0].code), vars: PathBuf::from("/c/o.vars.fd") };
         let line = args(&s, Some(&fw));
         assert!(line.contains("-machine q35"), "{line}");
         assert!(
-            line.contains("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"),
+            line.contains(&format!("if=pflash,format=raw,unit=0,readonly=on,file={}", crate::OVMF[0].code)),
             "{line}"
         );
         assert!(line.contains("if=pflash,format=raw,unit=1,file=/c/o.vars.fd"), "{line}");
