@@ -14,6 +14,9 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Store(#[from] blockfs::Error),
+    /// The VM launcher could not prepare or start QEMU (`image-build profile`).
+    #[error(transparent)]
+    Vm(#[from] circular_vm::VmError),
     #[error("{0}")]
     Usage(String),
     #[error("{command} failed: {detail}")]

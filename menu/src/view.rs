@@ -15,7 +15,7 @@ use crate::format;
 use crate::problem::Problem;
 use crate::progress::{progress, Progress};
 use crate::state::{App, Failure, Field, Running, Screen, Starting, Target};
-use crate::vm::{Accel, DiskChanges};
+use circular_vm::{Accel, DiskChanges};
 
 const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED.union(Modifier::BOLD));
 const DIM: Style = Style::new().fg(Color::Gray);

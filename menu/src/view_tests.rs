@@ -9,7 +9,7 @@ use ratatui::Terminal;
 use crate::problem::{Problem, Refusal};
 use crate::state::tests::{accel, app, key, status};
 use crate::state::{App, Failure, Screen, Target};
-use crate::vm::{Accel, Display};
+use circular_vm::{Accel, Display};
 
 /// The screen as 25 lines of text.
 fn screen(app: &App) -> String {
@@ -126,7 +126,7 @@ fn details_show_the_snapshot_and_editable_settings() {
     has(&text, "Memory        1280 MiB");
     has(&text, "> Disk changes  keep for the next boot");
     // Kept changes are shown, and deleting them asks twice.
-    a.kept = Some(crate::vm::KeptOverlay {
+    a.kept = Some(circular_vm::KeptOverlay {
         path: "/x".into(),
         bytes: 12 << 20,
         modified: std::time::SystemTime::UNIX_EPOCH,
