@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::appliance::ApplianceError;
+use crate::os::OsError;
+
 pub type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,10 +24,39 @@ pub enum BuildError {
     Usage(String),
     #[error("{command} failed: {detail}")]
     Tool { command: String, detail: String },
+    /// `image-build os`.
+    #[error(transparent)]
+    Os(#[from] OsError),
+    /// `image-build initramfs` and `image-build usb`.
+    #[error(transparent)]
+    Appliance(#[from] ApplianceError),
+    /// `image-build disk`.
+    #[error(transparent)]
+    Disk(#[from] crate::disk::DiskError),
 }
 
 impl BuildError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         BuildError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// A sub-command's error keeps its type and its cause through `?` (nothing is
+    /// flattened into a string on the way to main).
+    #[test]
+    fn sub_errors_keep_their_type_and_source() {
+        let e: BuildError = ApplianceError::io("/x/vmlinuz", std::io::Error::other("gone")).into();
+        assert!(matches!(&e, BuildError::Appliance(ApplianceError::Io { .. })));
+        assert_eq!(e.to_string(), "/x/vmlinuz: gone");
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("gone"));
+
+        let e: BuildError = OsError::Disk(crate::disk::DiskError::TooLarge).into();
+        assert!(matches!(&e, BuildError::Os(OsError::Disk(crate::disk::DiskError::TooLarge))));
     }
 }
