@@ -22,8 +22,15 @@ pub enum BuildError {
     Vm(#[from] circular_vm::VmError),
     #[error("{0}")]
     Usage(String),
-    #[error("{command} failed: {detail}")]
-    Tool { command: String, detail: String },
+    /// An outside program (qemu-img convert in `add`) failed or is missing.
+    #[error(transparent)]
+    Run(#[from] crate::tool::ToolError),
+    /// The guest's QEMU stopped before the login prompt (`image-build profile`).
+    #[error("{qemu} stopped before the login prompt ({status}): {reason}; serial log: {serial_log}")]
+    BootStopped { qemu: String, status: String, reason: String, serial_log: PathBuf },
+    /// Writing the RSS feed's XML (into memory) failed.
+    #[error("writing the RSS feed: {0}")]
+    Feed(#[source] std::io::Error),
     /// `image-build os`.
     #[error(transparent)]
     Os(#[from] OsError),

@@ -190,14 +190,11 @@ fn boot_until_login(
             );
             Ok((false, boot_time))
         }
-        Watch::Exited => Err(BuildError::Tool {
-            command: spec.qemu.display().to_string(),
-            detail: format!(
-                "it stopped before the login prompt ({}): {}; serial log: {}",
-                outcome.status,
-                outcome.reason(),
-                serial_log.display()
-            ),
+        Watch::Exited => Err(BuildError::BootStopped {
+            qemu: spec.qemu.display().to_string(),
+            status: outcome.status.to_string(),
+            reason: outcome.reason(),
+            serial_log: serial_log.to_path_buf(),
         }),
         Watch::Log(e) => Err(BuildError::io(serial_log, e)),
     }

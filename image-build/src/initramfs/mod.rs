@@ -117,8 +117,6 @@ fn host_parts(display: Display) -> HostParts {
             "/usr/share/qemu/pvh.bin",
             "/usr/share/qemu/keymaps",
             "/usr/share/qemu/firmware",
-            "/usr/share/OVMF/OVMF_CODE_4M.fd",
-            "/usr/share/OVMF/OVMF_VARS_4M.fd",
             "/usr/share/terminfo/l/linux",
             "/usr/share/terminfo/v/vt100",
             "/usr/share/terminfo/v/vt220",
@@ -143,6 +141,10 @@ fn host_parts(display: Display) -> HostParts {
             "/usr/lib/locale/C.utf8",
         ],
     };
+    // UEFI snapshots: the OVMF build the appliance's launcher will pick (circular-vm's one list).
+    if let Ok(ovmf) = circular_vm::find_ovmf() {
+        p.data.extend([ovmf.code, ovmf.vars_template]);
+    }
     if display == Display::Sdl {
         p.plugins.extend([
             "/usr/lib/x86_64-linux-gnu/qemu/ui-sdl.so",
