@@ -15,6 +15,10 @@
 # build/bench-coldboot/debian.img if present (make it with
 # `image-build os --suite bookworm --out build/bench-coldboot/debian.img`), else the
 # tiny test guest (e2e/lib/tiny-guest.sh), which only shows the method works.
+# Every boot is the VM a person's boot runs: the command line comes from the VM
+# launcher (circular-vm), printed by `circular qemu-command`, with TCG, $BENCH_MEM MiB,
+# $BENCH_SMP vCPUs and no screen (the serial console is QEMU's standard output, kept
+# in a file); only the overlay's backing changes between methods.
 # Results: a table on stdout and in build/bench-coldboot/results.txt.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -114,23 +118,23 @@ mount_start() { # extra blockfs flags...
 	log "blockfs did not mount; see $work/blockfs.log"; exit 1
 }
 mount_stop() { kill "$BLOCKFS_PID"; wait "$BLOCKFS_PID" || true; BLOCKFS_PID=; }
-file_base() { echo "driver=file,node-name=base-file,filename=$1,read-only=on,locking=off"; }
-http_base() { echo "driver=http,node-name=base-file,url=http://127.0.0.1:$PROXY_PORT/image.img,read-only=on"; }
-# boot LABEL BASE_BLOCKDEV [qemu args...]: seconds to the prompt ("timeout" if none).
+# boot LABEL --image FILE|--url URL [qemu args...]: seconds to the prompt ("timeout" if none).
+# --url: QEMU reads the image itself over HTTP (its curl driver).
 boot() {
-	local label=$1 base=$2; shift 2
-	local serial=$work/serial-$label.log ov=$work/overlay.qcow2
+	local label=$1 base_flag=$2 base=$3; shift 3
+	local serial=$work/serial-$label.log ov=$work/overlay.qcow2 line
+	local -a qemu
 	rm -f "$serial" "$ov"
-	# The overlay's recorded backing path is never opened: backing=base overrides it.
+	# The overlay's recorded backing path is never opened: the launcher's backing=base overrides it.
 	qemu-img create -q -f qcow2 -u -F raw -b /nonexistent "$ov" "$image_size"
+	line=$("$bin/circular" qemu-command --distribution bench --date 2026-11-22 --accel tcg --display none \
+		--memory-mib "$MEM" --cpus "$SMP" --overlay "$ov" "$base_flag" "$base") ||
+		{ log "circular qemu-command failed"; return 1; }
+	mapfile -t qemu <<<"$line"
 	local t0; t0=$(now)
-	qemu-system-x86_64 -nodefaults -no-user-config -machine pc -accel tcg -cpu max -m "$MEM" -smp "$SMP" \
-		-blockdev "$base" -blockdev driver=raw,node-name=base,file=base-file,read-only=on \
-		-blockdev "driver=file,node-name=overlay-file,filename=$ov" \
-		-blockdev driver=qcow2,node-name=disk,file=overlay-file,backing=base \
-		-device virtio-blk-pci,drive=disk,bootindex=0 \
-		-netdev user,id=net0 -device virtio-net-pci,netdev=net0 \
-		-vga std -display none -monitor none -serial "file:$serial" "$@" 2>>"$work/qemu.log" &
+	# --display none is -nographic: the serial console (and QEMU's monitor, on
+	# ctrl-a c) is on stdin/stdout, so stdin is nothing and stdout the log.
+	"${qemu[@]}" "$@" </dev/null >"$serial" 2>>"$work/qemu.log" &
 	QEMU_PID=$!
 	local result=timeout
 	while kill -0 "$QEMU_PID" 2>/dev/null; do
@@ -150,7 +154,7 @@ ranges=$work/ranges.txt
 if [ ! -s "$ranges" ] || [ "$(cat "$work/ranges.stamp" 2>/dev/null)" != "$stamp" ]; then
 	log "recording the boot's reads (local boot with QEMU's blk_co_preadv trace)"
 	rm -f "$work/qemu-trace.log"
-	t=$(boot trace "$(file_base "$www/image.img")" -trace "enable=blk_co_preadv,file=$work/qemu-trace.log")
+	t=$(boot trace --image "$www/image.img" -trace "enable=blk_co_preadv,file=$work/qemu-trace.log")
 	n=$(python3 bench/replay.py ranges "$work/qemu-trace.log" "$ranges")
 	echo "$stamp" >"$work/ranges.stamp"
 	log "local boot $t s, $n reads recorded"
@@ -174,13 +178,13 @@ for shape in "${shapes[@]}"; do
 		prefetch | no-prefetch)
 			proxy_start "$rtt" "$mbit"
 			if [ $method = prefetch ]; then mount_start; else mount_start "${no_prefetch[@]}"; fi
-			t=$(boot "$method" "$(file_base "$work/mnt/bench/2026-11-22.img")")
+			t=$(boot "$method" --image "$work/mnt/bench/2026-11-22.img")
 			mount_stop
 			row "$link" "$method" "$t" $(proxy_stop)
 			;;
 		qemu-curl)
 			proxy_start "$rtt" "$mbit"
-			t=$(boot "$method" "$(http_base)")
+			t=$(boot "$method" --url "http://127.0.0.1:$PROXY_PORT/image.img")
 			row "$link" "$method" "$t" $(proxy_stop)
 			;;
 		download)
@@ -189,14 +193,14 @@ for shape in "${shapes[@]}"; do
 			t0=$(now)
 			curl -sf -o "$work/download.img" "http://127.0.0.1:$PROXY_PORT/image.img"
 			t1=$(now)
-			t=$(boot "$method" "$(file_base "$work/download.img")")
+			t=$(boot "$method" --image "$work/download.img")
 			dl=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
 			[ "$t" = timeout ] || t=$(python3 -c "print(f'{$dl + $t:.1f}')")
 			row "$link" "$method" "$t" $(proxy_stop)
 			rm -f "$work/download.img"
 			;;
 		local)
-			t=$(boot "$method" "$(file_base "$www/image.img")")
+			t=$(boot "$method" --image "$www/image.img")
 			row "$link" "$method" "$t" 0 0 0
 			;;
 		esac

@@ -3,22 +3,16 @@
 # 40% compressible text, 20% zeros), served by nginx on loopback. Prints:
 #   add throughput, cold sequential read through the mount, warm read (every
 #   block from the disk cache, verified), and the raw file read from the page cache.
-set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-cd "$repo"
+# shellcheck source=../e2e/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib/common.sh"
+# shellcheck source=../e2e/lib/nginx.sh
 source e2e/lib/nginx.sh
-bin=$repo/target/release
-work=$repo/build/bench-store
+work=$BUILD/bench-store
 rm -rf "$work/store" "$work/store-level1" "$work/cache" "$work/mnt"
 mkdir -p "$work/mnt"
 NGINX_RUN=$work/nginx
 BLOCKFS_PID=
-cleanup() {
-	[ -n "$BLOCKFS_PID" ] && kill "$BLOCKFS_PID" 2>/dev/null && wait "$BLOCKFS_PID" 2>/dev/null
-	nginx_stop
-}
-trap cleanup EXIT
+at_exit '[ -n "$BLOCKFS_PID" ] && kill "$BLOCKFS_PID" 2>/dev/null && wait "$BLOCKFS_PID" 2>/dev/null; nginx_stop'
 
 size_mib=${BENCH_MIB:-1024}
 if [ ! -f "$work/mixed.img" ] || [ "$(stat -c %s "$work/mixed.img")" != $((size_mib << 20)) ]; then
@@ -44,7 +38,7 @@ image_bytes=$(stat -c %s "$work/mixed.img")
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; print(f'{$image_bytes / 1e6 / ($2 - $1):.0f} MB/s ({$2 - $1:.2f} s)')"; }
 mount_store() {
-	"$bin/blockfs" mount --cache "$work/cache" --public "$work/key.pub" "http://127.0.0.1:18932/" "$work/mnt" 2>>"$work/blockfs.log" &
+	"$bin/blockfs" mount --cache "$work/cache" --public "$work/key.pub" "http://127.0.0.1:$port/" "$work/mnt" 2>>"$work/blockfs.log" &
 	BLOCKFS_PID=$!
 	for _ in $(seq 100); do [ -e "$work/mnt/status.json" ] && return; sleep 0.1; done
 	cat "$work/blockfs.log"; exit 1
@@ -62,7 +56,8 @@ t1=$(now)
 add1_rate=$(rate "$t0" "$t1")
 level1_bytes=$(du -sb "$work/store-level1/blocks" | cut -f1)
 
-nginx_start "$work/store" 18932
+port=$(free_port)
+nginx_start "$work/store" "$port"
 sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 mount_store
 t0=$(now); cat "$work/mnt/bench/latest.img" >/dev/null; t1=$(now)

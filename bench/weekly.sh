@@ -13,18 +13,11 @@
 # loop devices, and every regular file of week 2 that is new or whose bytes
 # differ from week 1's file at the same path counts with its size (deleted files
 # cost nothing). Needs root (loop devices).
-set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-cd "$repo"
-bin=$repo/target/release
-build=${BUILD:-$repo/build}
+# shellcheck source=../e2e/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib/common.sh"
+build=$BUILD
 work=$build/bench-weekly
-
-if [ "$(id -u)" != 0 ]; then
-	echo "bench/weekly: SKIP (needs root: image-build os and loop mounts)"
-	exit 0
-fi
+need_root
 
 if [ -n "${BENCH_WEEK1:-}" ]; then
 	week1=$BENCH_WEEK1 week2=${BENCH_WEEK2:?give BENCH_WEEK2 too} what="given images"
@@ -43,7 +36,7 @@ cleanup() {
 	umount "$work/w1" 2>/dev/null || true
 	umount "$work/w2" 2>/dev/null || true
 }
-trap cleanup EXIT
+at_exit cleanup
 
 blocks_bytes() { # the compressed bytes of every block file in the store
 	find "$work/store/blocks" -type f -printf '%s\n' 2>/dev/null | awk '{s += $1} END {print s + 0}'

@@ -11,10 +11,8 @@
 #             scratch, week 2 upgraded in place from it (e2e/lib/weekly-images.sh).
 # Building the Debian weeks takes a few minutes once (needs root and Debian's
 # mirror); later runs reuse build/demo/os and the store when it verifies.
-set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-cd "$repo"
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/nginx.sh
 source e2e/lib/nginx.sh
 # shellcheck source=lib/tiny-guest.sh
@@ -22,8 +20,7 @@ source e2e/lib/tiny-guest.sh
 # shellcheck source=lib/weekly-images.sh
 source e2e/lib/weekly-images.sh
 
-bin=$repo/target/release
-demo=$repo/build/demo
+demo=$BUILD/demo
 port=${DEMO_PORT:-8931}
 url=http://127.0.0.1:$port/
 week1=2026-11-15
@@ -95,7 +92,7 @@ fi
 
 NGINX_RUN=$demo/nginx
 nginx_start "$demo/store" "$port"
-trap nginx_stop EXIT
+at_exit nginx_stop
 echo
 echo "demo store: $url (nginx, pid $NGINX_PID), public key $demo/demo.pub, feed ${url}feed.xml"
 
@@ -110,7 +107,7 @@ mnt=$demo/mnt
 mkdir -p "$mnt"
 "$bin/blockfs" mount --cache "$demo/cache" --public "$demo/demo.pub" "$url" "$mnt" &
 blockfs_pid=$!
-trap 'kill $blockfs_pid 2>/dev/null; wait $blockfs_pid 2>/dev/null; nginx_stop' EXIT
+at_exit 'kill $blockfs_pid 2>/dev/null; wait $blockfs_pid 2>/dev/null'
 for _ in $(seq 100); do [ -e "$mnt/status.json" ] && break; sleep 0.1; done
 echo
 echo "mounted at $mnt:"

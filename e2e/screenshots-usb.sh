@@ -4,17 +4,16 @@
 # (the menu on the VGA console, guests in QEMU's curses display), and saves
 #   docs/appliance-menu.png   the boot menu on the VGA console
 #   docs/appliance-guest.png  the tiny guest running full screen
-set -euo pipefail
-cd "$(dirname "$0")/.."
-BUILD=${BUILD:-$PWD/build}
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 W=$BUILD/e2e-usb
-REL=$PWD/target/release
-. e2e/lib/nginx.sh
+REL=$bin
+# shellcheck source=lib/nginx.sh
+source e2e/lib/nginx.sh
 QEMU_PID=
-cleanup() { [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null || true; nginx_stop; }
-trap cleanup EXIT
+at_exit '[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null; nginx_stop'
 [ -f "$W/store/catalog.json" ] || { echo "run e2e/test-usb-boot.sh first" >&2; exit 1; }
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 nginx_start "$W/store" "$PORT"
 "$REL/image-build" usb --server "http://10.0.2.2:$PORT/" --kernel "$W/appliance/vmlinuz" \
 	--initramfs "$W/appliance/initramfs.img" --default-entry normal --timeout 1 \

@@ -14,34 +14,26 @@
 #   8. no server and an empty cache give the "no network, nothing cached" screen.
 # Stops only what it started, by PID (nginx) or by its own tmux socket.
 # Set SCREENSHOT_DIR to keep ANSI captures of the menu (docs/ screenshots).
-set -euo pipefail
-
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-cd "$repo"
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/nginx.sh
 source e2e/lib/nginx.sh
 # shellcheck source=lib/tiny-guest.sh
 source e2e/lib/tiny-guest.sh
 
-step() { echo "-- $*"; }
-fail() {
-	echo "FAIL: $*" >&2
-	echo "---- screen ----" >&2
-	capture >&2 || true
-	exit 1
+on_fail() {
+	echo "---- screen ----"
+	capture
 }
 
 tiny_guest_build
 # A no-op after `make build`; keeps the test runnable on its own.
 cargo build --release -q -p menu -p image-build
-bin=$repo/target/release
 
-work=$(mktemp -d /tmp/circular-e2e-desktop.XXXXXX)
+work_dir e2e-desktop
 sock=circular-e2e-$$
 NGINX_RUN=$work/nginx
 cleanup() {
-	local rc=$?
 	tmux -L "$sock" kill-server 2>/dev/null || true
 	nginx_stop
 	# If circular died without unmounting, its private mount is left: clear it.
@@ -50,9 +42,8 @@ cleanup() {
 			[ -n "${CIRCULAR_PID:-}" ] && [ "$m" = "$(mount_of "$CIRCULAR_PID")" ] && fusermount3 -u "$m" 2>/dev/null || true ;;
 		esac
 	done
-	if [ $rc -eq 0 ]; then rm -rf "$work"; else echo "kept $work for inspection" >&2; fi
 }
-trap cleanup EXIT
+at_exit cleanup
 
 mount_of() { echo "${XDG_RUNTIME_DIR:-/tmp}/circular-$1"; }
 
@@ -70,9 +61,7 @@ wait_for() {
 
 keys() { tmux -L "$sock" send-keys -t circular "$@"; }
 
-# A port nobody listens on.
-port=$((20000 + $$ % 20000))
-while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
+port=$(free_port)
 
 step "store with two snapshots of the tiny guest, served by nginx on 127.0.0.1:$port"
 "$bin/image-build" keygen --secret "$work/key.sec" --public "$work/key.pub" >/dev/null

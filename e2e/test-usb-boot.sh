@@ -10,29 +10,22 @@
 #   boot 2, OVMF, same stick, nginx stopped: the same snapshot boots from the
 #     cache, the marker appears again, power off from the menu.
 # Downloads and builds are cached under build/; each run uses a fresh stick.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-BUILD=${BUILD:-$ROOT/build}
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 W=$BUILD/e2e-usb
-REL=$ROOT/target/release
+REL=$bin
 MARKER=CIRCULAR-GUEST-MARKER
 mkdir -p "$W"
-. e2e/lib/nginx.sh
+# shellcheck source=lib/nginx.sh
+source e2e/lib/nginx.sh
 
 log() { printf '== %s\n' "$*"; }
 QEMU_PID=
-cleanup() {
-	[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null || true
-	nginx_stop
-}
-trap cleanup EXIT
+# Only what this script started: its QEMU by PID, its nginx.
+at_exit '[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null; nginx_stop'
 
-for b in blockfs image-build circular-init circular-menu; do
-	[ -x "$REL/$b" ] || { log "building (target/release/$b missing)"; cargo build --release --workspace; break; }
-done
+need_bins blockfs image-build circular-init circular-menu
 
-# --- keys and a store holding a tiny guest -------------------------------
 if [ ! -f "$W/keys/secret.pem" ]; then
 	rm -rf "$W/keys"; mkdir -p "$W/keys"
 	"$REL/image-build" keygen --secret "$W/keys/secret.pem" --public "$W/keys/public.pem"
@@ -64,7 +57,7 @@ rm -rf "$W/store"
 "$REL/image-build" add --store "$W/store" --distro tiny --date 2026-11-20 --title "Tiny test guest" \
 	--memory-mib 256 --cpus 1 --key "$W/keys/secret.pem" "$G/disk.img"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 nginx_start "$W/store" "$PORT"
 log "store served on 127.0.0.1:$PORT (10.0.2.2:$PORT inside the VM)"
 
@@ -155,7 +148,6 @@ boot ovmf boot2 \
 	"expect:120:store mounted" \
 	"${choose_and_boot[@]}"
 if grep -aq "growing the filesystem" "$W/boot2.log"; then
-	echo "boot 2 grew the cache again: the first grow did not stick" >&2
-	exit 1
+	fail "boot 2 grew the cache again: the first grow did not stick"
 fi
 log "test-usb-boot: PASS"

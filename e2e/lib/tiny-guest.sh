@@ -10,11 +10,13 @@
 # sparse, about 12 MB of data. Boots under `qemu-system-x86_64 -accel tcg -nographic`.
 # Nothing touches the host's /boot: the kernel comes from Debian's package, unpacked.
 # No loop device and no root-only step: mke2fs -d fills the partition in the file, and
-# boot.img + core.img are written into the MBR and the post-MBR gap by dd, because
-# grub-bios-setup refuses plain files.
+# `image-build disk` writes the MBR, GRUB's boot.img and core.img into the file, as
+# grub-bios-setup would if it took plain files (the writer `image-build os` and
+# `image-build usb` use; image-build/src/disk/). IMAGE_BUILD names the image-build
+# binary to use; by default it is built (cargo build --release -p image-build).
 #
 # Needs (make deps): apt-get, dpkg-deb, busybox-static's package, cpio, zstd,
-# e2fsprogs, fdisk (sfdisk), grub-pc-bin.
+# e2fsprogs, grub-pc-bin, and cargo.
 
 TINY_GUEST_MARKER=CIRCULAR-TINY-GUEST-OK
 
@@ -35,6 +37,11 @@ tiny_guest_build() {
 	echo "tiny-guest: building $img" >&2
 	(
 		set -euo pipefail
+		local ib=${IMAGE_BUILD:-}
+		if [ -z "$ib" ]; then
+			cargo build --release -q -p image-build --manifest-path "$repo/Cargo.toml"
+			ib=${CARGO_TARGET_DIR:-$repo/target}/release/image-build
+		fi
 		rm -rf "$out/work"
 		mkdir -p "$out/debs" "$out/work"
 		cd "$out/debs"
@@ -100,19 +107,16 @@ CFG
 		local size_mib=32 start=2048
 		rm -f disk.img
 		truncate -s ${size_mib}M disk.img
-		echo "start=$start, type=83, bootable" | sfdisk -q disk.img
 		local part_sectors=$(( size_mib * 2048 - start ))
 		mke2fs -q -t ext2 -L TINYGUEST -d root -E offset=$(( start * 512 )) disk.img $(( part_sectors / 2 ))k
 
 		# GRUB for BIOS: core.img knows its prefix; normal mode reads grub.cfg.
 		grub-mkimage -O i386-pc -o core.img -p '(hd0,msdos1)/boot/grub' \
 			biosdisk part_msdos ext2 normal linux serial terminal echo test configfile
-		local core_sectors=$(( ($(stat -c %s core.img) + 511) / 512 ))
-		[ "$core_sectors" -lt "$start" ] || { echo "tiny-guest: core.img does not fit the post-MBR gap" >&2; exit 1; }
-		# boot.img's code is its first 440 bytes; bytes 440-511 are the disk
-		# signature and the partition table, which must stay.
-		dd if=/usr/lib/grub/i386-pc/boot.img of=disk.img bs=440 count=1 conv=notrunc status=none
-		dd if=core.img of=disk.img bs=512 seek=1 conv=notrunc status=none
+		# The MBR: that one partition (type 83, bootable) with GRUB's boot.img, and
+		# core.img in the gap before it, its block list patched. It checks that
+		# core.img fits the gap.
+		"$ib" disk --core core.img disk.img >&2
 		mv disk.img "$img"
 		echo "$want" >"$stamp"
 		rm -rf "$out/work"

@@ -248,23 +248,20 @@ impl RawImage {
         };
         let path = tmp_dir.join(format!("convert-{}.raw", std::process::id()));
         eprintln!("converting {} from {format} to raw with qemu-img", image.display());
-        let output = std::process::Command::new("qemu-img")
-            .args(["convert", "-f", format, "-O", "raw"])
-            .arg(image)
-            .arg(&path)
-            .output()
-            .map_err(|e| BuildError::Tool {
-                command: "qemu-img".into(),
-                detail: format!("{e}; install qemu-utils (make deps)"),
-            })?;
+        let mut runner = crate::tool::Runner::new(&tmp_dir.join("qemu-img-convert.log"), convert_hint)?;
         let raw = RawImage { path, temporary: true };
-        if !output.status.success() {
-            return Err(BuildError::Tool {
-                command: format!("qemu-img convert {}", image.display()),
-                detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            });
-        }
+        let mut convert = std::process::Command::new("qemu-img");
+        convert.args(["convert", "-f", format, "-O", "raw"]).arg(image).arg(&raw.path);
+        runner.run(&format!("qemu-img convert {}", image.display()), &mut convert)?;
         Ok(raw)
+    }
+}
+
+/// Advice for a failed `qemu-img convert`: the raw copy is as large as the whole image.
+fn convert_hint(symptom: crate::tool::Symptom) -> &'static str {
+    match symptom {
+        crate::tool::Symptom::DiskFull => " (the raw copy needs the image's full size free in the store's tmp/)",
+        _ => "",
     }
 }
 

@@ -76,8 +76,7 @@ fn base_url(url: &str) -> Result<String> {
 
 /// The feed's bytes. `index_len` gives an index file's size, for the enclosure.
 pub fn render(catalog: &Catalog, base: &str, index_len: &dyn Fn(&Snapshot) -> Option<u64>) -> Result<Vec<u8>> {
-    let xml_err =
-        |e: std::io::Error| BuildError::Tool { command: "writing the RSS feed".into(), detail: e.to_string() };
+    let xml_err = BuildError::Feed;
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))).map_err(xml_err)?;
     let snapshots = list::newest_first(catalog);

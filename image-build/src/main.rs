@@ -7,6 +7,8 @@
 //! `circular`).
 
 mod add;
+mod appliance;
+mod disk;
 mod error;
 mod feed;
 mod gc;
@@ -16,6 +18,7 @@ mod os;
 mod profile;
 mod progress;
 mod store_dir;
+mod tool;
 mod usb;
 mod verify;
 
@@ -79,6 +82,11 @@ enum Command {
     Usb(usb::Args),
     /// Build a bootable Debian raw disk image, or next week's snapshot of one.
     Os(os::OsArgs),
+    /// Make a raw disk image bootable by a BIOS: an MBR with one bootable Linux partition
+    /// from 1 MiB to the end, GRUB's boot.img and a core.img before it (for test images;
+    /// the filesystem at offset 1 MiB is the caller's).
+    #[command(hide = true)]
+    Disk(disk::Args),
     /// Boot a snapshot headless from the store and publish the order its boot reads blocks in.
     Profile(ProfileArgs),
     /// Re-sign the catalog with a new expiry, changing nothing else.
@@ -241,13 +249,10 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Gc { store, keep, key, valid_days } => {
             gc::gc(&store, keep, &key, valid_days)?;
         }
-        Command::Initramfs(a) => initramfs::run(&a)
-            .map_err(|e| BuildError::Tool { command: "image-build initramfs".into(), detail: e.to_string() })?,
-        Command::Usb(a) => usb::run_usb(&a)
-            .map_err(|e| BuildError::Tool { command: "image-build usb".into(), detail: e.to_string() })?,
-        Command::Os(a) => {
-            os::run(&a).map_err(|e| BuildError::Tool { command: "image-build os".into(), detail: e.to_string() })?
-        }
+        Command::Initramfs(a) => initramfs::run(&a)?,
+        Command::Usb(a) => usb::run_usb(&a)?,
+        Command::Os(a) => os::run(&a)?,
+        Command::Disk(a) => disk::run(&a)?,
         Command::Profile(a) => {
             let opts = profile::ProfileOptions {
                 store: a.store,

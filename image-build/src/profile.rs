@@ -2,9 +2,9 @@
 //! reads its blocks, and publish it as the snapshot's boot profile.
 //!
 //! How: mount the store itself (a `file://` source) with blockfs's library and
-//! its read trace on, boot the snapshot headless in QEMU from that mount (guest
-//! writes go to a throwaway qcow2 overlay), and watch the serial console for a
-//! login prompt. The trace's first reads, in order, become
+//! its read trace on, boot the snapshot headless from that mount with the same
+//! VM launcher as the menu (`circular-vm`: guest writes go to a throwaway qcow2
+//! overlay), and watch the serial console for a login prompt. The trace's first reads, in order, become
 //! `profiles/<sha1>.json`; the catalog names it and is re-signed.
 //!
 //! Why first reads by the guest, not everything blockfs fetched: readahead and
@@ -13,14 +13,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blockfs::trace::Trace;
 use blockfs::{MountConfig, Mounted};
-use circular_format::catalog::Firmware;
+use circular_format::catalog::Snapshot;
 use circular_format::index::Index;
 use circular_format::layout::{index_path, profile_path};
 use circular_format::profile::Profile;
@@ -28,21 +27,16 @@ use circular_format::{signing, Sha1Name};
 
 use crate::error::{BuildError, Result};
 use crate::store_dir::StoreDir;
+use circular_vm::{Display, Stdio, Vm, VmSettings, VmSpec};
+
+/// KVM or TCG for the profiling boot (the VM launcher's own choice of names).
+pub use circular_vm::Accel;
 
 /// What the serial console shows when the boot is done (getty's prompt).
 pub const LOGIN_PROMPT: &str = "login:";
 
-/// UEFI firmware pairs (code, variables) in the order Debian's ovmf ships them.
-const OVMF: [(&str, &str); 2] = [
-    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accel {
-    Tcg,
-    Kvm,
-}
+/// How long QEMU is given to quit once the boot is judged (SIGTERM), before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 pub struct ProfileOptions {
     pub store: PathBuf,
@@ -111,7 +105,7 @@ pub fn profile(opts: &ProfileOptions) -> Result<Recorded> {
     let image = mountpoint.join(&opts.distro).join(format!("{}.img", opts.date));
 
     let serial_log = opts.serial_log.clone().unwrap_or_else(|| work.path().join("serial.log"));
-    let boot = boot_until_login(&image, &snapshot.boot, opts, work.path(), &serial_log);
+    let boot = boot_until_login(&image, &snapshot, opts, work.path(), &serial_log);
     // The blocks are read; unmount before judging the boot, so a failure below
     // never leaves a mount behind.
     let blocks = trace.first_reads(&snapshot.index);
@@ -151,70 +145,40 @@ fn snapshot_block_size(store: &Path, index: &Sha1Name) -> Result<u32> {
 }
 
 /// Boots `image` headless and returns whether the login prompt appeared, and
-/// when (or when the timeout struck).
+/// when (or when the timeout struck), counted from QEMU's start.
 fn boot_until_login(
     image: &Path,
-    boot: &blockfs::catalog::BootSettings,
+    snapshot: &Snapshot,
     opts: &ProfileOptions,
     work: &Path,
     serial_log: &Path,
 ) -> Result<(bool, Duration)> {
-    // A throwaway overlay takes the guest's writes; the image stays read-only.
-    let overlay = work.join("overlay.qcow2");
-    run_tool(
-        Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"]).arg(image).arg(&overlay),
-    )?;
-    let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-name", "circular-profile", "-nodefaults", "-no-user-config"]);
-    match boot.firmware {
-        Firmware::Bios => qemu.args(["-machine", "pc"]),
-        Firmware::Uefi => {
-            let (code, vars) = OVMF
-                .iter()
-                .find(|(c, v)| Path::new(c).exists() && Path::new(v).exists())
-                .ok_or_else(|| BuildError::Usage("a UEFI snapshot needs OVMF (Debian: ovmf)".into()))?;
-            let vars_copy = work.join("vars.fd");
-            std::fs::copy(vars, &vars_copy).map_err(|e| BuildError::io(Path::new(vars), e))?;
-            qemu.args(["-machine", "q35", "-drive"])
-                .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"))
-                .arg("-drive")
-                .arg(format!("if=pflash,format=raw,unit=1,file={}", vars_copy.display()))
-        }
+    // The menu's VM, headless: the same machine, devices and disk path
+    // (virtio-blk under a throwaway qcow2 overlay, here in `work`) as a person's
+    // boot, so the profile matches what users' boots read. With Display::None the
+    // serial console is QEMU's standard output, piped to us.
+    let spec = VmSpec::new(
+        &opts.distro,
+        &opts.date,
+        image.to_path_buf(),
+        snapshot.image_size,
+        snapshot.boot.firmware,
+        VmSettings::from_catalog(&snapshot.boot, false),
+        opts.accel,
+        Display::None,
+        work.to_path_buf(),
+    );
+    let mut vm = Vm::start(&spec, Stdio::Piped)?;
+    let result = match vm.take_stdout() {
+        Some(console) => watch_serial(console, &opts.prompt, opts.timeout, serial_log),
+        None => Watch::Exited,
     };
-    match opts.accel {
-        Accel::Kvm => qemu.args(["-accel", "kvm", "-cpu", "host"]),
-        Accel::Tcg => qemu.args(["-accel", "tcg", "-cpu", "max"]),
-    };
-    // The same disk path as the menu's VMs (virtio-blk under a qcow2 overlay),
-    // so the profile matches what users' boots read.
-    qemu.args(["-m", &boot.memory_mib.to_string(), "-smp", &boot.cpus.to_string()])
-        .arg("-blockdev")
-        .arg(format!("driver=file,node-name=base-file,filename={},read-only=on,locking=off", image.display()))
-        .args(["-blockdev", "driver=raw,node-name=base,file=base-file,read-only=on"])
-        .arg("-blockdev")
-        .arg(format!("driver=file,node-name=overlay-file,filename={}", overlay.display()))
-        .args(["-blockdev", "driver=qcow2,node-name=disk,file=overlay-file,backing=base"])
-        .args(["-device", "virtio-blk-pci,drive=disk,bootindex=0"])
-        .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"])
-        .args(["-vga", "std", "-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = qemu.spawn().map_err(|e| BuildError::Tool {
-        command: "qemu-system-x86_64".into(),
-        detail: format!("{e}; install QEMU (Debian: qemu-system-x86)"),
-    })?;
-    let result = watch_serial(&mut child, &opts.prompt, opts.timeout, serial_log);
-    // Done either way: nothing the guest does from here on matters.
-    let _ = child.kill();
-    let status = child.wait();
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
+    let boot_time = vm.running_for();
+    // Done either way: nothing the guest does from here on matters. Stopping
+    // also deletes the overlay.
+    let outcome = vm.stop(STOP_GRACE)?;
     match result {
-        Watch::Login => Ok((true, started.elapsed())),
+        Watch::Login => Ok((true, boot_time)),
         Watch::Timeout => {
             eprintln!(
                 "image-build profile: no {:?} within {} s; publishing what the boot read so far (serial log: {})",
@@ -222,16 +186,13 @@ fn boot_until_login(
                 opts.timeout.as_secs(),
                 serial_log.display()
             );
-            Ok((false, started.elapsed()))
+            Ok((false, boot_time))
         }
-        Watch::Exited => Err(BuildError::Tool {
-            command: "qemu-system-x86_64".into(),
-            detail: format!(
-                "it stopped before the login prompt ({}): {}; serial log: {}",
-                status.map_or_else(|e| e.to_string(), |s| s.to_string()),
-                stderr.trim(),
-                serial_log.display()
-            ),
+        Watch::Exited => Err(BuildError::BootStopped {
+            qemu: spec.qemu.display().to_string(),
+            status: outcome.status.to_string(),
+            reason: outcome.reason(),
+            serial_log: serial_log.to_path_buf(),
         }),
         Watch::Log(e) => Err(BuildError::io(serial_log, e)),
     }
@@ -244,11 +205,9 @@ enum Watch {
     Log(std::io::Error),
 }
 
-/// Copies the console to `log` and looks for the login prompt in it.
-fn watch_serial(child: &mut Child, prompt: &str, timeout: Duration, log: &Path) -> Watch {
-    let Some(mut out) = child.stdout.take() else {
-        return Watch::Exited;
-    };
+/// Copies the console to `log` and looks for the login prompt in it. The
+/// console's end (QEMU exited) is [`Watch::Exited`].
+fn watch_serial(mut out: impl Read + Send + 'static, prompt: &str, timeout: Duration, log: &Path) -> Watch {
     let mut file = match std::fs::File::create(log) {
         Ok(f) => f,
         Err(e) => return Watch::Log(e),
@@ -313,20 +272,6 @@ impl PromptMatcher {
     }
 }
 
-fn run_tool(cmd: &mut Command) -> Result<()> {
-    let name = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd
-        .output()
-        .map_err(|e| BuildError::Tool { command: name.clone(), detail: format!("{e}; install qemu-utils") })?;
-    if !out.status.success() {
-        return Err(BuildError::Tool {
-            command: name,
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,5 +286,33 @@ mod tests {
         assert!(!m.feed(b"ogi"));
         assert!(m.feed(b"n:"));
         assert!(!PromptMatcher::new("login:").feed(b"log in: no"));
+    }
+
+    #[test]
+    fn the_console_is_logged_until_the_prompt_or_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("serial.log");
+        let console: &'static [u8] = b"SeaBIOS\r\nDebian GNU/Linux 12 circular ttyS0\r\ncircular login: ";
+        let w = watch_serial(console, "login:", Duration::from_secs(10), &log);
+        assert!(matches!(w, Watch::Login));
+        assert!(std::fs::read_to_string(&log).unwrap().ends_with("login: "));
+        let w = watch_serial(&b"Kernel panic"[..], "login:", Duration::from_secs(10), &log);
+        assert!(matches!(w, Watch::Exited));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "Kernel panic");
+    }
+
+    #[test]
+    fn a_silent_console_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pipe whose writer stays open: the console of a guest that hangs.
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        let w = watch_serial(
+            std::fs::File::from(reader),
+            "login:",
+            Duration::from_millis(200),
+            &dir.path().join("serial.log"),
+        );
+        assert!(matches!(w, Watch::Timeout));
+        drop(writer);
     }
 }

@@ -12,15 +12,9 @@
 //! processes, so that a crash in any of them is reported and recovered from
 //! instead of panicking the kernel. Each job lives in its own small module.
 
-mod cache;
-mod cmdline;
-mod console;
-mod kmod;
-mod log;
-mod mounts;
-mod net;
-mod procs;
-mod services;
+use init::protocol::MenuExit;
+use init::{cache, cmdline, console, kmod, log, mounts, net, procs, services};
+use init::{error, info, say, warn};
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -43,7 +37,7 @@ fn main() {
         std::process::exit(2);
     }
     std::panic::set_hook(Box::new(|info| {
-        crate::error!("internal error: {info}");
+        error!("internal error: {info}");
     }));
     // Nothing may unwind out of PID 1: the kernel would panic.
     let outcome = std::panic::catch_unwind(boot);
@@ -327,9 +321,13 @@ impl Supervisor {
         self.menu = None;
         log::mute_console(false);
         match exit {
-            procs::Exit::Code(services::MENU_POWEROFF) => shutdown(Power::Off, &self.cache),
-            procs::Exit::Code(services::MENU_REBOOT) => shutdown(Power::Reboot, &self.cache),
-            procs::Exit::Code(services::MENU_RETRY_STORE) => {
+            procs::Exit::Code(c) if MenuExit::from_code(c) == Some(MenuExit::PowerOff) => {
+                shutdown(Power::Off, &self.cache)
+            }
+            procs::Exit::Code(c) if MenuExit::from_code(c) == Some(MenuExit::Reboot) => {
+                shutdown(Power::Reboot, &self.cache)
+            }
+            procs::Exit::Code(c) if MenuExit::from_code(c) == Some(MenuExit::RetryStore) => {
                 // A person asked: start blockfs now, with a fresh allowance
                 // of automatic restarts.
                 self.blockfs_starts.clear();
@@ -338,7 +336,7 @@ impl Supervisor {
                 }
                 self.menu_next = Instant::now();
             }
-            procs::Exit::Code(0) => self.menu_next = Instant::now(),
+            procs::Exit::Code(c) if MenuExit::from_code(c) == Some(MenuExit::Again) => self.menu_next = Instant::now(),
             other => {
                 self.menu_crashes.retain(|t| t.elapsed() < Duration::from_secs(120));
                 self.menu_crashes.push(Instant::now());

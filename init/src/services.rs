@@ -10,21 +10,10 @@ use nix::unistd::Pid;
 
 use crate::procs;
 
-pub const MOUNTPOINT: &str = "/run/circular/lbcas";
+pub use crate::protocol::{BLOCKFS_ERROR, MOUNTPOINT};
 pub const PUBLIC_KEY: &str = "/etc/circular/public.key";
 pub const BLOCKFS: &str = "/usr/bin/blockfs";
 pub const MENU: &str = "/usr/bin/circular-menu";
-
-/// Exit codes of `circular-menu` (see src/bin/circular-menu.rs).
-pub const MENU_POWEROFF: i32 = 10;
-pub const MENU_REBOOT: i32 = 11;
-/// "Try again" on the menu's problem screen: start blockfs again now.
-pub const MENU_RETRY_STORE: i32 = 13;
-
-/// blockfs's last message after it exited with an error, for the menu's
-/// problem screen (which names the cause: catalog refused, no network…).
-/// Removed when blockfs starts again. circular-menu reads the same path.
-pub const BLOCKFS_ERROR: &str = "/run/circular/blockfs.error";
 
 /// The message a failed `blockfs mount` printed last ("blockfs: …" on
 /// stderr), without the prefix.
@@ -102,10 +91,7 @@ pub fn start_blockfs(
 
 /// True once a FUSE filesystem is mounted at `MOUNTPOINT`.
 pub fn mounted() -> bool {
-    std::fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some(MOUNTPOINT) && l.contains("fuse"))
+    crate::protocol::mounted(std::path::Path::new(MOUNTPOINT))
 }
 
 /// Waits for the mount; stops early if blockfs exits (reported in `exited`).

@@ -8,17 +8,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use blockfs::mount::{MountConfig, Mounted};
-use clap::Parser;
 
 use crate::{run_until, show_problem, Accel, Display, MenuConfig, ProblemChoice};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "circular",
-    version,
-    about = "Boot operating system snapshots from a Circular store, in QEMU, on this desktop",
-    after_help = "Keys: arrows or j/k move, Enter opens or boots, Esc or Backspace goes back, q quits."
-)]
+/// Desktop mode's options (the `circular` program without a subcommand; see [`crate::cli`]).
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Store base URL(s), comma-separated, tried in order (http://, https://, file://).
     #[arg(long, value_delimiter = ',', env = "CIRCULAR_SERVER")]
@@ -153,10 +147,12 @@ fn mount(config: MountConfig, mountpoint: &Path, stop: &AtomicBool) -> Result<Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
 
     #[test]
     fn arguments() {
-        let a = Args::try_parse_from([
+        let cli = Cli::try_parse_from([
             "circular",
             "--server",
             "http://a/,http://b/",
@@ -168,13 +164,17 @@ mod tests {
             "none",
         ])
         .unwrap();
+        assert!(cli.command.is_none());
+        let a = cli.desktop;
         assert_eq!(a.server, ["http://a/", "http://b/"]);
         assert_eq!(a.accel, Some(Accel::Tcg));
         assert_eq!(a.display, Some(Display::None));
         assert_eq!(a.cache, PathBuf::from("/var/tmp/blocks"));
-        let err = Args::try_parse_from(["circular", "--display", "vnc"]).unwrap_err();
+        let err = Cli::try_parse_from(["circular", "--display", "vnc"]).unwrap_err();
         assert!(err.to_string().contains("not sdl, gtk, curses or none"), "{err}");
-        let err = Args::try_parse_from(["circular", "--accel", "hvf"]).unwrap_err();
+        let err = Cli::try_parse_from(["circular", "--accel", "hvf"]).unwrap_err();
         assert!(err.to_string().contains("not kvm or tcg"), "{err}");
+        // Desktop mode's options belong to desktop mode, not to a subcommand.
+        assert!(Cli::try_parse_from(["circular", "--offline", "qemu-command"]).is_err());
     }
 }

@@ -27,6 +27,18 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// How a VM ended, in one line for the menu's notice: "powered off after 3 min 5 s",
+/// "QEMU could not start (exit status 1)", "QEMU stopped after 42 s (killed by signal 9)".
+pub fn vm_outcome(o: &circular_vm::VmOutcome) -> String {
+    if o.powered_off {
+        format!("powered off after {}", duration(o.ran_for))
+    } else if o.could_not_start {
+        format!("QEMU could not start ({})", o.status)
+    } else {
+        format!("QEMU stopped after {} ({})", duration(o.ran_for), o.status)
+    }
+}
+
 /// Cuts `text` to at most `width` characters, ending with `…` when cut.
 pub fn truncate(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -58,5 +70,23 @@ mod tests {
         assert_eq!(duration(std::time::Duration::from_secs(185)), "3 min 5 s");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
+    }
+
+    #[test]
+    fn vm_outcomes() {
+        let mut o = circular_vm::VmOutcome {
+            powered_off: true,
+            could_not_start: false,
+            status: "exit status 0".to_string(),
+            ran_for: std::time::Duration::from_secs(185),
+            stderr: String::new(),
+        };
+        assert_eq!(vm_outcome(&o), "powered off after 3 min 5 s");
+        o.powered_off = false;
+        o.status = "killed by signal 9".to_string();
+        assert_eq!(vm_outcome(&o), "QEMU stopped after 3 min 5 s (killed by signal 9)");
+        o.could_not_start = true;
+        o.status = "exit status 1".to_string();
+        assert_eq!(vm_outcome(&o), "QEMU could not start (exit status 1)");
     }
 }

@@ -1,35 +1,37 @@
-//! menu: Circular's boot menu, its VM launcher, and desktop mode.
+//! menu: Circular's boot menu and desktop mode.
 //!
 //! What it is: a ratatui menu of the distributions and dated snapshots that a
 //! blockfs mount serves (two levels, details with editable VM settings, start
-//! progress, and clear screens when nothing can boot), the QEMU launcher in
-//! [`vm`] (KVM or TCG, a qcow2 overlay over the read-only dated image, keep or
-//! discard changes), and [`desktop`], the `circular` program that mounts
-//! blockfs itself on an ordinary Linux desktop.
+//! progress, and clear screens when nothing can boot), and [`desktop`], the
+//! `circular` program that mounts blockfs itself on an ordinary Linux desktop.
+//! It starts the chosen snapshot with the `circular-vm` crate (KVM or TCG, a
+//! qcow2 overlay over the read-only dated image, keep or discard changes).
 //!
-//! What it is not: it does not fetch, verify or cache blocks (blockfs does, and
-//! the menu only reads the figures blockfs reports), and it does not bring up
-//! the machine (the appliance's PID 1 does, then calls [`run`]). It draws on a
+//! What it is not: it does not build QEMU command lines or run QEMU itself
+//! (`circular-vm` does), it does not fetch, verify or cache blocks (blockfs
+//! does, and the menu only reads the figures blockfs reports), and it does not
+//! bring up the machine (the appliance's PID 1 does, then calls [`run`]). It draws on a
 //! terminal only: the Linux console (16 colours, 80x25), a serial line, or a
 //! terminal emulator; no mouse is needed.
 
+pub mod cli;
 pub mod desktop;
 pub mod format;
 pub mod host;
 pub mod problem;
 pub mod progress;
+pub mod qemu_command;
 mod run;
 pub mod state;
 mod term;
 pub mod view;
 #[cfg(test)]
 mod view_tests;
-pub mod vm;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use vm::{Accel, Display};
+pub use circular_vm::{Accel, Display};
 
 /// What the menu needs from its caller.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use crate::problem::Problem;
 use crate::progress::{progress, ready_to_launch};
 use crate::state::{AccelState, Action, App, Failure, Notice, Screen, Target};
 use crate::term::Term;
-use crate::vm::{self, ResolvedImage, Stdio, Vm, VmError, VmOutcome, VmSpec};
-use crate::{host, MenuConfig, MenuError, MenuExit};
+use crate::{format, host, MenuConfig, MenuError, MenuExit};
+use circular_vm::{self as vm, ResolvedImage, Stdio, Vm, VmError, VmOutcome, VmSpec};
 
 /// How often the mount's figures are read again.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
@@ -345,13 +345,14 @@ fn first_read(path: &Path) -> Result<std::fs::File, String> {
 /// with QEMU's words otherwise.
 fn finish(app: &mut App, target: &Target, outcome: Result<VmOutcome, VmError>) {
     match outcome {
-        Ok(o) if o.powered_off => {
-            app.finished(Notice { text: format!("{} {}: {}", target.title, target.date, o.summary()), is_error: false })
-        }
+        Ok(o) if o.powered_off => app.finished(Notice {
+            text: format!("{} {}: {}", target.title, target.date, format::vm_outcome(&o)),
+            is_error: false,
+        }),
         Ok(o) => {
             let reason = o.reason();
             app.failed(Failure {
-                headline: format!("{} {}: {}", target.title, target.date, o.summary()),
+                headline: format!("{} {}: {}", target.title, target.date, format::vm_outcome(&o)),
                 what_to_do: advice(&reason),
                 reason,
             })

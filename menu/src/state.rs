@@ -11,8 +11,8 @@ use blockfs::status::Status;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::problem::Problem;
-use crate::vm::{Accel, DiskChanges, Display, KeptOverlay, VmSettings};
 use crate::MenuExit;
+use circular_vm::{Accel, DiskChanges, Display, KeptOverlay, VmSettings};
 
 /// One snapshot chosen to boot, always by date (the "latest" entry resolves to one).
 #[derive(Debug, Clone, PartialEq, Eq)]

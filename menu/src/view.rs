@@ -15,7 +15,7 @@ use crate::format;
 use crate::problem::Problem;
 use crate::progress::{progress, Progress};
 use crate::state::{App, Failure, Field, Running, Screen, Starting, Target};
-use crate::vm::{Accel, DiskChanges};
+use circular_vm::{Accel, DiskChanges};
 
 const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED.union(Modifier::BOLD));
 const DIM: Style = Style::new().fg(Color::Gray);
@@ -47,6 +47,24 @@ pub fn draw(frame: &mut Frame, app: &App) {
     frame.render_widget(Paragraph::new(network_line(app)), net);
     frame.render_widget(Paragraph::new(cache_line(app)), cache);
     frame.render_widget(Paragraph::new(Line::styled(key_help(app), DIM)), keys);
+    drop_control_characters(frame.buffer_mut());
+}
+
+/// Removes every control character (C0, DEL, C1: `char::is_control`) from what is about to
+/// reach the terminal.
+///
+/// Titles, notes, dates, URLs and error messages come from catalogs, servers and the
+/// network. ratatui copies ESC and BEL from a `Span` into the cells, and the terminal would
+/// run them: set the window title (OSC 0), write the clipboard (OSC 52), change the VT's
+/// modes. Cleaning the finished buffer, rather than each string, covers every source at once,
+/// including the ones added later. The printable rest of such a sequence stays visible.
+pub fn drop_control_characters(buffer: &mut ratatui::buffer::Buffer) {
+    for cell in buffer.content.iter_mut() {
+        if cell.symbol().chars().any(char::is_control) {
+            let clean: String = cell.symbol().chars().filter(|c| !c.is_control()).collect();
+            cell.set_symbol(if clean.is_empty() { " " } else { &clean });
+        }
+    }
 }
 
 fn header_line(app: &App, width: u16) -> Line<'static> {

@@ -9,7 +9,7 @@ use ratatui::Terminal;
 use crate::problem::{Problem, Refusal};
 use crate::state::tests::{accel, app, key, status};
 use crate::state::{App, Failure, Screen, Target};
-use crate::vm::{Accel, Display};
+use circular_vm::{Accel, Display};
 
 /// The screen as 25 lines of text.
 fn screen(app: &App) -> String {
@@ -126,7 +126,7 @@ fn details_show_the_snapshot_and_editable_settings() {
     has(&text, "Memory        1280 MiB");
     has(&text, "> Disk changes  keep for the next boot");
     // Kept changes are shown, and deleting them asks twice.
-    a.kept = Some(crate::vm::KeptOverlay {
+    a.kept = Some(circular_vm::KeptOverlay {
         path: "/x".into(),
         bytes: 12 << 20,
         modified: std::time::SystemTime::UNIX_EPOCH,
@@ -316,5 +316,29 @@ fn no_screen_panics_on_tiny_or_huge_terminals() {
             let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
             terminal.draw(|f| crate::view::draw(f, &a)).unwrap();
         }
+    }
+}
+
+#[test]
+fn escape_sequences_in_catalog_text_never_reach_the_terminal() {
+    // Window title (OSC 0), clipboard (OSC 52), a C1 CSI and a bare BEL in the fields a
+    // catalog controls: the distribution title, the snapshot notes and the date.
+    let mut a = app();
+    a.catalog.distributions[0].title = "Evil\u{1b}]0;PWNED-TITLE\u{7} os".into();
+    for snap in &mut a.catalog.distributions[0].snapshots {
+        snap.notes = "n\u{1b}]52;c;cHduZWQ=\u{7}otes \u{9b}31m red\u{7f}".into();
+    }
+    let level1 = screen(&a);
+    has(&level1, "]0;PWNED-TITLE");
+    a.on_key(key(KeyCode::Enter));
+    let level2 = screen(&a);
+    has(&level2, "]52;c;cHduZWQ=");
+    a.on_key(key(KeyCode::Enter));
+    let details = screen(&a);
+    for (name, text) in [("distributions", &level1), ("snapshots", &level2), ("details", &details)] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{name} screen holds a control character:\n{text:?}"
+        );
     }
 }

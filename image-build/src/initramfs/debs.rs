@@ -4,33 +4,26 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::Error;
-
-fn run(cmd: &mut Command) -> Result<String, Error> {
-    let out = cmd.output().map_err(|e| Error::Tool(format!("{cmd:?}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Tool(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use crate::appliance::ApplianceError;
+use crate::tool::Runner;
 
 /// The versioned kernel package behind the `linux-image-amd64` metapackage.
-pub fn kernel_package() -> Result<String, Error> {
-    let out = run(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
+pub fn kernel_package(runner: &mut Runner) -> Result<String, ApplianceError> {
+    let out = runner.output("apt-cache depends", Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
     out.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends:"))
         .map(|p| p.trim().to_string())
         .find(|p| p.starts_with("linux-image-"))
-        .ok_or_else(|| Error::Tool("apt-cache depends linux-image-amd64 names no kernel (run apt-get update)".into()))
+        .ok_or(ApplianceError::NoKernelPackage)
 }
 
 /// Downloads `package` into `dir` unless a .deb of it is already there.
-pub fn download(dir: &Path, package: &str) -> Result<PathBuf, Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
-    let find = || -> Result<Option<PathBuf>, Error> {
+pub fn download(runner: &mut Runner, dir: &Path, package: &str) -> Result<PathBuf, ApplianceError> {
+    std::fs::create_dir_all(dir).map_err(|e| ApplianceError::io(dir, e))?;
+    let find = || -> Result<Option<PathBuf>, ApplianceError> {
         let prefix = format!("{package}_");
         let mut hits: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::Io(dir.to_path_buf(), e))?
+            .map_err(|e| ApplianceError::io(dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
@@ -43,17 +36,17 @@ pub fn download(dir: &Path, package: &str) -> Result<PathBuf, Error> {
         return Ok(p);
     }
     eprintln!("initramfs: apt-get download {package}");
-    run(Command::new("apt-get").arg("download").arg(package).current_dir(dir))?;
-    find()?.ok_or_else(|| Error::Tool(format!("apt-get download {package} left no .deb in {}", dir.display())))
+    runner.run("apt-get download", Command::new("apt-get").arg("download").arg(package).current_dir(dir))?;
+    find()?.ok_or_else(|| ApplianceError::DebNotDownloaded { package: package.to_string(), dir: dir.to_path_buf() })
 }
 
 /// Unpacks `deb` into `dest` once (a stamp file records it).
-pub fn extract(deb: &Path, dest: &Path) -> Result<(), Error> {
+pub fn extract(runner: &mut Runner, deb: &Path, dest: &Path) -> Result<(), ApplianceError> {
     let stamp = dest.join(".unpacked");
     if stamp.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dest).map_err(|e| Error::Io(dest.to_path_buf(), e))?;
-    run(Command::new("dpkg").arg("-x").arg(deb).arg(dest))?;
-    std::fs::write(&stamp, deb.to_string_lossy().as_bytes()).map_err(|e| Error::Io(stamp, e))
+    std::fs::create_dir_all(dest).map_err(|e| ApplianceError::io(dest, e))?;
+    runner.run("dpkg -x", Command::new("dpkg").arg("-x").arg(deb).arg(dest))?;
+    std::fs::write(&stamp, deb.to_string_lossy().as_bytes()).map_err(|e| ApplianceError::io(stamp, e))
 }

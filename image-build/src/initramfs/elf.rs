@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::Error;
+use crate::appliance::ApplianceError;
+use crate::tool::Runner;
 
 /// Parses `ldd` output into the library paths it names.
 /// Lines look like `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)`,
@@ -32,13 +33,14 @@ pub fn parse_ldd(out: &str) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Libraries needed by `bins` (transitively: ldd already resolves the closure).
-pub fn closure(bins: &[PathBuf]) -> Result<BTreeSet<PathBuf>, Error> {
+pub fn closure(runner: &mut Runner, bins: &[PathBuf]) -> Result<BTreeSet<PathBuf>, ApplianceError> {
     let mut all = BTreeSet::new();
     for b in bins {
-        let out = Command::new("ldd").arg(b).output().map_err(|e| Error::Tool(format!("ldd {}: {e}", b.display())))?;
-        // ldd exits 1 for static binaries; its stdout is still meaningful.
+        // ldd exits 1 for static binaries; its output is still meaningful, so the exit
+        // status is not a verdict here.
+        let out = runner.capture(Command::new("ldd").arg(b))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        let libs = parse_ldd(&text).map_err(|l| Error::Tool(format!("{}: missing library: {l}", b.display())))?;
+        let libs = parse_ldd(&text).map_err(|line| ApplianceError::MissingLibrary { program: b.clone(), line })?;
         all.extend(libs);
     }
     Ok(all)

@@ -19,15 +19,8 @@ use std::process::Command;
 
 use cpio::{Archive, Node, Source};
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}: {1}")]
-    Io(PathBuf, #[source] std::io::Error),
-    #[error("{0}")]
-    Tool(String),
-    #[error("missing input: {0}")]
-    Missing(String),
-}
+use crate::appliance::{self, ApplianceError};
+use crate::tool::Runner;
 
 /// Which full-screen display QEMU gets in the appliance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,7 +45,7 @@ pub struct Args {
     /// Download and unpack cache for Debian packages.
     #[arg(long, default_value = "build/debs")]
     pub cache: PathBuf,
-    /// Output directory: vmlinuz, initramfs.img, initramfs.txt (contents).
+    /// Output directory: vmlinuz, initramfs.img, initramfs.txt (contents), initramfs.log (tool output).
     #[arg(long, default_value = "build/appliance")]
     pub out: PathBuf,
     #[arg(long, value_enum, default_value = "curses")]
@@ -65,12 +58,12 @@ pub struct Args {
     pub kernel_package: Option<String>,
 }
 
-fn io<T>(p: &Path, r: std::io::Result<T>) -> Result<T, Error> {
-    r.map_err(|e| Error::Io(p.to_path_buf(), e))
+fn io<T>(p: &Path, r: std::io::Result<T>) -> Result<T, ApplianceError> {
+    r.map_err(|e| ApplianceError::io(p, e))
 }
 
 /// Files below `dir`, recursively (regular files only; symlinks followed).
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ApplianceError> {
     for e in io(dir, std::fs::read_dir(dir))? {
         let p = io(dir, e)?.path();
         if p.is_dir() {
@@ -82,7 +75,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     Ok(())
 }
 
-fn add_host_file(a: &mut Archive, host: &Path, group: &str) -> Result<(), Error> {
+fn add_host_file(a: &mut Archive, host: &Path, group: &str) -> Result<(), ApplianceError> {
     let meta = io(host, std::fs::metadata(host))?;
     use std::os::unix::fs::PermissionsExt;
     let mode = meta.permissions().mode() & 0o7777;
@@ -124,8 +117,6 @@ fn host_parts(display: Display) -> HostParts {
             "/usr/share/qemu/pvh.bin",
             "/usr/share/qemu/keymaps",
             "/usr/share/qemu/firmware",
-            "/usr/share/OVMF/OVMF_CODE_4M.fd",
-            "/usr/share/OVMF/OVMF_VARS_4M.fd",
             "/usr/share/terminfo/l/linux",
             "/usr/share/terminfo/v/vt100",
             "/usr/share/terminfo/v/vt220",
@@ -150,6 +141,10 @@ fn host_parts(display: Display) -> HostParts {
             "/usr/lib/locale/C.utf8",
         ],
     };
+    // UEFI snapshots: the OVMF build the appliance's launcher will pick (circular-vm's one list).
+    if let Ok(ovmf) = circular_vm::find_ovmf() {
+        p.data.extend([ovmf.code, ovmf.vars_template]);
+    }
     if display == Display::Sdl {
         p.plugins.extend([
             "/usr/lib/x86_64-linux-gnu/qemu/ui-sdl.so",
@@ -171,61 +166,116 @@ const APPLETS: &[&str] = &[
     "lsmod", "insmod", "modprobe", "poweroff", "reboot", "blkid", "fdisk", "lsusb", "env", "stty",
 ];
 
-pub fn run(args: &Args) -> Result<(), Error> {
+pub fn run(args: &Args) -> Result<(), ApplianceError> {
     let started = std::time::Instant::now();
-    // 1. The kernel, from Debian's package.
-    let pkg = match &args.kernel_package {
+    io(&args.out, std::fs::create_dir_all(&args.out))?;
+    let mut runner = Runner::new(&args.out.join("initramfs.log"), appliance::hint)?;
+    let kernel = fetch_kernel(&mut runner, args)?;
+    let subset = module_subset(&mut runner, &kernel, &args.out)?;
+    let archive = fill_archive(&mut runner, args, &kernel, &subset.root)?;
+    let written = write_outputs(&archive, &kernel, args)?;
+    report(&archive, &kernel, &subset, &written, args, started)
+}
+
+/// Debian's kernel package, downloaded and unpacked under `--cache`.
+struct Kernel {
+    package: String,
+    version: String,
+    /// `lib/modules/<version>` of the whole package.
+    modules: PathBuf,
+    vmlinuz: PathBuf,
+}
+
+/// Step 1: the kernel, from Debian's package.
+fn fetch_kernel(runner: &mut Runner, args: &Args) -> Result<Kernel, ApplianceError> {
+    let package = match &args.kernel_package {
         Some(p) => p.clone(),
-        None => debs::kernel_package()?,
+        None => debs::kernel_package(runner)?,
     };
-    let deb = debs::download(&args.cache, &pkg)?;
-    let kroot = args.cache.join(&pkg);
-    debs::extract(&deb, &kroot)?;
-    let moddir = kroot.join("lib/modules");
-    let ver = io(&moddir, std::fs::read_dir(&moddir))?
+    let deb = debs::download(runner, &args.cache, &package)?;
+    let root = args.cache.join(&package);
+    debs::extract(runner, &deb, &root)?;
+    let moddir = root.join("lib/modules");
+    let version = io(&moddir, std::fs::read_dir(&moddir))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .next()
-        .ok_or_else(|| Error::Missing(format!("no kernel version under {}", moddir.display())))?;
-    let vmlinuz = kroot.join(format!("boot/vmlinuz-{ver}"));
+        .ok_or_else(|| ApplianceError::NoKernelVersion { dir: moddir.clone() })?;
+    let vmlinuz = root.join(format!("boot/vmlinuz-{version}"));
     if !vmlinuz.is_file() {
-        return Err(Error::Missing(vmlinuz.display().to_string()));
+        return Err(ApplianceError::NoVmlinuz { path: vmlinuz });
     }
     // The package ships no modules.dep: make one for the full tree once.
-    let full = moddir.join(&ver);
-    if !full.join("modules.dep").exists() {
-        run_tool(Command::new("depmod").arg("-b").arg(&kroot).arg(&ver))?;
+    let modules = moddir.join(&version);
+    if !modules.join("modules.dep").exists() {
+        runner.run("depmod", Command::new("depmod").arg("-b").arg(&root).arg(&version))?;
     }
+    Ok(Kernel { package, version, modules, vmlinuz })
+}
 
-    // 2. Module subset, decompressed (this kernel has no in-kernel module
-    // decompression; the whole initramfs is zstd-compressed anyway).
-    let dep = modules::parse_dep(&io(&full, std::fs::read_to_string(full.join("modules.dep")))?);
+/// The modules a PC needs, in a tree of their own with its own modules.dep.
+struct ModuleSubset {
+    /// Holds `lib/modules/<version>`.
+    root: PathBuf,
+    /// Files and bytes per module class, for the report.
+    by_class: BTreeMap<&'static str, (usize, u64)>,
+}
+
+/// Step 2: the module subset, decompressed (this kernel has no in-kernel module
+/// decompression; the whole initramfs is zstd-compressed anyway).
+fn module_subset(runner: &mut Runner, kernel: &Kernel, out: &Path) -> Result<ModuleSubset, ApplianceError> {
+    let full = &kernel.modules;
+    let dep = modules::parse_dep(&io(full, std::fs::read_to_string(full.join("modules.dep")))?);
     let selected = modules::select(&dep);
-    let modroot = args.out.join("modroot");
-    if modroot.exists() {
-        io(&modroot, std::fs::remove_dir_all(&modroot))?;
+    let root = out.join("modroot");
+    if root.exists() {
+        io(&root, std::fs::remove_dir_all(&root))?;
     }
-    let subset = modroot.join("lib/modules").join(&ver);
-    let mut class_sizes: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    let subset = root.join("lib/modules").join(&kernel.version);
+    let mut by_class: BTreeMap<&'static str, (usize, u64)> = BTreeMap::new();
     for (m, class) in &selected {
-        let src = full.join(m);
-        let bytes = decompress_module(&src)?;
+        let bytes = decompress_module(runner, &full.join(m))?;
         let dst = subset.join(format!("{}.ko", modules::stem(m)));
         if let Some(parent) = dst.parent() {
             io(parent, std::fs::create_dir_all(parent))?;
         }
         io(&dst, std::fs::write(&dst, &bytes))?;
-        let e = class_sizes.entry(class).or_default();
+        let e = by_class.entry(class).or_default();
         e.0 += 1;
         e.1 += bytes.len() as u64;
     }
     for f in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
         io(&full.join(f), std::fs::copy(full.join(f), subset.join(f)))?;
     }
-    run_tool(Command::new("depmod").arg("-b").arg(&modroot).arg(&ver))?;
+    runner.run("depmod", Command::new("depmod").arg("-b").arg(&root).arg(&kernel.version))?;
+    Ok(ModuleSubset { root, by_class })
+}
 
-    // 3. The archive.
+/// Step 3: everything the initramfs holds, in the order that decides which of two
+/// entries for one path wins (the later).
+fn fill_archive(runner: &mut Runner, args: &Args, kernel: &Kernel, modroot: &Path) -> Result<Archive, ApplianceError> {
     let mut a = Archive::new();
+    add_skeleton(&mut a);
+    let mut elf_inputs = add_circular_files(runner, &mut a, args)?;
+    add_busybox(&mut a)?;
+    let parts = host_parts(args.display);
+    elf_inputs.extend(add_host_programs(&mut a, &parts, args.display)?);
+    for lib in elf::closure(runner, &elf_inputs)? {
+        add_host_file(&mut a, &lib, "shared libraries")?;
+    }
+    add_host_data(&mut a, &parts)?;
+    add_modules(&mut a, modroot)?;
+    let build_info = format!("kernel {} ({})\ndisplay {:?}\n", kernel.package, kernel.version, args.display);
+    a.add(
+        Path::new("etc/circular/build.txt"),
+        Node::File { size: build_info.len() as u64, source: Source::Bytes(build_info.into_bytes()), mode: 0o644 },
+        "circular binaries",
+    );
+    Ok(a)
+}
+
+/// Directories, device node and symlinks of a merged-/usr root.
+fn add_skeleton(a: &mut Archive) {
     for d in ["dev", "proc", "sys", "run", "tmp", "mnt", "var/tmp", "etc", "root", "usr/lib64"] {
         a.add(Path::new(d), Node::Dir { mode: 0o755 }, "directories");
     }
@@ -236,9 +286,11 @@ pub fn run(args: &Args) -> Result<(), Error> {
         a.add(Path::new(l), Node::Symlink { target: t.into() }, "directories");
     }
     a.add(Path::new("etc/mtab"), Node::Symlink { target: "/proc/self/mounts".into() }, "directories");
+}
 
-    // Rust binaries.
-    let init = args.bins.join("circular-init");
+/// The Rust binaries (stripped), /init and the publisher's key. Returns the unstripped
+/// binaries, whose libraries the archive needs.
+fn add_circular_files(runner: &mut Runner, a: &mut Archive, args: &Args) -> Result<Vec<PathBuf>, ApplianceError> {
     // circular-menu links the ratatui menu and the VM launcher; the desktop
     // program `circular` is not needed on the stick.
     let rust_bins = ["circular-init", "circular-menu", "blockfs"];
@@ -246,13 +298,13 @@ pub fn run(args: &Args) -> Result<(), Error> {
     for name in rust_bins {
         let p = args.bins.join(name);
         if !p.is_file() {
-            return Err(Error::Missing(format!("{} (run cargo build --release)", p.display())));
+            return Err(ApplianceError::MissingBinary { path: p });
         }
         // Release builds keep debug info (for backtraces on the build host);
         // the stick gets stripped copies.
         let stripped = args.out.join("bin").join(name);
         io(&args.out.join("bin"), std::fs::create_dir_all(args.out.join("bin")))?;
-        run_tool(Command::new("objcopy").arg("--strip-debug").arg(&p).arg(&stripped))?;
+        runner.run("objcopy --strip-debug", Command::new("objcopy").arg("--strip-debug").arg(&p).arg(&stripped))?;
         let meta = io(&stripped, std::fs::metadata(&stripped))?;
         a.add(
             &Path::new("usr/bin").join(name),
@@ -261,67 +313,74 @@ pub fn run(args: &Args) -> Result<(), Error> {
         );
         elf_inputs.push(p);
     }
-    let init_len = io(&init, std::fs::metadata(&init))?.len();
     a.add(Path::new("init"), Node::Symlink { target: "usr/bin/circular-init".into() }, "circular binaries");
-    let _ = init_len;
     let key_len = io(&args.public, std::fs::metadata(&args.public))?.len();
     a.add(
         Path::new("etc/circular/public.key"),
         Node::File { source: Source::Path(args.public.clone()), mode: 0o644, size: key_len },
         "circular binaries",
     );
+    Ok(elf_inputs)
+}
 
-    // Busybox (static) for the rescue shell.
-    let busybox = PathBuf::from("/usr/bin/busybox");
-    add_host_file(&mut a, &busybox, "busybox")?;
+/// Busybox (static) and its applets, for the rescue shell.
+fn add_busybox(a: &mut Archive) -> Result<(), ApplianceError> {
+    add_host_file(a, Path::new("/usr/bin/busybox"), "busybox")?;
     for app in APPLETS {
         let p = Path::new("usr/bin").join(app);
         if !a.contains(&p) {
             a.add(&p, Node::Symlink { target: "busybox".into() }, "busybox");
         }
     }
+    Ok(())
+}
 
-    // QEMU, e2fsprogs, fusermount3 and their libraries.
-    let parts = host_parts(args.display);
+/// QEMU, e2fsprogs, fusermount3 and QEMU's plugins. Returns them, for their libraries.
+fn add_host_programs(a: &mut Archive, parts: &HostParts, display: Display) -> Result<Vec<PathBuf>, ApplianceError> {
+    let mut added = Vec::new();
     for prog in &parts.programs {
         let p = PathBuf::from(prog);
         if !p.is_file() {
-            return Err(Error::Missing(format!("{prog} (run make deps)")));
+            return Err(ApplianceError::MissingHostProgram { path: p });
         }
-        add_host_file(&mut a, &p, "qemu and tools")?;
-        elf_inputs.push(p);
+        add_host_file(a, &p, "qemu and tools")?;
+        added.push(p);
     }
     for plug in &parts.plugins {
         let p = PathBuf::from(plug);
         if !p.is_file() {
-            return Err(Error::Missing(format!(
-                "{plug} (for --display {:?}: install its Debian package)",
-                args.display
-            )));
+            return Err(ApplianceError::MissingDisplayPart { path: p, display });
         }
-        add_host_file(&mut a, &p, "qemu and tools")?;
-        elf_inputs.push(p);
+        add_host_file(a, &p, "qemu and tools")?;
+        added.push(p);
     }
-    for lib in elf::closure(&elf_inputs)? {
-        add_host_file(&mut a, &lib, "shared libraries")?;
-    }
+    Ok(added)
+}
+
+/// Firmware, terminfo, certificates and locale data, where the host has them.
+fn add_host_data(a: &mut Archive, parts: &HostParts) -> Result<(), ApplianceError> {
     for d in &parts.data {
         let p = PathBuf::from(d);
         if p.is_dir() {
             let mut files = Vec::new();
             walk(&p, &mut files)?;
             for f in files {
-                add_host_file(&mut a, &f, "firmware and data")?;
+                add_host_file(a, &f, "firmware and data")?;
             }
         } else if p.is_file() {
-            add_host_file(&mut a, &p, "firmware and data")?;
+            add_host_file(a, &p, "firmware and data")?;
         }
     }
-    // Kernel modules.
+    Ok(())
+}
+
+/// The module subset, under /usr/lib/modules.
+fn add_modules(a: &mut Archive, modroot: &Path) -> Result<(), ApplianceError> {
     let mut mods = Vec::new();
-    walk(&modroot, &mut mods)?;
+    walk(modroot, &mut mods)?;
     for f in mods {
-        let rel = f.strip_prefix(&modroot).map_err(|_| Error::Tool("module path outside modroot".into()))?;
+        // walk() only yields paths below modroot.
+        let Ok(rel) = f.strip_prefix(modroot) else { continue };
         let len = io(&f, std::fs::metadata(&f))?.len();
         a.add(
             &Path::new("usr").join(rel),
@@ -329,30 +388,72 @@ pub fn run(args: &Args) -> Result<(), Error> {
             "kernel modules",
         );
     }
-    let build_info = format!("kernel {pkg} ({ver})\ndisplay {:?}\n", args.display);
-    a.add(
-        Path::new("etc/circular/build.txt"),
-        Node::File { size: build_info.len() as u64, source: Source::Bytes(build_info.into_bytes()), mode: 0o644 },
-        "circular binaries",
-    );
+    Ok(())
+}
 
-    // 4. Write it, zstd-compressed.
-    io(&args.out, std::fs::create_dir_all(&args.out))?;
-    let img = args.out.join("initramfs.img");
+/// What step 4 wrote.
+struct Written {
+    image: PathBuf,
+    /// The cpio archive's size before compression.
+    cpio_bytes: u64,
+    kernel: PathBuf,
+}
+
+/// Step 4: the initramfs, zstd-compressed, and the kernel beside it.
+fn write_outputs(a: &Archive, kernel: &Kernel, args: &Args) -> Result<Written, ApplianceError> {
+    let image = args.out.join("initramfs.img");
     let tmp = args.out.join("initramfs.img.tmp");
     let file = io(&tmp, std::fs::File::create(&tmp))?;
     let mut enc = io(&tmp, zstd::Encoder::new(std::io::BufWriter::new(file), args.level))?;
     // Checksums let the kernel's unpacker catch a corrupt image early.
     io(&tmp, enc.include_checksum(true))?;
-    let raw = io(&tmp, a.write(&mut enc))?;
+    let cpio_bytes = io(&tmp, a.write(&mut enc))?;
     let mut w = io(&tmp, enc.finish())?;
     io(&tmp, w.flush())?;
     drop(w);
-    io(&img, std::fs::rename(&tmp, &img))?;
+    io(&image, std::fs::rename(&tmp, &image))?;
     let kernel_out = args.out.join("vmlinuz");
-    io(&kernel_out, std::fs::copy(&vmlinuz, &kernel_out))?;
+    io(&kernel_out, std::fs::copy(&kernel.vmlinuz, &kernel_out))?;
+    Ok(Written { image, cpio_bytes, kernel: kernel_out })
+}
 
-    // 5. Report.
+/// Step 5: the full listing beside the image, and the summary on stdout.
+fn report(
+    a: &Archive,
+    kernel: &Kernel,
+    subset: &ModuleSubset,
+    written: &Written,
+    args: &Args,
+    started: std::time::Instant,
+) -> Result<(), ApplianceError> {
+    let (listing, groups) = listing(a);
+    let list = args.out.join("initramfs.txt");
+    io(&list, std::fs::write(&list, &listing))?;
+    let compressed = io(&written.image, std::fs::metadata(&written.image))?.len();
+    let kernel_len = io(&written.kernel, std::fs::metadata(&written.kernel))?.len();
+    println!("initramfs: kernel {} ({}), display {:?}", kernel.package, kernel.version, args.display);
+    println!("  {:<20} {:>6} {:>10}", "what", "files", "bytes");
+    for (g, (n, b)) in &groups {
+        println!("  {g:<20} {n:>6} {:>10}", mib(*b));
+    }
+    println!("  kernel modules by class:");
+    for (c, (n, b)) in &subset.by_class {
+        println!("    {c:<18} {n:>6} {:>10}", mib(*b));
+    }
+    println!(
+        "  cpio {} -> zstd -{} {} ({})",
+        mib(written.cpio_bytes),
+        args.level,
+        mib(compressed),
+        written.image.display()
+    );
+    println!("  kernel {} ({})", mib(kernel_len), written.kernel.display());
+    println!("  full list: {}  ({:.0} s)", list.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// One line per entry (`kind size /path`), and files and bytes per group.
+fn listing(a: &Archive) -> (String, BTreeMap<&str, (usize, u64)>) {
     let mut groups: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
     let mut listing = String::new();
     for (path, e) in a.entries() {
@@ -372,52 +473,70 @@ pub fn run(args: &Args) -> Result<(), Error> {
             g.1 += size;
         }
     }
-    let list = args.out.join("initramfs.txt");
-    io(&list, std::fs::write(&list, &listing))?;
-    let compressed = io(&img, std::fs::metadata(&img))?.len();
-    let kernel_len = io(&kernel_out, std::fs::metadata(&kernel_out))?.len();
-    println!("initramfs: kernel {pkg} ({ver}), display {:?}", args.display);
-    println!("  {:<20} {:>6} {:>10}", "what", "files", "bytes");
-    for (g, (n, b)) in &groups {
-        println!("  {g:<20} {n:>6} {:>10}", mib(*b));
-    }
-    println!("  kernel modules by class:");
-    for (c, (n, b)) in &class_sizes {
-        println!("    {c:<18} {n:>6} {:>10}", mib(*b));
-    }
-    println!("  cpio {} -> zstd -{} {} ({})", mib(raw), args.level, mib(compressed), img.display());
-    println!("  kernel {} ({})", mib(kernel_len), kernel_out.display());
-    println!("  full list: {}  ({:.0} s)", list.display(), started.elapsed().as_secs_f64());
-    Ok(())
+    (listing, groups)
 }
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / 1048576.0)
 }
 
-fn run_tool(cmd: &mut Command) -> Result<(), Error> {
-    let st = cmd.status().map_err(|e| Error::Tool(format!("{cmd:?}: {e}")))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(Error::Tool(format!("{cmd:?} failed: {st}")))
-    }
-}
-
-fn decompress_module(src: &Path) -> Result<Vec<u8>, Error> {
+fn decompress_module(runner: &mut Runner, src: &Path) -> Result<Vec<u8>, ApplianceError> {
     let name = src.to_string_lossy();
     if name.ends_with(".ko.zst") {
         let f = io(src, std::fs::File::open(src))?;
         io(src, zstd::decode_all(f))
     } else if name.ends_with(".ko.xz") {
-        let out = Command::new("xz").arg("-dc").arg(src).output().map_err(|e| Error::Tool(format!("xz: {e}")))?;
-        if !out.status.success() {
-            return Err(Error::Tool(format!("xz -dc {name} failed")));
-        }
-        Ok(out.stdout)
+        Ok(runner.output_bytes("xz -dc", Command::new("xz").arg("-dc").arg(src))?)
     } else if name.ends_with(".ko") {
         io(src, std::fs::read(src))
     } else {
-        Err(Error::Tool(format!("{name}: unsupported module compression")))
+        Err(ApplianceError::ModuleCompression { path: src.to_path_buf() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_counts_files_by_group() {
+        let mut a = Archive::new();
+        add_skeleton(&mut a);
+        a.add(
+            Path::new("etc/circular/build.txt"),
+            Node::File { size: 3, source: Source::Bytes(b"abc".to_vec()), mode: 0o644 },
+            "circular binaries",
+        );
+        let (text, groups) = listing(&a);
+        assert!(text.contains("l          0 /bin -> usr/bin\n"), "{text}");
+        assert!(text.contains("c          0 /dev/console\n"), "{text}");
+        assert!(text.contains("f          3 /etc/circular/build.txt\n"), "{text}");
+        assert_eq!(groups.get("circular binaries"), Some(&(1, 3)));
+        assert_eq!(groups.len(), 1, "only files are counted");
+    }
+
+    #[test]
+    fn unknown_module_compression_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Runner::new(&dir.path().join("log"), appliance::hint).unwrap();
+        let err = decompress_module(&mut r, Path::new("/x/foo.ko.bz2")).unwrap_err();
+        assert!(matches!(err, ApplianceError::ModuleCompression { .. }), "{err}");
+        let ko = dir.path().join("a.ko.zst");
+        std::fs::write(&ko, zstd::encode_all(&b"module"[..], 3).unwrap()).unwrap();
+        assert_eq!(decompress_module(&mut r, &ko).unwrap(), b"module");
+    }
+
+    #[test]
+    fn xz_modules_come_out_byte_for_byte() {
+        if !testkit::need(&["xz"]) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ko = dir.path().join("b.ko");
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        std::fs::write(&ko, &bytes).unwrap();
+        assert!(Command::new("xz").arg("-k").arg(&ko).status().unwrap().success());
+        let mut r = Runner::new(&dir.path().join("log"), appliance::hint).unwrap();
+        assert_eq!(decompress_module(&mut r, &dir.path().join("b.ko.xz")).unwrap(), bytes);
     }
 }

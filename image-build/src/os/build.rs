@@ -14,15 +14,13 @@ use std::process::Command;
 use nix::mount::MsFlags;
 
 use super::chroot::{self, apt_get};
-use super::cmd::Runner;
-use super::disk;
 use super::error::{OsError, Result};
 use super::ext4;
 use super::mounts::Mounts;
 use super::rootfs;
 use super::Ids;
-
-pub const GRUB_DIR: &str = "/usr/lib/grub/i386-pc";
+use crate::disk::{self, grub, mbr};
+use crate::tool::Runner;
 
 /// Modules embedded in core.img, so the menu works without reading any module
 /// from disk; grub-mkimage adds their dependencies.
@@ -102,7 +100,7 @@ pub fn build(runner: &mut Runner, job: &BuildJob, ids: &Ids) -> Result<PathBuf> 
 
     runner.step("removing caches, logs and per-machine identities; clamping timestamps");
     finish_tree(&root, epoch)?;
-    rootfs::copy_grub_modules(&root, Path::new(GRUB_DIR))?;
+    rootfs::copy_grub_modules(&root, Path::new(grub::I386_PC_DIR))?;
     let clamped = rootfs::clamp_times(&root, epoch)?;
     runner.note(&format!("{clamped} timestamps clamped to {epoch}"));
 
@@ -150,10 +148,8 @@ fn write_image(
     epoch: i64,
     ids: &Ids,
 ) -> Result<()> {
-    let part = disk::Partition {
-        offset: disk::PART_START_LBA * disk::SECTOR,
-        size: size - disk::PART_START_LBA * disk::SECTOR,
-    };
+    let part =
+        mbr::Partition { offset: mbr::PART_START_LBA * mbr::SECTOR, size: size - mbr::PART_START_LBA * mbr::SECTOR };
     let need = rootfs::tree_bytes(root);
     // ext4's metadata, journal and 5% reserve need roughly 12% on top of the files.
     let usable = part.size / 100 * 88;
@@ -186,7 +182,7 @@ fn write_image(
         .arg(blocks.to_string());
     runner.run("mke2fs -d", &mut mkfs)?;
 
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .write(true)
         .open(image)
@@ -198,18 +194,16 @@ fn write_image(
     let early = work.join("grub-early.cfg");
     fs::write(&early, rootfs::grub_early_cfg(&ids.root_uuid)).map_err(|e| OsError::io("writing grub-early.cfg", e))?;
     let mut mk = Command::new("grub-mkimage");
-    mk.args(["-O", "i386-pc", "-d", GRUB_DIR, "-p", "/boot/grub", "-c"])
+    mk.args(["-O", "i386-pc", "-d", grub::I386_PC_DIR, "-p", "/boot/grub", "-c"])
         .arg(&early)
         .arg("-o")
         .arg(&core)
         .args(GRUB_MODULES);
     runner.run("grub-mkimage", &mut mk)?;
     let core_img = fs::read(&core).map_err(|e| OsError::io("reading core.img", e))?;
-    let boot_img =
-        fs::read(Path::new(GRUB_DIR).join("boot.img")).map_err(|e| OsError::io("reading GRUB's boot.img", e))?;
-    let mbr = disk::mbr(size, ids.disk_signature)?;
-    let (boot, core_patched) = disk::grub_boot_sectors(&mbr, &boot_img, &core_img)?;
-    disk::write_boot_area(&mut f, &boot, &core_patched)?;
+    let boot_img = fs::read(grub::BOOT_IMG).map_err(|e| OsError::io("reading GRUB's boot.img", e))?;
+    let table = mbr::one_linux_partition(size, ids.disk_signature)?;
+    disk::write_bootable_mbr(&f, image, &table, &boot_img, &core_img)?;
     f.sync_all().map_err(|e| OsError::io("syncing the image", e))?;
     drop(f);
     check_fs(runner, image, part.offset)
@@ -219,5 +213,5 @@ fn write_image(
 pub fn check_fs(runner: &mut Runner, image: &Path, offset: u64) -> Result<()> {
     let mut fsck = Command::new("e2fsck");
     fsck.args(["-f", "-n"]).arg(format!("{}?offset={offset}", image.display()));
-    runner.run("e2fsck -fn (consistency check)", &mut fsck)
+    Ok(runner.run("e2fsck -fn (consistency check)", &mut fsck)?)
 }

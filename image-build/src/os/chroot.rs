@@ -9,8 +9,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use super::cmd::Runner;
 use super::error::{OsError, Result};
+use crate::tool::{Runner, Symptom, ToolError};
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -38,10 +38,10 @@ pub fn debootstrap(runner: &mut Runner, suite: &str, mirror: &str, root: &Path, 
     cmd.arg(suite).arg(root).arg(mirror);
     match runner.run("debootstrap", &mut cmd) {
         Ok(()) => Ok(()),
-        Err(OsError::CommandFailed { hint, tail, log, .. }) if hint.contains("mirror") => {
+        Err(ToolError::Failed { symptom: Some(Symptom::NoNetwork), tail, log, .. }) => {
             Err(OsError::MirrorUnreachable { mirror: mirror.into(), suite: suite.into(), log, tail })
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn apt_command_shape() {
         let c = apt_get(Path::new("/r"), Some(5), &["install", "curl"]);
-        let text = super::super::cmd::describe(&c);
+        let text = crate::tool::describe(&c);
         assert!(text.starts_with("chroot /r apt-get -y -q"), "{text}");
         assert!(text.ends_with("install curl"), "{text}");
         assert!(c.get_envs().any(|(k, v)| k == "SOURCE_DATE_EPOCH" && v == Some("5".as_ref())));

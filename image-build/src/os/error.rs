@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
+use crate::disk::DiskError;
+use crate::tool::{Symptom, ToolError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum OsError {
     #[error("image-build os must run as root: it uses chroot, mounts and loop devices (try: sudo image-build os …)")]
     NotRoot,
-
-    #[error("`{tool}` was not found: {hint}")]
-    MissingTool { tool: String, hint: String },
 
     #[error("{0}")]
     Usage(String),
@@ -30,11 +30,9 @@ pub enum OsError {
     )]
     ImageTooSmall { need_mib: u64, have_mib: u64 },
 
-    #[error("{what} failed ({status}){hint}; last lines of its output:\n{tail}\nfull log: {log}")]
-    CommandFailed { what: String, status: String, hint: String, tail: String, log: PathBuf },
-
-    #[error("could not start {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    /// A tool is missing or failed (debootstrap, apt, mke2fs, grub-mkimage …).
+    #[error(transparent)]
+    Tool(#[from] ToolError),
 
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
@@ -45,11 +43,19 @@ pub enum OsError {
     #[error("{path} is not an image that `image-build os` can update: {reason}")]
     BadImage { path: PathBuf, reason: String },
 
+    #[error("{path} is not an image that `image-build os` can update: {source}")]
+    BadPartitionTable {
+        path: PathBuf,
+        #[source]
+        source: DiskError,
+    },
+
     #[error("ext4 filesystem in the image: {0}")]
     Ext4(String),
 
-    #[error("GRUB: {0}")]
-    Grub(String),
+    /// The MBR or GRUB's boot sectors could not be made.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
 }
 
 impl OsError {
@@ -67,3 +73,24 @@ impl OsError {
 }
 
 pub type Result<T> = std::result::Result<T, OsError>;
+
+/// What to do about a well-known tool failure, in `image-build os`'s own flags.
+pub fn hint(symptom: Symptom) -> &'static str {
+    match symptom {
+        Symptom::DiskFull => " (the disk or the image is full: free space on the host, or pass a larger --size)",
+        Symptom::NoNetwork => " (the Debian mirror could not be reached: check the network and --mirror)",
+        Symptom::UnknownPackage => " (a package in --packages does not exist in this suite)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_flag_to_change() {
+        assert!(hint(Symptom::DiskFull).contains("--size"));
+        assert!(hint(Symptom::NoNetwork).contains("mirror"));
+        assert!(hint(Symptom::UnknownPackage).contains("--packages"));
+    }
+}

@@ -4,15 +4,14 @@
 //! It is the image factory only: turning an image into store blocks is `image-build
 //! add`. Modules: `args` (flags, validation), `build` (from scratch), `update`
 //! (in-place upgrade), `chroot` (debootstrap and apt), `rootfs` (what goes into and
-//! out of the tree), `disk` (MBR and GRUB boot sectors), `ext4` (deterministic inode
-//! times), `mounts` (private mount namespace, clean-up), `cmd` (running tools with a
-//! log and progress). docs/OS-IMAGES.md explains the choices.
+//! out of the tree), `ext4` (deterministic inode times), `mounts` (private mount
+//! namespace, clean-up). The MBR and GRUB's boot sectors come from `crate::disk`, and
+//! tools run through `crate::tool` (a log and progress). docs/OS-IMAGES.md explains the
+//! choices.
 
 mod args;
 mod build;
 mod chroot;
-mod cmd;
-mod disk;
 mod error;
 mod ext4;
 mod mounts;
@@ -25,6 +24,8 @@ use std::time::Instant;
 
 use sha1::{Digest, Sha1};
 
+use crate::disk::grub;
+use crate::tool::{self, Runner};
 use args::Mode;
 pub use args::OsArgs;
 pub use error::OsError;
@@ -97,7 +98,7 @@ pub fn run(args: &OsArgs) -> Result<()> {
     // The log sits next to the output, so that the path in an error message stays
     // valid after the work directory is gone; it is removed after a success.
     let log = out_dir.join(format!("{name}.build.log"));
-    let mut runner = cmd::Runner::new(&log)?;
+    let mut runner = Runner::new(&log, error::hint)?;
     let result = match &plan.mode {
         Mode::Build { size } => {
             let suite = plan.suite.as_deref().unwrap_or(args::DEFAULT_SUITE);
@@ -164,17 +165,12 @@ fn preflight(mode: &Mode) -> Result<()> {
     match mode {
         Mode::Build { .. } => {
             tools.extend([("debootstrap", "debootstrap"), ("mke2fs", "e2fsprogs"), ("grub-mkimage", "grub-common")]);
-            if !Path::new(build::GRUB_DIR).join("boot.img").is_file() {
-                return Err(OsError::MissingTool {
-                    tool: format!("{}/boot.img", build::GRUB_DIR),
-                    hint: "install GRUB's BIOS images with `apt-get install grub-pc-bin` (or run `make deps`)".into(),
-                });
-            }
+            tool::require_file(grub::BOOT_IMG, "grub-pc-bin")?;
         }
         Mode::Update { .. } => tools.extend([("tune2fs", "e2fsprogs"), ("fstrim", "util-linux"), ("cp", "coreutils")]),
     }
     for (tool, package) in tools {
-        cmd::require_tool(tool, package)?;
+        tool::require_tool(tool, package)?;
     }
     Ok(())
 }

@@ -18,12 +18,12 @@ use nix::mount::MsFlags;
 
 use super::build::{check_fs, finish_tree};
 use super::chroot::{self, apt_get};
-use super::cmd::Runner;
-use super::disk;
 use super::error::{OsError, Result};
 use super::mounts::Mounts;
 use super::overlay;
 use super::rootfs;
+use crate::disk::{self, mbr};
+use crate::tool::Runner;
 
 pub struct UpdateJob<'a> {
     pub previous: &'a Path,
@@ -42,11 +42,11 @@ pub struct UpdateJob<'a> {
 pub fn update(runner: &mut Runner, job: &UpdateJob) -> Result<PathBuf> {
     let image = job.work.join("image.raw");
     let part = {
-        let mut prev =
+        let prev =
             File::open(job.previous).map_err(|e| OsError::io(format!("opening {}", job.previous.display()), e))?;
-        let sector = disk::read_first_sector(&mut prev)?;
-        disk::first_partition(&sector)
-            .map_err(|reason| OsError::BadImage { path: job.previous.to_path_buf(), reason })?
+        let sector = disk::read_first_sector(&prev, job.previous)?;
+        mbr::first_partition(&sector)
+            .map_err(|source| OsError::BadPartitionTable { path: job.previous.to_path_buf(), source })?
     };
 
     runner.step(&format!("copying {}", job.previous.display()));
@@ -173,7 +173,7 @@ fn upgrade(runner: &mut Runner, job: &UpdateJob, root: &Path) -> Result<i64> {
 
 /// Loop-mounts the image's root filesystem. `mount -o loop` sets the loop device to
 /// autoclear, so it goes away with the mount, also when this process dies.
-fn mount_root(runner: &mut Runner, mounts: &mut Mounts, image: &Path, part: disk::Partition, mnt: &Path) -> Result<()> {
+fn mount_root(runner: &mut Runner, mounts: &mut Mounts, image: &Path, part: mbr::Partition, mnt: &Path) -> Result<()> {
     let mut cmd = Command::new("mount");
     cmd.args(["-t", "ext4", "-o"])
         .arg(format!("loop,offset={},sizelimit={},noatime", part.offset, part.size))
@@ -187,7 +187,7 @@ fn mount_root(runner: &mut Runner, mounts: &mut Mounts, image: &Path, part: disk
 fn tune2fs(runner: &mut Runner, image: &Path, offset: u64, feature: &str) -> Result<()> {
     let mut cmd = Command::new("tune2fs");
     cmd.args(["-O", feature]).arg(format!("{}?offset={offset}", image.display()));
-    runner.run(&format!("tune2fs -O {feature}"), &mut cmd)
+    Ok(runner.run(&format!("tune2fs -O {feature}"), &mut cmd)?)
 }
 
 /// The root filesystem's UUID, as the image's fstab names it.

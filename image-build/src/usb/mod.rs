@@ -5,15 +5,17 @@
 //! ESP (type 0xEF, boot flag) with EFI/BOOT/BOOTX64.EFI, boot/vmlinuz,
 //! boot/initramfs.img and boot/grub/grub.cfg; p2 is a small ext4 labelled
 //! CIRCULAR, the block cache, which the appliance grows to fill the stick on
-//! first boot. Built without loop devices: mkfs.fat/mke2fs write at an
-//! offset, mtools copies into the FAT.
+//! first boot. Built without loop devices: `crate::disk` writes the MBR and
+//! GRUB's boot sectors, mkfs.fat/mke2fs write at an offset, mtools copies into
+//! the FAT.
 
-mod mbr;
-
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mbr::{Part, SECTOR};
+use crate::appliance::{self, ApplianceError};
+use crate::disk::{self, grub, mbr, mbr::SECTOR};
+use crate::tool::{self, Runner};
 
 const GRUB_CFG: &str = include_str!("../../../grub/grub.cfg.in");
 const EARLY_CFG: &str = include_str!("../../../grub/early.cfg.in");
@@ -48,16 +50,6 @@ const GRUB_MODULES: &[&str] = &[
     "font",
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}: {1}")]
-    Io(PathBuf, #[source] std::io::Error),
-    #[error("{0}")]
-    Tool(String),
-    #[error("{0}")]
-    Invalid(String),
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Store URL(s) the appliance mounts, comma-separated (circular.server=).
@@ -89,29 +81,17 @@ pub struct Args {
     pub extra_args: String,
 }
 
-fn io<T>(p: &Path, r: std::io::Result<T>) -> Result<T, Error> {
-    r.map_err(|e| Error::Io(p.to_path_buf(), e))
-}
-
-fn run(cmd: &mut Command) -> Result<(), Error> {
-    let out = cmd.output().map_err(|e| Error::Tool(format!("{cmd:?}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Tool(format!(
-            "{cmd:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
+fn io<T>(p: &Path, r: std::io::Result<T>) -> Result<T, ApplianceError> {
+    r.map_err(|e| ApplianceError::io(p, e))
 }
 
 /// Fills the grub.cfg template. Values are checked so that no quote or
 /// newline can end up in GRUB's script.
-pub fn render(template: &str, vars: &[(&str, &str)]) -> Result<String, Error> {
+pub fn render(template: &str, vars: &[(&str, &str)]) -> Result<String, ApplianceError> {
     let mut s = template.to_string();
     for (k, v) in vars {
         if v.chars().any(|c| matches!(c, '"' | '\'' | '\n' | '\\' | '$' | ';')) {
-            return Err(Error::Invalid(format!("{k}: characters GRUB would misread in {v:?}")));
+            return Err(ApplianceError::GrubUnsafe { key: k.to_string(), value: v.to_string() });
         }
         s = s.replace(&format!("@{k}@"), v);
     }
@@ -122,33 +102,81 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / 1048576.0)
 }
 
-pub fn run_usb(args: &Args) -> Result<(), Error> {
+pub fn run_usb(args: &Args) -> Result<(), ApplianceError> {
+    check_args(args)?;
+    let work = args.out.with_extension("parts");
+    io(&work, std::fs::create_dir_all(&work))?;
+    let mut runner = Runner::new(&work.join("build.log"), appliance::hint)?;
+    let volid = volume_id();
+    let cfgs = write_grub_configs(&work, args, volid)?;
+    let grub = make_grub_images(&mut runner, &work, &cfgs.early)?;
+
+    let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + size_of(&grub.efi)? + 65536;
+    let layout = Layout::plan(content, args.cache_mib);
+    let tmp = args.out.with_extension("img.tmp");
+    create_disk(&tmp, &layout, volid, &grub.core)?;
+    let esp_files = [
+        (grub.efi.as_path(), "::/EFI/BOOT/BOOTX64.EFI"),
+        (args.kernel.as_path(), "::/boot/vmlinuz"),
+        (args.initramfs.as_path(), "::/boot/initramfs.img"),
+        (cfgs.cfg.as_path(), "::/boot/grub/grub.cfg"),
+    ];
+    make_esp(&mut runner, &tmp, &layout, volid, &esp_files)?;
+    make_cache(&mut runner, &tmp, &layout, &args.cache_label)?;
+    io(&args.out, std::fs::rename(&tmp, &args.out))?;
+    report(args, &layout, volid, &cfgs.fat_uuid, &grub)
+}
+
+/// Refuses flags the stick could not use, and a host without GRUB's images, before any work.
+fn check_args(args: &Args) -> Result<(), ApplianceError> {
     if !["normal", "offline", "serial"].contains(&args.default_entry.as_str()) {
-        return Err(Error::Invalid(format!("--default-entry {}: use normal, offline or serial", args.default_entry)));
+        return Err(ApplianceError::Usage(format!(
+            "--default-entry {}: use normal, offline or serial",
+            args.default_entry
+        )));
     }
     if args
         .server
         .split(',')
         .any(|u| !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with("file://")))
     {
-        return Err(Error::Invalid(format!(
+        return Err(ApplianceError::Usage(format!(
             "--server {}: each URL must start with http://, https:// or file://",
             args.server
         )));
     }
     if args.cache_label.is_empty() || args.cache_label.len() > 16 {
-        return Err(Error::Invalid("--cache-label: 1 to 16 characters (ext4 label)".into()));
+        return Err(ApplianceError::Usage("--cache-label: 1 to 16 characters (ext4 label)".into()));
     }
-    let work = args.out.with_extension("parts");
-    io(&work, std::fs::create_dir_all(&work))?;
+    tool::require_file(grub::BOOT_IMG, "grub-pc-bin")?;
+    tool::require_file(EFI_MODULES, "grub-efi-amd64-bin")?;
+    Ok(())
+}
 
-    // Volume id of the FAT: GRUB's early config finds the stick by it.
-    let volid = std::time::SystemTime::now()
+/// GRUB's x86_64-efi modules, which grub-mkimage builds BOOTX64.EFI from.
+const EFI_MODULES: &str = "/usr/lib/grub/x86_64-efi";
+
+/// Volume id of the FAT: GRUB's early config finds the stick by it. It is also the
+/// disk signature. New for every image, so that two sticks in one PC are told apart.
+fn volume_id() -> u32 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| (d.as_nanos() as u32) ^ 0xc1c0_1a20)
-        .unwrap_or(0xc1c0_1a20);
-    let fat_uuid = format!("{:04x}-{:04x}", volid >> 16, volid & 0xffff);
+        .unwrap_or(0xc1c0_1a20)
+}
 
+/// GRUB's configuration files in the work directory.
+struct GrubConfigs {
+    /// Built into both core images: finds the FAT by its volume id.
+    early: PathBuf,
+    /// The menu, copied into the FAT.
+    cfg: PathBuf,
+    /// The volume id as GRUB and blkid write it (`XXXX-XXXX`).
+    fat_uuid: String,
+}
+
+fn write_grub_configs(work: &Path, args: &Args, volid: u32) -> Result<GrubConfigs, ApplianceError> {
+    let fat_uuid = format!("{:04x}-{:04x}", volid >> 16, volid & 0xffff);
     let early = work.join("early.cfg");
     // GRUB's embedded-config reader does not take comments: drop them.
     let early_text: String =
@@ -156,113 +184,154 @@ pub fn run_usb(args: &Args) -> Result<(), Error> {
     io(&early, std::fs::write(&early, render(&early_text, &[("FAT_UUID", &fat_uuid)])?))?;
     let cfg = work.join("grub.cfg");
     let timeout = args.timeout.to_string();
-    io(
-        &cfg,
-        std::fs::write(
-            &cfg,
-            render(
-                GRUB_CFG,
-                &[
-                    ("SERVER", &args.server),
-                    ("CACHE_LABEL", &args.cache_label),
-                    ("DEFAULT", &args.default_entry),
-                    ("TIMEOUT", &timeout),
-                    ("EXTRA", &args.extra_args),
-                ],
-            )?,
-        ),
+    let text = render(
+        GRUB_CFG,
+        &[
+            ("SERVER", &args.server),
+            ("CACHE_LABEL", &args.cache_label),
+            ("DEFAULT", &args.default_entry),
+            ("TIMEOUT", &timeout),
+            ("EXTRA", &args.extra_args),
+        ],
     )?;
+    io(&cfg, std::fs::write(&cfg, text))?;
+    Ok(GrubConfigs { early, cfg, fat_uuid })
+}
 
-    // GRUB images.
+/// GRUB for both firmwares.
+struct GrubImages {
+    /// The i386-pc core.img, as grub-mkimage made it (the disk writer patches a copy).
+    core: Vec<u8>,
+    /// BOOTX64.EFI.
+    efi: PathBuf,
+}
+
+fn make_grub_images(runner: &mut Runner, work: &Path, early: &Path) -> Result<GrubImages, ApplianceError> {
     let core = work.join("core.img");
     let mut bios_mods: Vec<&str> = GRUB_MODULES.to_vec();
     bios_mods.extend(["biosdisk", "vga", "vbe"]);
-    run(Command::new("grub-mkimage")
-        .args(["-O", "i386-pc", "-p", "/boot/grub", "-c"])
-        .arg(&early)
-        .arg("-o")
-        .arg(&core)
-        .args(&bios_mods))?;
+    runner.run(
+        "grub-mkimage -O i386-pc",
+        Command::new("grub-mkimage")
+            .args(["-O", "i386-pc", "-p", "/boot/grub", "-c"])
+            .arg(early)
+            .arg("-o")
+            .arg(&core)
+            .args(&bios_mods),
+    )?;
     let efi = work.join("BOOTX64.EFI");
     let mut efi_mods: Vec<&str> = GRUB_MODULES.to_vec();
     efi_mods.extend(["efi_gop", "efi_uga"]);
-    run(Command::new("grub-mkimage")
-        .args(["-O", "x86_64-efi", "-p", "/boot/grub", "-c"])
-        .arg(&early)
-        .arg("-o")
-        .arg(&efi)
-        .args(&efi_mods))?;
-    let boot_img_path = Path::new("/usr/lib/grub/i386-pc/boot.img");
-    let boot_img = io(boot_img_path, std::fs::read(boot_img_path))?;
-    let core_bytes = io(&core, std::fs::read(&core))?;
+    runner.run(
+        "grub-mkimage -O x86_64-efi",
+        Command::new("grub-mkimage")
+            .args(["-O", "x86_64-efi", "-p", "/boot/grub", "-c"])
+            .arg(early)
+            .arg("-o")
+            .arg(&efi)
+            .args(&efi_mods),
+    )?;
+    Ok(GrubImages { core: io(&core, std::fs::read(&core))?, efi })
+}
 
-    // Sizes.
-    let p1_start: u64 = 2048;
-    if core_bytes.len() as u64 > (p1_start - 1) * SECTOR {
-        return Err(Error::Tool(format!("core.img is {} bytes: larger than the post-MBR gap", core_bytes.len())));
-    }
-    let size_of = |p: &Path| io(p, std::fs::metadata(p)).map(|m| m.len());
-    let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + size_of(&efi)? + 65536;
-    // FAT32 wants at least 65525 clusters; with 1 KiB clusters that is ~66 MiB.
-    // Leave room to replace the initramfs with a bigger one in place.
-    let p1_mib = ((content * 3 / 2) / 1048576 + 16).max(96);
-    let p1_sectors = p1_mib * 1048576 / SECTOR;
-    let p2_start = p1_start + p1_sectors;
-    let p2_sectors = args.cache_mib * 1048576 / SECTOR;
-    let total = (p2_start + p2_sectors) * SECTOR;
+fn size_of(p: &Path) -> Result<u64, ApplianceError> {
+    io(p, std::fs::metadata(p)).map(|m| m.len())
+}
 
-    let tmp = args.out.with_extension("img.tmp");
-    {
-        let f = io(&tmp, std::fs::File::create(&tmp))?;
-        io(&tmp, f.set_len(total))?;
-        let mbr = mbr::build(
-            &boot_img,
-            volid,
-            &[
-                Part { bootable: true, kind: 0xef, start: p1_start as u32, sectors: p1_sectors as u32 },
-                Part { bootable: false, kind: 0x83, start: p2_start as u32, sectors: p2_sectors as u32 },
-            ],
-        );
-        use std::os::unix::fs::FileExt;
-        io(&tmp, f.write_all_at(&mbr, 0))?;
-        // boot.img jumps to sector 1 by default, and grub-mkimage has already
-        // filled in core.img's own block list for a contiguous image there.
-        io(&tmp, f.write_all_at(&core_bytes, SECTOR))?;
-        io(&tmp, f.sync_all())?;
+/// Where the two partitions go, in sectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    p1_start: u64,
+    p1_sectors: u64,
+    p2_start: u64,
+    p2_sectors: u64,
+}
+
+impl Layout {
+    /// The ESP holds `content` bytes with room to spare; the cache gets `cache_mib`.
+    fn plan(content: u64, cache_mib: u64) -> Layout {
+        let p1_start = mbr::PART_START_LBA;
+        // FAT32 wants at least 65525 clusters; with 1 KiB clusters that is ~66 MiB.
+        // Leave room to replace the initramfs with a bigger one in place.
+        let p1_mib = ((content * 3 / 2) / 1048576 + 16).max(96);
+        let p1_sectors = p1_mib * 1048576 / SECTOR;
+        let p2_start = p1_start + p1_sectors;
+        let p2_sectors = cache_mib * 1048576 / SECTOR;
+        Layout { p1_start, p1_sectors, p2_start, p2_sectors }
     }
 
-    // p1: FAT32 ESP.
-    run(Command::new("mkfs.fat")
-        .args(["-F", "32", "-s", "2", "-n", "CIRCBOOT", "-i", &format!("{volid:08X}")])
-        .arg(format!("--offset={p1_start}"))
-        .arg(&tmp)
-        .arg((p1_sectors * SECTOR / 1024).to_string()))?;
-    let target = format!("{}@@{}", tmp.display(), p1_start * SECTOR);
-    run(Command::new("mmd").arg("-i").arg(&target).args(["::/EFI", "::/EFI/BOOT", "::/boot", "::/boot/grub"]))?;
-    for (src, dst) in [
-        (efi.as_path(), "::/EFI/BOOT/BOOTX64.EFI"),
-        (args.kernel.as_path(), "::/boot/vmlinuz"),
-        (args.initramfs.as_path(), "::/boot/initramfs.img"),
-        (cfg.as_path(), "::/boot/grub/grub.cfg"),
-    ] {
-        run(Command::new("mcopy").arg("-i").arg(&target).arg(src).arg(dst))?;
+    fn total_bytes(&self) -> u64 {
+        (self.p2_start + self.p2_sectors) * SECTOR
     }
 
-    // p2: the cache, ext4 with 4 KiB blocks and room in the group descriptor
-    // table to grow online to 2 TiB; no reserved blocks (it is a cache).
-    run(Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", &args.cache_label])
-        .arg("-E")
-        .arg(format!("offset={},resize=536870912", p2_start * SECTOR))
-        .arg(&tmp)
-        .arg(format!("{}k", p2_sectors * SECTOR / 1024)))?;
+    /// p1: the FAT32 ESP, with the boot flag; p2: the ext4 cache.
+    fn entries(&self) -> [mbr::Entry; 2] {
+        [
+            mbr::Entry { bootable: true, kind: mbr::EFI_SYSTEM, start: self.p1_start, sectors: self.p1_sectors },
+            mbr::Entry { bootable: false, kind: mbr::LINUX, start: self.p2_start, sectors: self.p2_sectors },
+        ]
+    }
+}
 
-    io(&args.out, std::fs::rename(&tmp, &args.out))?;
-    println!("usb: {} ({})", args.out.display(), mib(total));
+/// The image file at its full size, with the partition table, GRUB's boot.img and core.img.
+fn create_disk(tmp: &Path, layout: &Layout, volid: u32, core: &[u8]) -> Result<(), ApplianceError> {
+    let f = io(tmp, File::create(tmp))?;
+    io(tmp, f.set_len(layout.total_bytes()))?;
+    let boot_img = io(Path::new(grub::BOOT_IMG), std::fs::read(grub::BOOT_IMG))?;
+    let table = mbr::build(volid, &layout.entries())?;
+    disk::write_bootable_mbr(&f, tmp, &table, &boot_img, core)?;
+    io(tmp, f.sync_all())
+}
+
+/// p1: FAT32 ESP, made in place, with `files` (host path, FAT path) copied in.
+fn make_esp(
+    runner: &mut Runner,
+    tmp: &Path,
+    layout: &Layout,
+    volid: u32,
+    files: &[(&Path, &str)],
+) -> Result<(), ApplianceError> {
+    runner.run(
+        "mkfs.fat",
+        Command::new("mkfs.fat")
+            .args(["-F", "32", "-s", "2", "-n", "CIRCBOOT", "-i", &format!("{volid:08X}")])
+            .arg(format!("--offset={}", layout.p1_start))
+            .arg(tmp)
+            .arg((layout.p1_sectors * SECTOR / 1024).to_string()),
+    )?;
+    let target = format!("{}@@{}", tmp.display(), layout.p1_start * SECTOR);
+    runner.run(
+        "mmd",
+        Command::new("mmd").arg("-i").arg(&target).args(["::/EFI", "::/EFI/BOOT", "::/boot", "::/boot/grub"]),
+    )?;
+    for (src, dst) in files {
+        runner.run("mcopy", Command::new("mcopy").arg("-i").arg(&target).arg(src).arg(dst))?;
+    }
+    Ok(())
+}
+
+/// p2: the cache, ext4 with 4 KiB blocks and room in the group descriptor table to
+/// grow online to 2 TiB; no reserved blocks (it is a cache).
+fn make_cache(runner: &mut Runner, tmp: &Path, layout: &Layout, label: &str) -> Result<(), ApplianceError> {
+    runner.run(
+        "mke2fs",
+        Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", label])
+            .arg("-E")
+            .arg(format!("offset={},resize=536870912", layout.p2_start * SECTOR))
+            .arg(tmp)
+            .arg(format!("{}k", layout.p2_sectors * SECTOR / 1024)),
+    )?;
+    Ok(())
+}
+
+fn report(args: &Args, layout: &Layout, volid: u32, fat_uuid: &str, grub: &GrubImages) -> Result<(), ApplianceError> {
+    let Layout { p1_start, p1_sectors, p2_start, p2_sectors } = *layout;
+    println!("usb: {} ({})", args.out.display(), mib(layout.total_bytes()));
     println!("  sector 0      GRUB boot.img + MBR (disk signature {volid:08x})");
-    println!("  sectors 1-    GRUB i386-pc core.img ({})", mib(core_bytes.len() as u64));
+    println!("  sectors 1-    GRUB i386-pc core.img ({})", mib(grub.core.len() as u64));
     println!("  p1 FAT32 ESP  {} at sector {p1_start}, volume {fat_uuid}: BOOTX64.EFI ({}), vmlinuz ({}), initramfs.img ({})",
-        mib(p1_sectors * SECTOR), mib(size_of(&efi)?), mib(size_of(&args.kernel)?), mib(size_of(&args.initramfs)?));
+        mib(p1_sectors * SECTOR), mib(size_of(&grub.efi)?), mib(size_of(&args.kernel)?), mib(size_of(&args.initramfs)?));
     println!(
         "  p2 ext4 {:<6} {} at sector {p2_start} (grows to fill the stick on first boot)",
         args.cache_label,
@@ -290,5 +359,101 @@ mod tests {
             assert!(GRUB_CFG.contains(id), "{id}");
         }
         assert!(EARLY_CFG.contains("@FAT_UUID@"));
+    }
+
+    #[test]
+    fn layout_leaves_room_and_flags_the_esp() {
+        let small = Layout::plan(10 << 20, 64);
+        assert_eq!(
+            small,
+            Layout { p1_start: 2048, p1_sectors: 96 * 2048, p2_start: 2048 + 96 * 2048, p2_sectors: 64 * 2048 }
+        );
+        assert_eq!(small.total_bytes(), (1 + 96 + 64) << 20);
+        // 100 MiB of content: half again, plus 16 MiB.
+        assert_eq!(Layout::plan(100 << 20, 8).p1_sectors, 166 * 2048);
+        let [esp, cache] = small.entries();
+        assert!(esp.bootable && esp.kind == 0xef && esp.start == 2048);
+        assert!(!cache.bootable && cache.kind == 0x83 && cache.start == esp.start + esp.sectors);
+    }
+
+    #[test]
+    fn flags_are_checked_first() {
+        let args = |server: &str, entry: &str, label: &str| Args {
+            server: server.into(),
+            kernel: "/nonexistent".into(),
+            initramfs: "/nonexistent".into(),
+            out: "/nonexistent/usb.img".into(),
+            cache_label: label.into(),
+            cache_mib: 8,
+            default_entry: entry.into(),
+            timeout: 0,
+            extra_args: String::new(),
+        };
+        for a in [
+            args("ftp://x/", "normal", "CIRCULAR"),
+            args("http://x/", "desktop", "CIRCULAR"),
+            args("http://x/", "normal", "A-LABEL-LONGER-THAN-16"),
+        ] {
+            assert!(matches!(run_usb(&a), Err(ApplianceError::Usage(_))));
+        }
+    }
+
+    /// The whole image from the real tools, with a stand-in kernel and initramfs: the table
+    /// sfdisk reads, GRUB's sectors, the files in the FAT, and the cache's ext4.
+    #[test]
+    fn usb_image_from_real_tools() {
+        let tools =
+            ["grub-mkimage", "mkfs.fat", "mmd", "mcopy", "mke2fs", "e2fsck", "sfdisk", grub::BOOT_IMG, EFI_MODULES];
+        if !testkit::need(&tools) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("vmlinuz");
+        let initramfs = dir.path().join("initramfs.img");
+        std::fs::write(&kernel, b"a kernel").unwrap();
+        std::fs::write(&initramfs, b"an initramfs").unwrap();
+        let out = dir.path().join("usb.img");
+        run_usb(&Args {
+            server: "http://store.example/circular/".into(),
+            kernel,
+            initramfs,
+            out: out.clone(),
+            cache_label: "CIRCULAR".into(),
+            cache_mib: 8,
+            default_entry: "serial".into(),
+            timeout: 1,
+            extra_args: "quiet".into(),
+        })
+        .unwrap();
+        let layout = Layout::plan(0, 8);
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), layout.total_bytes());
+
+        let dump = Command::new("sfdisk").arg("--dump").arg(&out).output().unwrap();
+        let dump = String::from_utf8_lossy(&dump.stdout);
+        assert!(dump.contains("usb.img1 : start=        2048, size=      196608, type=ef, bootable\n"), "{dump}");
+        assert!(dump.contains("usb.img2 : start=      198656, size=       16384, type=83\n"), "{dump}");
+
+        let bytes = std::fs::read(&out).unwrap();
+        let core = std::fs::read(dir.path().join("usb.parts/core.img")).unwrap();
+        let boot_img = std::fs::read(grub::BOOT_IMG).unwrap();
+        assert_eq!(&bytes[..3], &boot_img[..3], "GRUB's boot code is in sector 0");
+        assert_eq!(&bytes[0x5c..0x64], &1u64.to_le_bytes(), "boot.img loads core.img from sector 1");
+        assert_eq!(&bytes[512 + 500..512 + 508], &2u64.to_le_bytes());
+        assert_eq!(usize::from(u16::from_le_bytes([bytes[512 + 508], bytes[512 + 509]])), core.len().div_ceil(512) - 1);
+        assert_eq!(&bytes[1024..512 + core.len()], &core[512..], "core.img follows its first sector");
+
+        let esp = format!("{}@@{}", out.display(), 2048 * 512);
+        let cfg = dir.path().join("grub.cfg");
+        let st = Command::new("mcopy").args(["-i", &esp, "::/boot/grub/grub.cfg"]).arg(&cfg).status().unwrap();
+        assert!(st.success());
+        let cfg = std::fs::read_to_string(&cfg).unwrap();
+        assert!(cfg.contains("circular.server=http://store.example/circular/"), "{cfg}");
+        for (i, f) in ["::/EFI/BOOT/BOOTX64.EFI", "::/boot/vmlinuz", "::/boot/initramfs.img"].iter().enumerate() {
+            let st = Command::new("mcopy").args(["-i", &esp, f]).arg(dir.path().join(format!("copy{i}"))).status();
+            assert!(st.unwrap().success(), "{f}");
+        }
+        assert_eq!(std::fs::read(dir.path().join("copy1")).unwrap(), b"a kernel");
+        let fsck = Command::new("e2fsck").arg("-fn").arg(format!("{}?offset={}", out.display(), 198656 * 512)).status();
+        assert!(fsck.unwrap().success());
     }
 }

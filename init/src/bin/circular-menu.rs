@@ -12,7 +12,7 @@
 //! 10 = power off, 11 = reboot, 13 = start blockfs again now (the person
 //! pressed "try again" on a problem screen).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,14 +21,7 @@ use std::time::Duration;
 use menu::problem::Problem;
 use menu::{Accel, Display, MenuConfig, MenuExit, ProblemChoice};
 
-/// Where PID 1 writes the last message of a blockfs that exited with an
-/// error; removed when blockfs starts again. Keep in step with
-/// `init/src/services.rs`.
-const BLOCKFS_ERROR: &str = "/run/circular/blockfs.error";
-
-const EXIT_POWEROFF: u8 = 10;
-const EXIT_REBOOT: u8 = 11;
-const EXIT_RETRY_STORE: u8 = 13;
+use init::protocol::{mounted, MenuExit as Next, BLOCKFS_ERROR, MOUNTPOINT};
 
 #[derive(Debug)]
 struct Args {
@@ -41,7 +34,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        mountpoint: PathBuf::from("/run/circular/lbcas"),
+        mountpoint: PathBuf::from(MOUNTPOINT),
         cache_dir: PathBuf::from("/cache"),
         accel: None,
         display: Display::None,
@@ -139,9 +132,9 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<u8, menu::MenuError> {
             choice
         });
         match choice? {
-            ProblemChoice::Retry => return Ok(EXIT_RETRY_STORE),
-            ProblemChoice::Exit(MenuExit::PowerOff) => return Ok(EXIT_POWEROFF),
-            ProblemChoice::Exit(MenuExit::Reboot) => return Ok(EXIT_REBOOT),
+            ProblemChoice::Retry => return Ok(Next::RetryStore.code()),
+            ProblemChoice::Exit(MenuExit::PowerOff) => return Ok(Next::PowerOff.code()),
+            ProblemChoice::Exit(MenuExit::Reboot) => return Ok(Next::Reboot.code()),
             // Stopped by a signal, or the store's state changed: look again.
             ProblemChoice::Exit(MenuExit::Quit) => continue,
         }
@@ -151,19 +144,9 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<u8, menu::MenuError> {
 fn exit_code(exit: MenuExit) -> u8 {
     match exit {
         MenuExit::Quit => 0,
-        MenuExit::PowerOff => EXIT_POWEROFF,
-        MenuExit::Reboot => EXIT_REBOOT,
+        MenuExit::PowerOff => Next::PowerOff.code(),
+        MenuExit::Reboot => Next::Reboot.code(),
     }
-}
-
-/// True when a FUSE filesystem is mounted at `mountpoint`.
-fn mounted(mountpoint: &Path) -> bool {
-    let want = mountpoint.to_string_lossy();
-    std::fs::read_to_string("/proc/self/mounts").unwrap_or_default().lines().any(|l| {
-        let mut f = l.split_whitespace();
-        let _dev = f.next();
-        f.next() == Some(want.as_ref()) && f.next().is_some_and(|t| t.starts_with("fuse"))
-    })
 }
 
 /// blockfs's last message, when PID 1 saw it exit with an error.

@@ -84,7 +84,10 @@ pub fn request(xid: u32, mac: &[u8; 6], offer: &Lease, renew: bool) -> Vec<u8> {
 /// Interprets a packet from port 67: `None` if it is not a reply to us.
 pub fn parse_reply(bytes: &[u8], xid: u32, mac: &[u8; 6], from: Ipv4Addr) -> Option<Reply> {
     let m = Message::decode(&mut Decoder::new(bytes)).ok()?;
-    if m.opcode() != Opcode::BootReply || m.xid() != xid || m.chaddr().get(..6)? != mac {
+    // Anyone on the link sees our broadcast xid and can answer. dhcproto's `chaddr()` slices
+    // its 16-byte field by the packet's `hlen` and panics above 16, so `hlen` is checked
+    // first: an Ethernet reply says 6 (RFC 1700 hardware type 1), anything else is not ours.
+    if m.opcode() != Opcode::BootReply || m.xid() != xid || m.hlen() != 6 || m.chaddr().get(..6)? != mac {
         return None;
     }
     let opts = m.opts();
@@ -163,6 +166,23 @@ mod tests {
         o.insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 2, 2)));
         o.insert(DhcpOption::AddressLeaseTime(86400));
         encode(&m)
+    }
+
+    #[test]
+    fn a_reply_with_any_hardware_length_is_answered_without_a_panic() {
+        // hlen is one byte from the wire; our xid is broadcast, so anyone can send any value.
+        let good = server_reply(7, MessageType::Offer);
+        assert!(matches!(parse_reply(&good, 7, &MAC, Ipv4Addr::UNSPECIFIED), Some(Reply::Offer(_))));
+        for hlen in 0..=255u8 {
+            let mut b = good.clone();
+            b[2] = hlen;
+            let r = parse_reply(&b, 7, &MAC, Ipv4Addr::UNSPECIFIED);
+            assert_eq!(r.is_some(), hlen == 6, "hlen {hlen}: {r:?}");
+        }
+        // Truncated replies: every prefix of a good one.
+        for len in 0..good.len() {
+            let _ = parse_reply(&good[..len], 7, &MAC, Ipv4Addr::UNSPECIFIED);
+        }
     }
 
     #[test]

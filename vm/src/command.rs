@@ -1,13 +1,13 @@
-//! The QEMU command line for one snapshot. Pure: no file is touched here, so
-//! every argument can be checked by a unit test.
+//! The QEMU command line for one snapshot: the one place in the project that
+//! spells it out. Pure: no file is touched here, so every argument can be
+//! checked by a unit test.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use blockfs::catalog::{BootSettings, Firmware};
-
-use super::accel::Accel;
-use super::error::VmError;
+use crate::accel::Accel;
+use crate::catalog::{BootSettings, Firmware};
+use crate::firmware::FirmwareFiles;
 
 /// Where the guest's screen goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +18,16 @@ pub enum Display {
     Gtk,
     /// The VGA text screen drawn in this terminal.
     Curses,
-    /// No screen: the guest's serial console is this terminal (`-nographic`).
+    /// No screen: the guest's serial console (multiplexed with QEMU's monitor,
+    /// ctrl-a c) is QEMU's standard input and output (`-nographic`). That is this
+    /// terminal for a person, or a pipe or file for a program that watches the
+    /// console (`image-build profile`, the benchmarks).
     None,
 }
 
 impl Display {
+    /// The name QEMU's `-display` option and Circular's `--display` use:
+    /// `sdl`, `gtk`, `curses` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             Display::Sdl => "sdl",
@@ -40,6 +45,7 @@ impl Display {
 
 impl std::str::FromStr for Display {
     type Err = String;
+    /// Parses [`Display::as_str`]'s names; the error is a sentence listing them.
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "sdl" => Ok(Display::Sdl),
@@ -63,21 +69,26 @@ pub enum DiskChanges {
 /// The settings a person can change before booting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VmSettings {
+    /// Guest memory in MiB (`-m`).
     pub memory_mib: u32,
+    /// Virtual CPUs (`-smp`).
     pub cpus: u32,
+    /// Whether the guest's writes outlive this start.
     pub changes: DiskChanges,
     /// Ask a windowed display for full screen.
     pub full_screen: bool,
 }
 
 impl Default for VmSettings {
+    /// The catalog's default boot settings, changes discarded, windowed.
     fn default() -> Self {
         VmSettings::from_catalog(&BootSettings::default(), false)
     }
 }
 
 impl VmSettings {
-    /// The catalog's memory and CPUs, changes discarded.
+    /// The catalog's memory and CPUs, changes discarded. Memory is at least
+    /// 64 MiB and CPUs at least 1, whatever the catalog says.
     pub fn from_catalog(boot: &BootSettings, full_screen: bool) -> Self {
         VmSettings {
             memory_mib: boot.memory_mib.max(64),
@@ -88,27 +99,57 @@ impl VmSettings {
     }
 }
 
+/// The snapshot's image: the overlay's read-only backing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseImage {
+    /// A file: the dated image on the blockfs mount, which is what every boot
+    /// of a person uses (the benchmarks also boot a local copy this way).
+    File(PathBuf),
+    /// An `http://` or `https://` URL that QEMU reads itself with its curl
+    /// block driver, with no blockfs and no cache: the benchmarks' baseline.
+    Url(String),
+}
+
+impl BaseImage {
+    /// The path or URL, as `qemu-img create -b` and a person read it.
+    pub fn to_os_string(&self) -> OsString {
+        match self {
+            BaseImage::File(path) => path.clone().into_os_string(),
+            BaseImage::Url(url) => OsString::from(url),
+        }
+    }
+}
+
 /// Everything needed to start one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
+    /// The distribution's name in the catalog (`bookworm`); names the overlay's directory.
     pub distribution: String,
-    /// The snapshot's date; never "latest" (see [`super::resolve_image`]).
+    /// The snapshot's date, `YYYY-MM-DD`; never "latest" (see [`crate::resolve_image`]).
     pub date: String,
-    /// The dated image file on the blockfs mount.
-    pub image: PathBuf,
+    /// The snapshot's image, read-only; normally the dated file on the blockfs mount.
+    pub image: BaseImage,
+    /// The image's size in bytes (the catalog's `image_size`): the overlay's
+    /// virtual size, so making it reads nothing from the image.
     pub image_size: u64,
+    /// BIOS or UEFI, from the catalog.
     pub firmware: Firmware,
+    /// Memory, CPUs, kept changes, full screen.
     pub settings: VmSettings,
+    /// KVM or TCG.
     pub accel: Accel,
+    /// Where the guest's screen goes.
     pub display: Display,
     /// The cache directory; overlays go under `<cache_dir>/overlays/`.
     pub cache_dir: PathBuf,
-    /// The QEMU programs, found on PATH unless set.
+    /// The QEMU system emulator; `qemu-system-x86_64`, found on PATH, unless set.
     pub qemu: PathBuf,
+    /// QEMU's image tool; `qemu-img`, found on PATH, unless set.
     pub qemu_img: PathBuf,
 }
 
 impl VmSpec {
+    /// A spec for the image file `image`, with QEMU's programs found on PATH.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         distribution: &str,
@@ -124,7 +165,7 @@ impl VmSpec {
         VmSpec {
             distribution: distribution.to_string(),
             date: date.to_string(),
-            image,
+            image: BaseImage::File(image),
             image_size,
             firmware,
             settings,
@@ -137,39 +178,30 @@ impl VmSpec {
     }
 }
 
-/// UEFI firmware: the read-only code and this VM's own copy of the variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirmwareFiles {
-    pub code: PathBuf,
-    pub vars: PathBuf,
+/// QEMU's option syntax separates with commas; a comma inside a value is doubled.
+fn escape(value: &std::ffi::OsStr) -> String {
+    value.to_string_lossy().replace(',', ",,")
 }
 
-impl FirmwareFiles {
-    /// Debian's OVMF (package ovmf), 4 MiB build first.
-    pub const CANDIDATES: [(&'static str, &'static str); 2] = [
-        ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-        ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
-    ];
-
-    /// The first installed (code, vars template) pair.
-    pub fn find() -> Result<(PathBuf, PathBuf), VmError> {
-        FirmwareFiles::CANDIDATES
-            .iter()
-            .find(|(code, vars)| Path::new(code).exists() && Path::new(vars).exists())
-            .map(|(code, vars)| (PathBuf::from(code), PathBuf::from(vars)))
-            .ok_or_else(|| VmError::NoUefiFirmware {
-                looked: FirmwareFiles::CANDIDATES.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", "),
-            })
+/// The `-blockdev` node `base-file`: where the image's bytes come from.
+fn base_file(image: &BaseImage) -> String {
+    match image {
+        // Locking is off because the file is on a read-only FUSE mount that many
+        // VMs may share, and nobody ever writes it.
+        BaseImage::File(path) => {
+            format!("driver=file,node-name=base-file,filename={},read-only=on,locking=off", escape(path.as_os_str()))
+        }
+        // QEMU's curl driver names its protocols `http` and `https`.
+        BaseImage::Url(url) => {
+            let driver = if url.starts_with("https://") { "https" } else { "http" };
+            format!("driver={driver},node-name=base-file,url={},read-only=on", escape(url.as_ref()))
+        }
     }
 }
 
-/// QEMU's option syntax separates with commas; a comma inside a value is doubled.
-fn escape(path: &Path) -> String {
-    path.to_string_lossy().replace(',', ",,")
-}
-
-/// The arguments after the program name. `overlay` is the qcow2 file to write
-/// to; `uefi` must be set when the snapshot boots with UEFI firmware.
+/// The arguments after the program name ([`VmSpec::qemu`]). `overlay` is the
+/// qcow2 file the guest writes to; `uefi` must be set when the snapshot boots
+/// with UEFI firmware (it is ignored for BIOS).
 pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) -> Vec<OsString> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
@@ -188,24 +220,20 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
     push(&["-m", &spec.settings.memory_mib.to_string()]);
     push(&["-smp", &spec.settings.cpus.to_string()]);
     if let (Firmware::Uefi, Some(fw)) = (spec.firmware, uefi) {
-        push(&["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", escape(&fw.code))]);
-        push(&["-drive", &format!("if=pflash,format=raw,unit=1,file={}", escape(&fw.vars))]);
+        push(&["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", escape(fw.code.as_os_str()))]);
+        push(&["-drive", &format!("if=pflash,format=raw,unit=1,file={}", escape(fw.vars.as_os_str()))]);
     }
-    // The snapshot's image, read-only. Locking is off because the file is on a
-    // read-only FUSE mount that many VMs may share, and nobody ever writes it.
-    push(&[
-        "-blockdev",
-        &format!("driver=file,node-name=base-file,filename={},read-only=on,locking=off", escape(&spec.image)),
-    ]);
+    // The snapshot's image, read-only, under the guest's qcow2 overlay.
+    push(&["-blockdev", &base_file(&spec.image)]);
     push(&["-blockdev", "driver=raw,node-name=base,file=base-file,read-only=on"]);
-    push(&["-blockdev", &format!("driver=file,node-name=overlay-file,filename={}", escape(overlay))]);
+    push(&["-blockdev", &format!("driver=file,node-name=overlay-file,filename={}", escape(overlay.as_os_str()))]);
     // `backing=base` overrides the path recorded in the overlay.
     push(&["-blockdev", "driver=qcow2,node-name=disk,file=overlay-file,backing=base"]);
     push(&["-device", "virtio-blk-pci,drive=disk,bootindex=0"]);
     push(&["-netdev", "user,id=net0"]);
     push(&["-device", "virtio-net-pci,netdev=net0"]);
     match spec.display {
-        // Serial console and monitor on this terminal (ctrl-a x quits, ctrl-a c
+        // Serial console and monitor on QEMU's stdio (ctrl-a x quits, ctrl-a c
         // is the monitor); the guest's power-off ends QEMU.
         Display::None => push(&["-nographic"]),
         Display::Curses => push(&["-display", "curses", "-monitor", "none", "-parallel", "none", "-serial", "none"]),
@@ -297,14 +325,11 @@ mod tests {
     fn uefi_uses_q35_and_pflash() {
         let mut s = spec();
         s.firmware = Firmware::Uefi;
-        let fw = FirmwareFiles {
-            code: PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.fd"),
-            vars: PathBuf::from("/c/o.vars.fd"),
-        };
+        let fw = FirmwareFiles { code: PathBuf::from(crate::OVMF[0].code), vars: PathBuf::from("/c/o.vars.fd") };
         let line = args(&s, Some(&fw));
         assert!(line.contains("-machine q35"), "{line}");
         assert!(
-            line.contains("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"),
+            line.contains(&format!("if=pflash,format=raw,unit=0,readonly=on,file={}", crate::OVMF[0].code)),
             "{line}"
         );
         assert!(line.contains("if=pflash,format=raw,unit=1,file=/c/o.vars.fd"), "{line}");
@@ -313,9 +338,24 @@ mod tests {
     #[test]
     fn commas_in_paths_are_doubled() {
         let mut s = spec();
-        s.image = PathBuf::from("/mnt/a,b/x.img");
+        s.image = BaseImage::File(PathBuf::from("/mnt/a,b/x.img"));
         let line = args(&s, None);
         assert!(line.contains("filename=/mnt/a,,b/x.img,"), "{line}");
+    }
+
+    #[test]
+    fn a_url_is_read_by_the_curl_driver_under_the_same_overlay() {
+        let mut s = spec();
+        s.image = BaseImage::Url("http://127.0.0.1:8080/a,b.img".to_string());
+        let line = args(&s, None);
+        assert!(
+            line.contains("-blockdev driver=http,node-name=base-file,url=http://127.0.0.1:8080/a,,b.img,read-only=on"),
+            "{line}"
+        );
+        assert!(line.contains("driver=qcow2,node-name=disk,file=overlay-file,backing=base"), "{line}");
+        assert!(!line.contains("driver=file,node-name=base-file"), "{line}");
+        s.image = BaseImage::Url("https://mirror.example/x.img".to_string());
+        assert!(args(&s, None).contains("driver=https,node-name=base-file,url=https://mirror.example/x.img,"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub enum Accel {
 }
 
 impl Accel {
+    /// The name QEMU's `-accel` option and Circular's `--accel` use: `kvm` or `tcg`.
     pub fn as_str(self) -> &'static str {
         match self {
             Accel::Kvm => "kvm",
@@ -27,6 +28,7 @@ impl Accel {
 
 impl std::str::FromStr for Accel {
     type Err = String;
+    /// Parses `kvm` or `tcg`; the error is a sentence naming both.
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "kvm" => Ok(Accel::Kvm),
@@ -39,12 +41,15 @@ impl std::str::FromStr for Accel {
 /// The result of [`detect_accel`]: the accelerator to use, and why not KVM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccelCheck {
+    /// KVM when it works, else TCG.
     pub accel: Accel,
     /// Set when KVM is not usable: a sentence a person can act on.
     pub no_kvm_reason: Option<String>,
 }
 
-/// Checks this machine: KVM when it works, else TCG with the reason.
+/// Checks this machine: KVM when it works, else TCG with the reason. Reads
+/// /proc/cpuinfo and opens /dev/kvm; an unreadable /proc/cpuinfo counts as no
+/// hardware virtualization.
 pub fn detect_accel() -> AccelCheck {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     match kvm_problem(&cpuinfo, Path::new("/dev/kvm")) {
@@ -54,7 +59,8 @@ pub fn detect_accel() -> AccelCheck {
 }
 
 /// Why KVM cannot be used, or `None` when it can. `cpuinfo` is the text of
-/// /proc/cpuinfo; `dev` is normally /dev/kvm.
+/// /proc/cpuinfo; `dev` is normally /dev/kvm. The reason is a sentence a person
+/// can act on (enable VT-x, load the module, join the kvm group).
 pub fn kvm_problem(cpuinfo: &str, dev: &Path) -> Option<String> {
     if !cpu_has_virtualization(cpuinfo) {
         return Some(

@@ -12,21 +12,28 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use blockfs::catalog::{check_date, Firmware};
+use crate::catalog::{check_date, Firmware};
 
-use super::command::{DiskChanges, FirmwareFiles, VmSpec};
-use super::error::VmError;
+use crate::command::{DiskChanges, VmSpec};
+use crate::error::VmError;
+use crate::firmware::{find_ovmf, FirmwareFiles};
 
 /// A snapshot's image on the mount, always by date.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedImage {
+    /// The snapshot's date, `YYYY-MM-DD` (also when `latest` was asked for).
     pub date: String,
+    /// `<mountpoint>/<distribution>/<date>.img`.
     pub path: PathBuf,
 }
 
 /// Finds `<mountpoint>/<distribution>/<entry>.img`. `entry` is a date or
 /// `latest`; `latest.img` is a symlink, resolved here to its dated target so an
 /// overlay never silently changes its backing when a new week is published.
+///
+/// # Errors
+/// [`VmError::NoImage`] when the link or the dated image is missing (blockfs
+/// stopped, or no such snapshot), or the link does not point at a date.
 pub fn resolve_image(mountpoint: &Path, distribution: &str, entry: &str) -> Result<ResolvedImage, VmError> {
     let dir = mountpoint.join(distribution);
     let date = if entry == "latest" {
@@ -46,11 +53,13 @@ pub fn resolve_image(mountpoint: &Path, distribution: &str, entry: &str) -> Resu
     Ok(ResolvedImage { date, path })
 }
 
+/// `<cache_dir>/overlays/<distribution>`: the directory of a distribution's overlays.
 pub fn overlay_dir(cache_dir: &Path, distribution: &str) -> PathBuf {
     cache_dir.join("overlays").join(distribution)
 }
 
-/// The overlay file a start with these settings uses.
+/// The overlay file a start with these settings uses: `<date>.qcow2` for kept
+/// changes, `<date>.discard-<this process's pid>.qcow2` for a throw-away one.
 pub fn overlay_path(cache_dir: &Path, distribution: &str, date: &str, changes: DiskChanges) -> PathBuf {
     let dir = overlay_dir(cache_dir, distribution);
     match changes {
@@ -62,19 +71,26 @@ pub fn overlay_path(cache_dir: &Path, distribution: &str, date: &str, changes: D
 /// A kept overlay: the guest's saved changes to a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeptOverlay {
+    /// The overlay file.
     pub path: PathBuf,
-    /// Bytes it takes on disk.
+    /// Bytes it takes on disk (allocated blocks, not its virtual size).
     pub bytes: u64,
+    /// When the guest last wrote it (the epoch if the filesystem cannot say).
     pub modified: SystemTime,
 }
 
+/// The kept overlay of a snapshot, or `None` when its changes are not kept.
 pub fn kept_overlay(cache_dir: &Path, distribution: &str, date: &str) -> Option<KeptOverlay> {
     let path = overlay_path(cache_dir, distribution, date, DiskChanges::Keep);
     let meta = std::fs::metadata(&path).ok()?;
     Some(KeptOverlay { bytes: meta.blocks() * 512, modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), path })
 }
 
-/// Forgets a snapshot's kept changes (overlay and UEFI variables).
+/// Forgets a snapshot's kept changes (overlay and UEFI variables). Files that
+/// are already gone are fine.
+///
+/// # Errors
+/// [`VmError::Io`] when a file exists and cannot be removed.
 pub fn remove_kept_overlay(cache_dir: &Path, distribution: &str, date: &str) -> Result<(), VmError> {
     let path = overlay_path(cache_dir, distribution, date, DiskChanges::Keep);
     for p in [path.clone(), vars_path(&path)] {
@@ -90,12 +106,16 @@ pub fn remove_kept_overlay(cache_dir: &Path, distribution: &str, date: &str) -> 
 /// The disk files of one start; throw-away ones are deleted by [`PreparedDisk::cleanup`].
 #[derive(Debug)]
 pub struct PreparedDisk {
+    /// The qcow2 overlay the guest writes to.
     pub overlay: PathBuf,
+    /// The firmware files, for a UEFI snapshot.
     pub uefi: Option<FirmwareFiles>,
+    /// The overlay (and variables) are throw-away: [`PreparedDisk::cleanup`] deletes them.
     pub temporary: bool,
 }
 
 impl PreparedDisk {
+    /// Deletes a throw-away overlay and its UEFI variables; keeps kept ones.
     pub fn cleanup(&self) {
         if self.temporary {
             // Best effort: a leftover is removed by the next start's sweep.
@@ -111,7 +131,15 @@ fn vars_path(overlay: &Path) -> PathBuf {
     overlay.with_extension("vars.fd")
 }
 
-/// Makes (or, for kept changes, reuses) the overlay and UEFI variables of `spec`.
+/// Makes (or, for kept changes, reuses) the overlay and UEFI variables of
+/// `spec`, under [`overlay_dir`], and first deletes throw-away overlays that
+/// crashed runs left there. Reads nothing from the image.
+///
+/// # Errors
+/// [`VmError::Io`] when the directory or the variables cannot be made,
+/// [`VmError::NoProgram`] or [`VmError::Overlay`] when `qemu-img` cannot make
+/// the overlay, [`VmError::NotQcow2`] when a kept overlay is not qcow2, and
+/// [`VmError::NoUefiFirmware`] for a UEFI snapshot without OVMF.
 pub fn prepare_overlay(spec: &VmSpec) -> Result<PreparedDisk, VmError> {
     let dir = overlay_dir(&spec.cache_dir, &spec.distribution);
     std::fs::create_dir_all(&dir).map_err(|e| VmError::io(&dir, e))?;
@@ -128,12 +156,12 @@ pub fn prepare_overlay(spec: &VmSpec) -> Result<PreparedDisk, VmError> {
     let uefi = match spec.firmware {
         Firmware::Bios => None,
         Firmware::Uefi => {
-            let (code, template) = FirmwareFiles::find()?;
+            let ovmf = find_ovmf()?;
             let vars = vars_path(&overlay);
             if !(reuse && vars.exists()) {
-                std::fs::copy(&template, &vars).map_err(|e| VmError::io(&vars, e))?;
+                std::fs::copy(ovmf.vars_template, &vars).map_err(|e| VmError::io(&vars, e))?;
             }
-            Some(FirmwareFiles { code, vars })
+            Some(FirmwareFiles { code: PathBuf::from(ovmf.code), vars })
         }
     };
     Ok(PreparedDisk { overlay, uefi, temporary })
@@ -144,7 +172,7 @@ fn create_qcow2(spec: &VmSpec, overlay: &Path) -> Result<(), VmError> {
     // creating an overlay costs no read from the (maybe slow) network.
     let output = Command::new(&spec.qemu_img)
         .args(["create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b"])
-        .arg(&spec.image)
+        .arg(spec.image.to_os_string())
         .arg(overlay)
         .arg(spec.image_size.to_string())
         .output()
@@ -190,7 +218,7 @@ fn sweep_dead_discards(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::{Accel, Display, VmSettings};
+    use crate::{Accel, Display, VmSettings, OVMF};
 
     fn fake_mount() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -254,6 +282,24 @@ mod tests {
 
         remove_kept_overlay(cache.path(), "bookworm", "2026-11-22").unwrap();
         assert!(kept_overlay(cache.path(), "bookworm", "2026-11-22").is_none());
+    }
+
+    #[test]
+    fn uefi_gets_its_own_copy_of_the_variables() {
+        if !testkit::need(&["qemu-img", OVMF[0].code, OVMF[0].vars_template]) {
+            return;
+        }
+        let mnt = fake_mount();
+        let cache = tempfile::tempdir().unwrap();
+        let mut keep = spec(mnt.path(), cache.path(), DiskChanges::Keep);
+        keep.firmware = Firmware::Uefi;
+        let disk = prepare_overlay(&keep).unwrap();
+        let fw = disk.uefi.clone().unwrap();
+        assert_eq!(fw.code, PathBuf::from(OVMF[0].code));
+        assert_eq!(fw.vars, cache.path().join("overlays/bookworm/2026-11-22.vars.fd"));
+        assert_eq!(std::fs::read(&fw.vars).unwrap(), std::fs::read(OVMF[0].vars_template).unwrap());
+        remove_kept_overlay(cache.path(), "bookworm", "2026-11-22").unwrap();
+        assert!(!fw.vars.exists() && !disk.overlay.exists());
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! A running QEMU: start it, poll or wait for it, stop it, and say how it ended.
 
 use std::io::Read;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ChildStdout, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::command::{qemu_args, VmSpec};
-use super::error::VmError;
-use super::overlay::{prepare_overlay, PreparedDisk};
+use crate::command::{qemu_args, VmSpec};
+use crate::error::VmError;
+use crate::overlay::{prepare_overlay, PreparedDisk};
 
 /// How much of QEMU's stderr is kept for the failure message.
 const STDERR_KEEP: usize = 16 * 1024;
@@ -23,6 +23,12 @@ pub enum Stdio {
     Terminal,
     /// Nothing: for windowed displays, so the menu keeps the terminal.
     Detached,
+    /// Standard input from nothing, standard output a pipe the caller takes
+    /// with [`Vm::take_stdout`]. With [`crate::Display::None`] that pipe carries the
+    /// guest's serial console, for a program that watches it (`image-build
+    /// profile` waits for the login prompt there). The caller must keep reading
+    /// it, or QEMU stops when the pipe is full.
+    Piped,
 }
 
 /// A started VM. Dropping it stops QEMU and removes a throw-away overlay.
@@ -41,27 +47,17 @@ pub struct Vm {
 pub struct VmOutcome {
     /// QEMU exited with status 0: the guest powered off (or QEMU was asked to quit).
     pub powered_off: bool,
-    /// QEMU ended early with an error: it never really ran the guest.
+    /// QEMU ended with an error within 5 s of its start: it never really ran the guest.
     pub could_not_start: bool,
     /// "exit status 1", "killed by signal 9".
     pub status: String,
+    /// From QEMU's start to its end.
     pub ran_for: Duration,
-    /// The end of what QEMU wrote to stderr, trimmed.
+    /// The end of what QEMU wrote to stderr (its last 12 lines), trimmed.
     pub stderr: String,
 }
 
 impl VmOutcome {
-    /// One line for the menu's notice.
-    pub fn summary(&self) -> String {
-        if self.powered_off {
-            format!("powered off after {}", crate::format::duration(self.ran_for))
-        } else if self.could_not_start {
-            format!("QEMU could not start ({})", self.status)
-        } else {
-            format!("QEMU stopped after {} ({})", crate::format::duration(self.ran_for), self.status)
-        }
-    }
-
     /// QEMU's own words, the lines that say what went wrong.
     pub fn reason(&self) -> String {
         if self.stderr.is_empty() {
@@ -73,15 +69,29 @@ impl VmOutcome {
 }
 
 impl Vm {
-    /// Prepares the overlay and starts QEMU. Errors here mean QEMU never ran.
+    /// Prepares the overlay ([`prepare_overlay`]) and starts QEMU with
+    /// [`qemu_args`]. QEMU's stderr is always kept for [`VmOutcome::stderr`].
+    ///
+    /// # Errors
+    /// Those of [`prepare_overlay`], and [`VmError::NoProgram`] when QEMU
+    /// cannot be run (the throw-away overlay is then deleted). Errors here mean
+    /// QEMU never ran; a QEMU that starts and then refuses its options is an
+    /// outcome ([`VmOutcome::could_not_start`]), not an error.
     pub fn start(spec: &VmSpec, stdio: Stdio) -> Result<Vm, VmError> {
         let disk = prepare_overlay(spec)?;
         let mut cmd = Command::new(&spec.qemu);
         cmd.args(qemu_args(spec, &disk.overlay, disk.uefi.as_ref()));
         cmd.stderr(std::process::Stdio::piped());
-        if stdio == Stdio::Detached {
-            cmd.stdin(std::process::Stdio::null());
-            cmd.stdout(std::process::Stdio::null());
+        match stdio {
+            Stdio::Terminal => {}
+            Stdio::Detached => {
+                cmd.stdin(std::process::Stdio::null());
+                cmd.stdout(std::process::Stdio::null());
+            }
+            Stdio::Piped => {
+                cmd.stdin(std::process::Stdio::null());
+                cmd.stdout(std::process::Stdio::piped());
+            }
         }
         let mut child = match cmd.spawn() {
             Ok(child) => child,
@@ -112,19 +122,31 @@ impl Vm {
         Ok(Vm { child, disk, stderr, reader, started: Instant::now(), outcome: None })
     }
 
+    /// QEMU's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// The overlay the guest writes to.
     pub fn overlay(&self) -> &std::path::Path {
         &self.disk.overlay
     }
 
+    /// Time since QEMU was started (not counting the overlay's making).
     pub fn running_for(&self) -> Duration {
         self.started.elapsed()
     }
 
+    /// QEMU's standard output, once: `Some` only for a VM started with
+    /// [`Stdio::Piped`], the first time.
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
+    }
+
     /// The outcome if QEMU has ended, without blocking.
+    ///
+    /// # Errors
+    /// [`VmError::Io`] when the process cannot be asked about.
     pub fn try_wait(&mut self) -> Result<Option<VmOutcome>, VmError> {
         if let Some(o) = &self.outcome {
             return Ok(Some(o.clone()));
@@ -137,6 +159,9 @@ impl Vm {
     }
 
     /// Blocks until QEMU ends.
+    ///
+    /// # Errors
+    /// [`VmError::Io`] when the process cannot be waited for.
     pub fn wait(&mut self) -> Result<VmOutcome, VmError> {
         if let Some(o) = &self.outcome {
             return Ok(o.clone());
@@ -146,7 +171,10 @@ impl Vm {
     }
 
     /// Asks QEMU to quit (SIGTERM: like pulling the plug, the overlay stays
-    /// consistent), then waits up to `grace` before killing it.
+    /// consistent), then waits up to `grace` before killing it (SIGKILL).
+    ///
+    /// # Errors
+    /// [`VmError::Io`] when the process cannot be waited for.
     pub fn stop(&mut self, grace: Duration) -> Result<VmOutcome, VmError> {
         if let Some(o) = self.try_wait()? {
             return Ok(o);
@@ -210,8 +238,8 @@ fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vm::{Accel, DiskChanges, Display, VmSettings};
-    use blockfs::catalog::Firmware;
+    use crate::catalog::Firmware;
+    use crate::{Accel, DiskChanges, Display, VmSettings};
     use std::path::{Path, PathBuf};
 
     fn spec(dir: &Path, qemu: PathBuf) -> VmSpec {
@@ -256,7 +284,6 @@ mod tests {
         let o = vm.wait().unwrap();
         assert!(!o.powered_off && o.could_not_start, "{o:?}");
         assert!(o.reason().contains("failed to initialize kvm"), "{o:?}");
-        assert!(o.summary().contains("could not start"), "{}", o.summary());
         assert!(!overlay.exists(), "the throw-away overlay is deleted");
     }
 
@@ -275,6 +302,23 @@ mod tests {
         assert_eq!(vm.try_wait().unwrap(), None);
         let o = vm.stop(Duration::from_secs(5)).unwrap();
         assert!(!o.powered_off && o.status.contains("signal 15"), "{o:?}");
+    }
+
+    #[test]
+    fn piped_stdout_is_the_callers_to_read() {
+        if !testkit::need(&["qemu-img"]) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // Reads its stdin to the end first: a piped VM's stdin is empty, not the terminal.
+        let q = script(dir.path(), "cat; echo 'circular login: '");
+        let mut vm = Vm::start(&spec(dir.path(), q), Stdio::Piped).unwrap();
+        let mut out = vm.take_stdout().unwrap();
+        assert!(vm.take_stdout().is_none(), "stdout is handed out once");
+        let mut console = String::new();
+        out.read_to_string(&mut console).unwrap();
+        assert_eq!(console, "circular login: \n");
+        assert!(vm.wait().unwrap().powered_off);
     }
 
     #[test]
