@@ -1,24 +1,28 @@
 //! The block cache on the stick (default `/var/tmp/blocks`, as OS Circular had).
 //!
-//! Layout, the same as a store's so a full cache is itself a store:
-//! `blocks/<aa>/<sha1>` (as fetched: compressed), `indexes/<sha1>.json`,
-//! `catalog.json` and `catalog.json.sig` (the last good, verified catalog), and
-//! `tmp/` for writes in progress. Every write goes to `tmp/`, is fsynced, and is
-//! renamed into place, so a power cut leaves either the old file or the new one.
+//! The directory is a private [`LocalStore`], in a store's layout, so a full
+//! cache is itself a store: `blocks/<aa>/<sha1>` (as fetched: compressed),
+//! `indexes/<sha1>.json`, `profiles/<sha1>.json`, `catalog.json` and
+//! `catalog.json.sig` (the last good, verified catalog), and `tmp/` for writes in
+//! progress, emptied at start. The local store gives the atomic writes (a power
+//! cut leaves the old file or the new one), and the private directory: 0700, the
+//! user's own, no link followed, only regular files read.
 //!
-//! The cache trusts nothing it reads back: callers verify every block and index
-//! (see `store`). It enforces a size cap by evicting the least recently used
-//! blocks; the catalog and indexes are small and never evicted.
+//! What the cache adds is policy. It trusts nothing it reads back: callers
+//! verify every block and index (see `store`). It enforces a size cap by
+//! evicting the least recently used blocks; the catalog, indexes and profiles
+//! are small and never evicted.
 
 use std::collections::HashSet;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use circular_format::layout::block_path;
+use circular_format::local::{Durability, LocalStore, Visibility};
+use circular_format::Sha1Name;
+
 use crate::error::{Error, Result};
-use crate::hash::BlockId;
 use crate::lru::Lru;
 
 /// Room left free on the cache's filesystem when no cap is given: for the
@@ -26,22 +30,24 @@ use crate::lru::Lru;
 const DEFAULT_RESERVE_FRACTION: u64 = 10;
 const MIN_RESERVE: u64 = 512 << 20;
 
+/// The client's block cache: a private local store with a size cap and a
+/// least-recently-used order. Safe to share between threads.
 pub struct Cache {
-    dir: PathBuf,
+    store: LocalStore,
+    /// The cap on block bytes (as stored, compressed).
     max_bytes: u64,
     state: Mutex<State>,
-    tmp_counter: AtomicU64,
     evicted: AtomicU64,
 }
 
 /// The cache's bookkeeping, in memory; the order is rebuilt from file mtimes at start.
 #[derive(Default)]
 struct State {
-    lru: Lru<BlockId>,
+    lru: Lru<Sha1Name>,
     /// Blocks whose file mtime this session already moved (the order kept across restarts).
-    touched: HashSet<BlockId>,
+    touched: HashSet<Sha1Name>,
     /// Blocks that must not be evicted now (the snapshot being prefetched).
-    protected: HashSet<BlockId>,
+    protected: HashSet<Sha1Name>,
     /// Bytes of writes under way, already counted against the cap.
     reserved: u64,
 }
@@ -49,6 +55,7 @@ struct State {
 /// What `store_block` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stored {
+    /// The block is in the cache (now, or it already was).
     Written,
     /// Not written: making room would evict protected blocks, or the disk is full.
     Skipped(String),
@@ -56,7 +63,7 @@ pub enum Stored {
 
 impl State {
     /// Picks the oldest unprotected blocks to free `need` bytes; `None` if impossible.
-    fn victims(&self, need: u64) -> Option<Vec<BlockId>> {
+    fn victims(&self, need: u64) -> Option<Vec<Sha1Name>> {
         let mut freed = 0;
         let mut out = Vec::new();
         for (id, size) in self.lru.oldest_first() {
@@ -81,19 +88,21 @@ impl Cache {
     /// Opens (creating) the cache in `dir`. `max_bytes` `None` means: what the
     /// cache holds now plus the free space, minus a reserve of a tenth of the
     /// filesystem (at least 512 MiB).
+    ///
+    /// # Errors
+    /// [`circular_format::Error::NotPrivate`] (as [`Error::Format`]) when `dir`
+    /// or a directory in it is a link or belongs to another user; an I/O error
+    /// when it cannot be made or `tmp/` cannot be listed, or when the
+    /// filesystem's size cannot be read for the default cap.
     pub fn open(dir: &Path, max_bytes: Option<u64>) -> Result<Cache> {
-        for sub in ["blocks", "indexes", "tmp"] {
-            let path = dir.join(sub);
-            fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        }
+        let store = LocalStore::create(dir, Visibility::Private)?;
         // Leftovers of writes cut short by a crash or power loss.
-        let tmp = dir.join("tmp");
-        if let Ok(entries) = fs::read_dir(&tmp) {
-            for entry in entries.flatten() {
-                let _ = fs::remove_file(entry.path());
-            }
+        store.clear_tmp()?;
+        let scan = store.scan_blocks();
+        for problem in &scan.problems {
+            log::warn!("cache: {problem}; the blocks there are not counted");
         }
-        let mut found = scan_blocks(&dir.join("blocks"));
+        let mut found: Vec<_> = scan.files.into_iter().filter_map(|f| Some((f.id?, f.len, f.modified))).collect();
         found.sort_by_key(|(_, _, mtime)| *mtime);
         let mut state = State::default();
         for (id, size, _) in found {
@@ -103,55 +112,50 @@ impl Cache {
             Some(max) => max,
             None => default_cap(dir, state.lru.total())?,
         };
-        let cache = Cache {
-            dir: dir.to_path_buf(),
-            max_bytes,
-            state: Mutex::new(state),
-            tmp_counter: AtomicU64::new(0),
-            evicted: AtomicU64::new(0),
-        };
+        let cache = Cache { store, max_bytes, state: Mutex::new(state), evicted: AtomicU64::new(0) };
         // A smaller cap than last time takes effect at once.
         cache.make_room(0);
         Ok(cache)
     }
 
+    /// The cache's directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.store.root()
     }
 
+    /// The cap on cached block bytes.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
 
+    /// Bytes of blocks cached now (as stored, compressed).
     pub fn total_bytes(&self) -> u64 {
         self.lock().lru.total()
     }
 
+    /// Blocks evicted since the cache was opened.
     pub fn evicted_blocks(&self) -> u64 {
         self.evicted.load(Ordering::Relaxed)
     }
 
-    pub fn has_block(&self, id: &BlockId) -> bool {
+    /// True when block `id` is cached (by the cache's bookkeeping; not read).
+    pub fn has_block(&self, id: &Sha1Name) -> bool {
         self.lock().lru.contains(id)
     }
 
     /// Counts how many of `ids` are cached (one lock for all of them).
-    pub fn count_cached<'a>(&self, ids: impl IntoIterator<Item = &'a BlockId>) -> u64 {
+    pub fn count_cached<'a>(&self, ids: impl IntoIterator<Item = &'a Sha1Name>) -> u64 {
         let state = self.lock();
         ids.into_iter().filter(|id| state.lru.contains(id)).count() as u64
     }
 
-    fn block_path(&self, id: &BlockId) -> PathBuf {
-        self.dir.join("blocks").join(id.fanout()).join(id.to_hex())
-    }
-
     /// The stored (compressed) bytes of a block, if cached. Not verified here.
-    pub fn read_block(&self, id: &BlockId) -> Option<Vec<u8>> {
+    pub fn read_block(&self, id: &Sha1Name) -> Option<Vec<u8>> {
         if !self.has_block(id) {
             return None;
         }
-        let path = self.block_path(id);
-        match fs::read(&path) {
+        let path = block_path(id);
+        match self.store.read(&path) {
             Ok(bytes) => {
                 let first_use = {
                     let mut state = self.lock();
@@ -159,7 +163,7 @@ impl Cache {
                 };
                 if first_use {
                     // Keeps the order across restarts; failure only costs accuracy.
-                    let _ = fs::File::open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    let _ = self.store.touch(&path);
                 }
                 Some(bytes)
             }
@@ -171,14 +175,14 @@ impl Cache {
     }
 
     /// Deletes a block (one that failed verification).
-    pub fn remove_block(&self, id: &BlockId) {
+    pub fn remove_block(&self, id: &Sha1Name) {
         self.lock().lru.remove(id);
-        let _ = fs::remove_file(self.block_path(id));
+        let _ = self.store.remove(&block_path(id));
     }
 
     /// Stores a block's bytes, evicting old blocks to stay under the cap. A full
     /// disk evicts more and tries once again; it never fails the caller's read.
-    pub fn store_block(&self, id: &BlockId, bytes: &[u8]) -> Stored {
+    pub fn store_block(&self, id: &Sha1Name, bytes: &[u8]) -> Stored {
         let size = bytes.len() as u64;
         // Room is made and reserved under one lock, so concurrent writers
         // cannot together overshoot the cap.
@@ -199,12 +203,14 @@ impl Cache {
             victims
         };
         self.delete_evicted(&victims);
-        let path = self.block_path(id);
-        let mut result = self.write_atomic(&path, bytes);
-        if let Err(Error::Io { source, .. }) = &result {
+        let path = block_path(id);
+        // A lost name after a power cut costs a refetch; the bytes under a
+        // name are always whole. One fsync per block, not two, on a slow stick.
+        let mut result = self.store.write(&path, bytes, Durability::Contents);
+        if let Err(circular_format::Error::Io { source, .. }) = &result {
             if source.raw_os_error() == Some(libc::ENOSPC) {
                 let _ = self.evict(size.max(1 << 20) * 16);
-                result = self.write_atomic(&path, bytes);
+                result = self.store.write(&path, bytes, Durability::Contents);
             }
         }
         let mut state = self.lock();
@@ -241,9 +247,9 @@ impl Cache {
         true
     }
 
-    fn delete_evicted(&self, victims: &[BlockId]) {
+    fn delete_evicted(&self, victims: &[Sha1Name]) {
         for id in victims {
-            let _ = fs::remove_file(self.block_path(id));
+            let _ = self.store.remove(&block_path(id));
         }
         self.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
     }
@@ -257,70 +263,36 @@ impl Cache {
     }
 
     /// Sets the blocks eviction must leave alone.
-    pub fn protect(&self, ids: HashSet<BlockId>) {
+    pub fn protect(&self, ids: HashSet<Sha1Name>) {
         self.lock().protected = ids;
     }
 
-    /// Reads a small file kept beside the blocks (`catalog.json`, `indexes/…`).
+    /// Reads a small file kept beside the blocks (`catalog.json`,
+    /// `indexes/…`), named by its [`circular_format::layout`] path; `None` when
+    /// it is missing or unreadable. Not verified here.
     pub fn read_file(&self, name: &str) -> Option<Vec<u8>> {
-        fs::read(self.dir.join(name)).ok()
+        self.store.read(name).ok()
     }
 
-    /// Writes a small file atomically (`catalog.json`, `indexes/<sha1>.json`).
+    /// Writes a small file atomically and durably (`catalog.json`,
+    /// `indexes/<sha1>.json`): the name survives a power cut, so the newest
+    /// verified catalog is never lost once written.
+    ///
+    /// # Errors
+    /// The I/O error of the write, as [`Error::Format`].
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        self.write_atomic(&self.dir.join(name), bytes)
+        Ok(self.store.write(name, bytes, Durability::Named)?)
     }
 
+    /// Deletes a small file (one that failed verification).
     pub fn remove_file(&self, name: &str) {
-        let _ = fs::remove_file(self.dir.join(name));
-    }
-
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.dir.join("tmp").join(format!("{}.{n}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_data()?;
-            fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io(path, e)
-        })
+        let _ = self.store.remove(name);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state is plain bookkeeping; a panic elsewhere must not stop reads.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Every block file under `blocks/` with its size and mtime; other files are ignored.
-fn scan_blocks(blocks: &Path) -> Vec<(BlockId, u64, std::time::SystemTime)> {
-    let mut out = Vec::new();
-    let Ok(fanouts) = fs::read_dir(blocks) else {
-        return out;
-    };
-    for fanout in fanouts.flatten() {
-        let Ok(files) = fs::read_dir(fanout.path()) else {
-            continue;
-        };
-        for file in files.flatten() {
-            let name = file.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.parse::<BlockId>().ok()) else {
-                continue;
-            };
-            if let Ok(meta) = file.metadata() {
-                let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                out.push((id, meta.len(), mtime));
-            }
-        }
-    }
-    out
 }
 
 fn default_cap(dir: &Path, cached: u64) -> Result<u64> {
@@ -337,8 +309,8 @@ fn default_cap(dir: &Path, cached: u64) -> Result<u64> {
 mod tests {
     use super::*;
 
-    fn id(n: u32) -> BlockId {
-        BlockId::of(&n.to_le_bytes())
+    fn id(n: u32) -> Sha1Name {
+        Sha1Name::of(&n.to_le_bytes())
     }
 
     #[test]
@@ -348,7 +320,7 @@ mod tests {
         assert_eq!(cache.store_block(&id(1), b"one"), Stored::Written);
         assert_eq!(cache.read_block(&id(1)).unwrap(), b"one");
         assert!(cache.read_block(&id(2)).is_none());
-        let path = dir.path().join("blocks").join(id(1).fanout()).join(id(1).to_hex());
+        let path = dir.path().join(block_path(&id(1)));
         assert!(path.exists());
         std::fs::write(dir.path().join("tmp/leftover"), b"x").unwrap();
         drop(cache);
@@ -376,6 +348,38 @@ mod tests {
         assert!(cache.would_evict_protected(100));
         assert!(matches!(cache.store_block(&id(4), &data), Stored::Skipped(_)));
         assert!(cache.total_bytes() <= 300);
+    }
+
+    #[test]
+    fn a_link_planted_as_a_block_is_not_followed_and_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"someone else's").unwrap();
+        let root = dir.path().join("cache");
+        let cache = Cache::open(&root, Some(1 << 20)).unwrap();
+        cache.store_block(&id(1), b"one");
+        let path = root.join(block_path(&id(1)));
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&outside, &path).unwrap();
+        assert!(cache.read_block(&id(1)).is_none(), "the link is not read");
+        assert!(!cache.has_block(&id(1)), "so the block is fetched again");
+        assert_eq!(cache.store_block(&id(1), b"one"), Stored::Written);
+        assert_eq!(cache.read_block(&id(1)).unwrap(), b"one");
+        assert_eq!(std::fs::read(&outside).unwrap(), b"someone else's");
+    }
+
+    #[test]
+    fn a_cache_whose_tmp_is_a_link_is_refused_and_nothing_is_deleted_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::write(victim.join("notes.txt"), b"precious").unwrap();
+        let root = dir.path().join("cache");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&victim, root.join("tmp")).unwrap();
+        let err = Cache::open(&root, Some(1 << 20)).err().unwrap();
+        assert!(matches!(err, Error::Format(circular_format::Error::NotPrivate { .. })), "{err}");
+        assert!(victim.join("notes.txt").exists());
     }
 
     #[test]

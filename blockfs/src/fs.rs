@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use circular_format::index::Index;
+use circular_format::layout::CATALOG;
+use circular_format::Sha1Name;
 use fuser::consts::{FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE};
 use fuser::{
     FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
@@ -25,12 +28,10 @@ use fuser::{
 };
 use libc::{EIO, EISDIR, ENOENT, ENOTDIR, EROFS};
 
-use crate::hash::BlockId;
-use crate::index::Index;
 use crate::loader::{Loader, Priority};
 use crate::pool::Pool;
 use crate::prefetch::Prefetcher;
-use crate::status::{CATALOG_FILE, STATUS_FILE};
+use crate::status::STATUS_FILE;
 use crate::trace::Trace;
 
 /// The catalog does not change while mounted, so the kernel may keep attributes.
@@ -55,7 +56,7 @@ struct Node {
 }
 
 enum Handle {
-    Image { index_id: BlockId, index: Arc<Index>, last_end: AtomicU64 },
+    Image { index_id: Sha1Name, index: Arc<Index>, last_end: AtomicU64 },
     Text(Arc<Vec<u8>>),
 }
 
@@ -100,7 +101,7 @@ impl BlockFs {
             ino
         };
         add(&mut nodes, 1, STATUS_FILE.into(), Kind::Status, root_time);
-        add(&mut nodes, 1, CATALOG_FILE.into(), Kind::Catalog, root_time);
+        add(&mut nodes, 1, CATALOG.into(), Kind::Catalog, root_time);
         for (d, dist) in catalog.distributions.iter().enumerate() {
             let dir = add(&mut nodes, 1, dist.name.clone(), Kind::Dir, root_time);
             if let Some(latest) = dist.latest() {
@@ -384,7 +385,7 @@ impl Filesystem for BlockFs {
 }
 
 /// Records the blocks a read touches, for boot profiles.
-fn record_reads(trace: &Trace, index_id: &BlockId, index: &Index, offset: u64, size: u32) {
+fn record_reads(trace: &Trace, index_id: &Sha1Name, index: &Index, offset: u64, size: u32) {
     if offset >= index.image_size || size == 0 {
         return;
     }

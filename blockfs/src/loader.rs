@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
+use circular_format::Sha1Name;
+
 use crate::error::{Error, Result};
-use crate::hash::BlockId;
 use crate::lru::Lru;
-use crate::store::Store;
+use crate::store::VerifiedStore;
 
 /// Workers that prefetch may never occupy.
 const DEMAND_RESERVE: usize = 2;
@@ -30,7 +31,7 @@ struct Job {
     priority: Priority,
     /// Earlier requests first within a priority.
     seq: u64,
-    id: BlockId,
+    id: Sha1Name,
     len: usize,
 }
 
@@ -66,7 +67,7 @@ struct Slot {
 #[derive(Default)]
 struct Queue {
     heap: BinaryHeap<Job>,
-    slots: HashMap<BlockId, Arc<Slot>>,
+    slots: HashMap<Sha1Name, Arc<Slot>>,
     seq: u64,
     running_prefetch: usize,
     shutdown: bool,
@@ -74,12 +75,12 @@ struct Queue {
 
 #[derive(Default)]
 struct Memory {
-    lru: Lru<BlockId>,
-    blocks: HashMap<BlockId, Arc<Vec<u8>>>,
+    lru: Lru<Sha1Name>,
+    blocks: HashMap<Sha1Name, Arc<Vec<u8>>>,
 }
 
 struct Shared {
-    store: Arc<Store>,
+    store: Arc<VerifiedStore>,
     queue: Mutex<Queue>,
     wake: Condvar,
     memory: Mutex<Memory>,
@@ -101,7 +102,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Loader {
     /// Starts `workers` fetch threads and keeps up to `memory_max` bytes of decoded blocks.
-    pub fn new(store: Arc<Store>, workers: usize, memory_max: u64) -> Result<Loader> {
+    pub fn new(store: Arc<VerifiedStore>, workers: usize, memory_max: u64) -> Result<Loader> {
         let workers = workers.max(DEMAND_RESERVE + 1);
         let shared = Arc::new(Shared {
             store,
@@ -125,7 +126,7 @@ impl Loader {
         Ok(Loader { shared, threads })
     }
 
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<VerifiedStore> {
         &self.shared.store
     }
 
@@ -139,7 +140,7 @@ impl Loader {
 
     /// Asks for a block without waiting (readahead, prefetch, or a demand read
     /// that will wait later, so that all its blocks are fetched at once).
-    pub fn request(&self, id: &BlockId, len: usize, priority: Priority) {
+    pub fn request(&self, id: &Sha1Name, len: usize, priority: Priority) {
         if lock(&self.shared.memory).blocks.contains_key(id) {
             return;
         }
@@ -147,7 +148,7 @@ impl Loader {
     }
 
     /// The verified bytes of a block, waiting for them if needed.
-    pub fn get(&self, id: &BlockId, len: usize) -> std::result::Result<Arc<Vec<u8>>, String> {
+    pub fn get(&self, id: &Sha1Name, len: usize) -> std::result::Result<Arc<Vec<u8>>, String> {
         if let Some(data) = self.shared.memory_lookup(id) {
             return Ok(data);
         }
@@ -166,7 +167,7 @@ impl Loader {
     }
 
     /// Whether a block is in memory or the disk cache (no fetch needed).
-    pub fn is_local(&self, id: &BlockId) -> bool {
+    pub fn is_local(&self, id: &Sha1Name) -> bool {
         lock(&self.shared.memory).blocks.contains_key(id) || self.shared.store.cache().has_block(id)
     }
 
@@ -187,7 +188,7 @@ impl Drop for Loader {
 }
 
 impl Shared {
-    fn memory_lookup(&self, id: &BlockId) -> Option<Arc<Vec<u8>>> {
+    fn memory_lookup(&self, id: &Sha1Name) -> Option<Arc<Vec<u8>>> {
         let mut memory = lock(&self.memory);
         let data = memory.blocks.get(id).cloned()?;
         memory.lru.touch(id);
@@ -195,7 +196,7 @@ impl Shared {
         Some(data)
     }
 
-    fn remember(&self, id: &BlockId, data: Arc<Vec<u8>>) {
+    fn remember(&self, id: &Sha1Name, data: Arc<Vec<u8>>) {
         let mut memory = lock(&self.memory);
         memory.lru.insert(*id, data.len() as u64);
         memory.blocks.insert(*id, data);
@@ -210,7 +211,7 @@ impl Shared {
 
     /// Queues a job unless one at this priority or higher is queued or running.
     /// Returns the slot to wait on, or `None` if the block is already in memory.
-    fn enqueue(&self, id: &BlockId, len: usize, priority: Priority) -> Option<Arc<Slot>> {
+    fn enqueue(&self, id: &Sha1Name, len: usize, priority: Priority) -> Option<Arc<Slot>> {
         let mut queue = lock(&self.queue);
         let slot = match queue.slots.get(id) {
             Some(slot) => {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blockfs::status::Status;
-use blockfs::units::{format_size, parse_size};
 use blockfs::{signing, MountConfig, Mounted};
+use circular_format::units::{format_size, parse_size};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -98,9 +98,9 @@ fn mount(args: MountArgs) -> Result<(), String> {
     };
     let keys = signing::read_public(&args.public).map_err(|e| e.to_string())?;
     let mut config = MountConfig::new(urls, keys, args.cache);
-    config.cache_max = args.cache_max;
-    config.offline = args.offline;
-    config.deadline = Duration::from_secs(args.deadline);
+    config.store.cache_max = args.cache_max;
+    config.store.offline = args.offline;
+    config.store.deadline = Duration::from_secs(args.deadline);
     config.fetchers = args.fetchers.max(1);
     config.readahead_blocks = args.readahead;
     config.prefetch = !args.no_prefetch;

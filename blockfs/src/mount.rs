@@ -12,21 +12,14 @@ use fuser::{BackgroundSession, MountOption};
 use crate::error::{Error, Result};
 use crate::fs::{BlockFs, Options};
 use crate::loader::Loader;
-use crate::store::Store;
+use crate::store::{StoreConfig, VerifiedStore};
 use crate::trace::Trace;
 
-/// How to reach and trust a store, and how hard to work at reading it.
+/// How to reach and trust a store (`store`), and how hard to work at reading it.
 #[derive(Debug, Clone)]
 pub struct MountConfig {
-    /// Base URLs, tried in order. Empty, or `offline`, means the cache only.
-    pub sources: Vec<String>,
-    pub public_keys: Vec<VerifyingKey>,
-    pub cache_dir: PathBuf,
-    /// Cache cap in bytes; `None`: most of the cache's filesystem.
-    pub cache_max: Option<u64>,
-    pub offline: bool,
-    /// How long a read waits for an unreachable network before it fails (EIO).
-    pub deadline: Duration,
+    /// Sources, keys, cache and deadline: what the verified store reads.
+    pub store: StoreConfig,
     /// Fetches in flight at once.
     pub fetchers: usize,
     /// Blocks fetched ahead of a sequential reader.
@@ -42,12 +35,7 @@ pub struct MountConfig {
 impl MountConfig {
     pub fn new(sources: Vec<String>, public_keys: Vec<VerifyingKey>, cache_dir: PathBuf) -> Self {
         MountConfig {
-            sources,
-            public_keys,
-            cache_dir,
-            cache_max: None,
-            offline: false,
-            deadline: Duration::from_secs(60),
+            store: StoreConfig::new(sources, public_keys, cache_dir),
             fetchers: 16,
             readahead_blocks: 32,
             memory_cache: 64 << 20,
@@ -92,7 +80,7 @@ impl Mounted {
             prefetch: config.prefetch,
             trace: config.trace.clone(),
         };
-        let store = Arc::new(Store::open(config)?);
+        let store = Arc::new(VerifiedStore::open(config.store)?);
         let loader = Arc::new(Loader::new(store.clone(), fetchers, memory)?);
         let fs = BlockFs::new(loader.clone(), options).map_err(|e| Error::io("reader threads", e))?;
         let mount_options = [

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::hash::BlockId;
+use circular_format::Sha1Name;
+
 use crate::loader::{Loader, Priority};
 use crate::status::PrefetchStatus;
 
@@ -21,7 +22,7 @@ const QUEUED: usize = 32;
 struct Job {
     distribution: String,
     date: String,
-    blocks: Vec<(BlockId, usize)>,
+    blocks: Vec<(Sha1Name, usize)>,
     cancel: AtomicBool,
     stopped: Mutex<Option<String>>,
 }
@@ -34,7 +35,7 @@ pub struct Prefetcher {
 impl Prefetcher {
     /// Starts prefetching `blocks` (in order) for distribution/date, unless
     /// that snapshot's prefetch is already the current one.
-    pub fn start(&self, loader: &Arc<Loader>, distribution: &str, date: &str, blocks: Vec<(BlockId, usize)>) {
+    pub fn start(&self, loader: &Arc<Loader>, distribution: &str, date: &str, blocks: Vec<(Sha1Name, usize)>) {
         let job = Arc::new(Job {
             distribution: distribution.to_string(),
             date: date.to_string(),
@@ -78,7 +79,7 @@ impl Prefetcher {
 fn run(loader: &Loader, job: &Job) {
     let cache = loader.store().cache();
     // Requested but not yet cached: they count against the cap already.
-    let mut pending: Vec<(BlockId, usize)> = Vec::new();
+    let mut pending: Vec<(Sha1Name, usize)> = Vec::new();
     for (id, len) in &job.blocks {
         if job.cancel.load(Ordering::Relaxed) {
             return;

@@ -6,14 +6,15 @@
 
 use std::path::Path;
 
+use circular_format::catalog::Catalog;
+use circular_format::layout::CATALOG;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 
-/// File names at the root of the mount.
+/// The status file at the root of the mount. Beside it, the verified catalog
+/// under the store's own name ([`circular_format::layout::CATALOG`]).
 pub const STATUS_FILE: &str = "status.json";
-pub const CATALOG_FILE: &str = "catalog.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -113,9 +114,9 @@ impl Status {
 
 /// Reads the verified catalog that the mount at `mountpoint` serves.
 pub fn read_catalog(mountpoint: &Path) -> Result<Catalog> {
-    let path = mountpoint.join(CATALOG_FILE);
+    let path = mountpoint.join(CATALOG);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    Catalog::parse(&bytes)
+    Ok(Catalog::parse(&bytes)?)
 }
 
 #[cfg(test)]

@@ -3,22 +3,23 @@
 //! when it can and from the sources when it must, and counts what it did.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use circular_format::block;
+use circular_format::catalog::Catalog;
+use circular_format::index::Index;
+use circular_format::layout::{block_path, index_path, profile_path, CATALOG, CATALOG_SIG};
+use circular_format::profile::Profile;
+use circular_format::signing::{is_rollback, verify_catalog};
+use circular_format::Sha1Name;
 use ed25519_dalek::VerifyingKey;
 use time::OffsetDateTime;
 
-use crate::block;
 use crate::cache::{Cache, Stored};
-use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::hash::BlockId;
-use crate::index::Index;
-use crate::mount::MountConfig;
-use crate::profile::Profile;
-use crate::signing::verify_catalog;
 use crate::source::Sources;
 use crate::status::{SnapshotStatus, Status};
 
@@ -32,8 +33,37 @@ const MAX_INDEX_BYTES: u64 = 512 << 20;
 const CATALOG_WAIT_WITH_CACHE: Duration = Duration::from_secs(10);
 const CATALOG_WAIT_WITHOUT_CACHE: Duration = Duration::from_secs(20);
 
-pub const CATALOG: &str = "catalog.json";
-pub const CATALOG_SIG: &str = "catalog.json.sig";
+/// What the client needs to reach and trust a store: where it is, whose
+/// signature counts, where the cache lives and how long to wait for the network.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Base URLs, tried in order. Empty, or `offline`, means the cache only.
+    pub sources: Vec<String>,
+    /// The publisher keys a catalog's signature must verify against (any one).
+    pub public_keys: Vec<VerifyingKey>,
+    /// The cache directory (blocks, indexes, the last good catalog).
+    pub cache_dir: PathBuf,
+    /// Cache cap in bytes; `None`: most of the cache's filesystem.
+    pub cache_max: Option<u64>,
+    /// Use the cache only, even when `sources` are given.
+    pub offline: bool,
+    /// How long a read waits for an unreachable network before it fails (EIO).
+    pub deadline: Duration,
+}
+
+impl StoreConfig {
+    /// A configuration with the defaults: no cap beyond the disk's, online, a 60 s deadline.
+    pub fn new(sources: Vec<String>, public_keys: Vec<VerifyingKey>, cache_dir: PathBuf) -> Self {
+        StoreConfig {
+            sources,
+            public_keys,
+            cache_dir,
+            cache_max: None,
+            offline: false,
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
 
 #[derive(Default)]
 struct Counters {
@@ -51,22 +81,26 @@ pub struct Loaded {
     pub fetched: Option<Vec<u8>>,
 }
 
-pub struct Store {
-    config: MountConfig,
+/// The client's store: sources, cache and trust together. Everything it hands
+/// out (catalog, indexes, profiles, block bytes) has been verified: the catalog
+/// by its signature and expiry, the rest by the SHA-1 names the catalog pins.
+/// "Store" alone is the published tree (docs/FORMAT.md); this is the client's
+/// checked view of one.
+pub struct VerifiedStore {
     sources: Sources,
     cache: Cache,
     catalog: Catalog,
     catalog_bytes: Vec<u8>,
     catalog_from_cache: bool,
-    indexes: Mutex<HashMap<BlockId, Arc<Index>>>,
+    indexes: Mutex<HashMap<Sha1Name, Arc<Index>>>,
     counters: Counters,
 }
 
-impl Store {
+impl VerifiedStore {
     /// Opens the cache and establishes the catalog: a fresh one from the
     /// sources if they answer (refusing an unsigned, forged or expired one),
     /// else the last good one from the cache while it has not expired.
-    pub fn open(config: MountConfig) -> Result<Store> {
+    pub fn open(config: StoreConfig) -> Result<VerifiedStore> {
         let urls = if config.offline { Vec::new() } else { config.sources.clone() };
         let sources = Sources::new(&urls, config.deadline)?;
         let cache = Cache::open(&config.cache_dir, config.cache_max)?;
@@ -88,7 +122,7 @@ impl Store {
                 Ok((fresh, fresh_bytes, sig)) => match cached {
                     // A mirror serving an older catalog than one already seen is
                     // a rollback; keep the newer one, both are signed.
-                    Ok((old, old_bytes)) if old.generated > fresh.generated => {
+                    Ok((old, old_bytes)) if is_rollback(&old, &fresh) => {
                         log::warn!("the sources serve a catalog older than the cached one; using the cached one");
                         (old, old_bytes, true)
                     }
@@ -108,8 +142,7 @@ impl Store {
                 Err(e) => return Err(e),
             }
         };
-        Ok(Store {
-            config,
+        Ok(VerifiedStore {
             sources,
             cache,
             catalog,
@@ -139,7 +172,7 @@ impl Store {
     }
 
     /// An index from memory or the cache, without touching the network.
-    pub fn cached_index(&self, id: &BlockId) -> Option<Arc<Index>> {
+    pub fn cached_index(&self, id: &Sha1Name) -> Option<Arc<Index>> {
         if let Some(index) = self.lock_indexes().get(id) {
             return Some(index.clone());
         }
@@ -155,17 +188,17 @@ impl Store {
     }
 
     /// The index named `id`: from memory, the cache, or the sources (then cached).
-    pub fn index(&self, id: &BlockId) -> Result<Arc<Index>> {
+    pub fn index(&self, id: &Sha1Name) -> Result<Arc<Index>> {
         if let Some(index) = self.cached_index(id) {
             return Ok(index);
         }
         let name = index_path(id);
-        let index = self.fetch_named(&name, id, MAX_INDEX_BYTES, |bytes| Index::parse(bytes, &name))?;
+        let index = self.fetch_named(&name, id, MAX_INDEX_BYTES, |bytes| Ok(Index::parse(bytes, &name)?))?;
         Ok(self.remember(id, index))
     }
 
     /// The boot profile named `id`, from the cache or the sources (then cached).
-    pub fn profile(&self, id: &BlockId) -> Result<Profile> {
+    pub fn profile(&self, id: &Sha1Name) -> Result<Profile> {
         let name = profile_path(id);
         if let Some(bytes) = self.cached_named(&name, id) {
             if let Ok(profile) = Profile::parse(&bytes, &name) {
@@ -173,13 +206,13 @@ impl Store {
             }
             self.cache.remove_file(&name);
         }
-        self.fetch_named(&name, id, MAX_INDEX_BYTES, |bytes| Profile::parse(bytes, &name))
+        self.fetch_named(&name, id, MAX_INDEX_BYTES, |bytes| Ok(Profile::parse(bytes, &name)?))
     }
 
     /// A file named by its hash from the cache, if it is there and hashes right.
-    fn cached_named(&self, name: &str, id: &BlockId) -> Option<Vec<u8>> {
+    fn cached_named(&self, name: &str, id: &Sha1Name) -> Option<Vec<u8>> {
         let bytes = self.cache.read_file(name)?;
-        if BlockId::of(&bytes) == *id {
+        if Sha1Name::of(&bytes) == *id {
             return Some(bytes);
         }
         log::warn!("cached {name} does not hash to its name; it will be fetched again");
@@ -192,12 +225,12 @@ impl Store {
     fn fetch_named<T>(
         &self,
         name: &str,
-        id: &BlockId,
+        id: &Sha1Name,
         max_bytes: u64,
         parse: impl Fn(&[u8]) -> Result<T>,
     ) -> Result<T> {
         let (value, bytes) = self.sources.fetch(name, max_bytes, |bytes| {
-            let actual = BlockId::of(&bytes);
+            let actual = Sha1Name::of(&bytes);
             if actual != *id {
                 return Err(Error::invalid(name, format!("its bytes hash to {actual}: it was changed or truncated")));
             }
@@ -209,7 +242,7 @@ impl Store {
         Ok(value)
     }
 
-    fn remember(&self, id: &BlockId, index: Index) -> Arc<Index> {
+    fn remember(&self, id: &Sha1Name, index: Index) -> Arc<Index> {
         let index = Arc::new(index);
         self.lock_indexes().insert(*id, index.clone());
         index
@@ -217,7 +250,7 @@ impl Store {
 
     /// The verified bytes of block `id`, which is `len` bytes long. A cached copy
     /// that fails verification is deleted and the block fetched again.
-    pub fn load_block(&self, id: &BlockId, len: usize) -> Result<Loaded> {
+    pub fn load_block(&self, id: &Sha1Name, len: usize) -> Result<Loaded> {
         if let Some(file) = self.cache.read_block(id) {
             match decode_exact(id, &file, len) {
                 Ok(data) => {
@@ -243,7 +276,7 @@ impl Store {
     }
 
     /// Keeps a fetched block file in the cache (after the reader got its bytes).
-    pub fn keep(&self, id: &BlockId, file: &[u8]) {
+    pub fn keep(&self, id: &Sha1Name, file: &[u8]) {
         if let Stored::Skipped(why) = self.cache.store_block(id, file) {
             log::debug!("block {id} not cached: {why}");
         }
@@ -291,34 +324,19 @@ impl Store {
         }
     }
 
-    pub fn config(&self) -> &MountConfig {
-        &self.config
-    }
-
-    fn lock_indexes(&self) -> std::sync::MutexGuard<'_, HashMap<BlockId, Arc<Index>>> {
+    fn lock_indexes(&self) -> std::sync::MutexGuard<'_, HashMap<Sha1Name, Arc<Index>>> {
         self.indexes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-pub fn block_path(id: &BlockId) -> String {
-    format!("blocks/{}/{}", id.fanout(), id.to_hex())
-}
-
-pub fn index_path(id: &BlockId) -> String {
-    format!("indexes/{}.json", id.to_hex())
-}
-
-pub fn profile_path(id: &BlockId) -> String {
-    format!("profiles/{}.json", id.to_hex())
-}
-
-fn decode_exact(id: &BlockId, file: &[u8], len: usize) -> Result<Vec<u8>> {
+fn decode_exact(id: &Sha1Name, file: &[u8], len: usize) -> Result<Vec<u8>> {
     let data = block::decode(id, file, len)?;
     if data.len() != len {
-        return Err(Error::CorruptBlock {
+        return Err(circular_format::Error::CorruptBlock {
             id: *id,
             reason: format!("it holds {} bytes where the index needs {len}", data.len()),
-        });
+        }
+        .into());
     }
     Ok(data)
 }
@@ -361,7 +379,7 @@ fn fetch_catalog(
         Ok((catalog, bytes)) => Ok((catalog, bytes, sig.unwrap_or_default())),
         Err(Error::NoValidCopy { .. }) => {
             let refused = refusal.into_inner().ok().flatten();
-            Err(refused.unwrap_or(Error::BadSignature))
+            Err(refused.unwrap_or(circular_format::Error::BadSignature).into())
         }
         Err(e) => Err(e),
     }

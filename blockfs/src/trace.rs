@@ -5,14 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use crate::hash::BlockId;
+use circular_format::Sha1Name;
 
 /// Blocks seen, and their first-touch order.
 type Touched = (HashSet<u32>, Vec<u32>);
 
 #[derive(Debug, Default)]
 pub struct Trace {
-    by_index: Mutex<HashMap<BlockId, Touched>>,
+    by_index: Mutex<HashMap<Sha1Name, Touched>>,
 }
 
 impl Trace {
@@ -20,7 +20,7 @@ impl Trace {
         Trace::default()
     }
 
-    pub fn record(&self, index: &BlockId, block: u32) {
+    pub fn record(&self, index: &Sha1Name, block: u32) {
         let mut map = self.by_index.lock().unwrap_or_else(|p| p.into_inner());
         let (seen, order) = map.entry(*index).or_default();
         if seen.insert(block) {
@@ -29,7 +29,7 @@ impl Trace {
     }
 
     /// Block numbers of the snapshot with this index, in first-touch order.
-    pub fn first_reads(&self, index: &BlockId) -> Vec<u32> {
+    pub fn first_reads(&self, index: &Sha1Name) -> Vec<u32> {
         let map = self.by_index.lock().unwrap_or_else(|p| p.into_inner());
         map.get(index).map(|(_, order)| order.clone()).unwrap_or_default()
     }
@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn first_touch_order_per_index() {
         let trace = Trace::new();
-        let (x, y) = (BlockId::of(b"x"), BlockId::of(b"y"));
+        let (x, y) = (Sha1Name::of(b"x"), Sha1Name::of(b"y"));
         for n in [5, 1, 5, 2, 1] {
             trace.record(&x, n);
         }

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use blockfs::block;
-use blockfs::catalog::{BootSettings, Catalog, Snapshot};
-use blockfs::index::Index;
-use blockfs::signing;
-use blockfs::store::{block_path, index_path};
-use blockfs::{BlockId, MountConfig, Mounted};
+use blockfs::{MountConfig, Mounted};
+use circular_format::block;
+use circular_format::catalog::{BootSettings, Catalog, Snapshot};
+use circular_format::index::Index;
+use circular_format::layout::{block_path, index_path, profile_path, CATALOG, CATALOG_SIG};
+use circular_format::signing;
+use circular_format::Sha1Name;
 use ed25519_dalek::SigningKey;
 use time::OffsetDateTime;
 
@@ -67,7 +68,7 @@ impl TestStore {
         }
         let index = Index { image_size: image.len() as u64, block_size, blocks };
         let bytes = index.to_bytes();
-        let id = BlockId::of(&bytes);
+        let id = Sha1Name::of(&bytes);
         let path = self.dir.join(index_path(&id));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &bytes).unwrap();
@@ -88,19 +89,19 @@ impl TestStore {
 
     pub fn sign(&self) {
         let bytes = self.catalog.to_bytes();
-        std::fs::write(self.dir.join("catalog.json"), &bytes).unwrap();
-        std::fs::write(self.dir.join("catalog.json.sig"), signing::sign(&bytes, &self.key)).unwrap();
+        std::fs::write(self.dir.join(CATALOG), &bytes).unwrap();
+        std::fs::write(self.dir.join(CATALOG_SIG), signing::sign(&bytes, &self.key)).unwrap();
     }
 
     /// Publishes a boot profile for distro/date and re-signs the catalog.
     pub fn add_profile(&mut self, distro: &str, date: &str, blocks: Vec<u32>) {
         let name = format!("{distro}/{date}");
         let (_, index) = self.indexes.iter().find(|(n, _)| *n == name).unwrap();
-        let index_id = BlockId::of(&index.to_bytes());
-        let profile = blockfs::profile::Profile::new(index_id, index.block_size, blocks);
+        let index_id = Sha1Name::of(&index.to_bytes());
+        let profile = circular_format::profile::Profile::new(index_id, index.block_size, blocks);
         let bytes = profile.to_bytes();
-        let id = BlockId::of(&bytes);
-        let path = self.dir.join(blockfs::store::profile_path(&id));
+        let id = Sha1Name::of(&bytes);
+        let path = self.dir.join(profile_path(&id));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
         let dist = self.catalog.distributions.iter_mut().find(|d| d.name == distro).unwrap();
@@ -108,13 +109,13 @@ impl TestStore {
         self.sign();
     }
 
-    pub fn block_file(&self, id: &BlockId) -> PathBuf {
+    pub fn block_file(&self, id: &Sha1Name) -> PathBuf {
         self.dir.join(block_path(id))
     }
 
     pub fn index_file(&self, distro_date: &str) -> PathBuf {
         let (_, index) = self.indexes.iter().find(|(n, _)| n == distro_date).unwrap();
-        self.dir.join(index_path(&BlockId::of(&index.to_bytes())))
+        self.dir.join(index_path(&Sha1Name::of(&index.to_bytes())))
     }
 }
 
@@ -238,7 +239,7 @@ impl Client {
 
     pub fn config(&self, sources: Vec<String>, store: &TestStore) -> MountConfig {
         let mut config = MountConfig::new(sources, vec![store.key.verifying_key()], self.cache());
-        config.deadline = Duration::from_secs(5);
+        config.store.deadline = Duration::from_secs(5);
         config
     }
 

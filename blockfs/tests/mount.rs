@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use blockfs::status::Status;
 use blockfs::Error;
+use circular_format::layout::{block_path, index_path, BLOCKS_DIR, CATALOG, CATALOG_SIG};
+use circular_format::Error as FormatError;
 use common::{random_bytes, Client, Nginx, TestStore};
 
 const BS: u32 = 65536;
@@ -103,7 +105,7 @@ fn snapshots_share_blocks_and_latest_is_the_newest() {
     week2[100_000..100_010].copy_from_slice(b"new week!!"); // one block changes
     store.add("deb", "2026-11-15", &week1, BS);
     store.add("deb", "2026-11-22", &week2, BS);
-    let blocks_on_server = walk_files(&store.dir.join("blocks"));
+    let blocks_on_server = walk_files(&store.dir.join(BLOCKS_DIR));
     assert_eq!(blocks_on_server, 33, "32 blocks + 1 changed block");
 
     let nginx = Nginx::start(&store.dir);
@@ -149,7 +151,7 @@ fn works_offline_from_the_cache() {
     }
     // Explicit offline mode, no URL at all.
     let mut config = client.config(Vec::new(), &store);
-    config.offline = true;
+    config.store.offline = true;
     let _m = client.mount(config).unwrap();
     assert_eq!(read_all(&client.image("deb/2026-11-22")), image);
 }
@@ -164,12 +166,12 @@ fn offline_with_nothing_cached_says_so() {
     store.add("deb", "2026-11-22", &random_bytes(100_000, 5), BS);
     let client = Client::new();
     let mut config = client.config(Vec::new(), &store);
-    config.offline = true;
+    config.store.offline = true;
     let err = client.mount(config).err().unwrap();
     assert!(matches!(err, Error::NotCached { .. }), "{err}");
     // A server that does not answer, and no cache: unreachable, after the deadline.
     let mut config = client.config(vec!["http://127.0.0.1:9/".into()], &store);
-    config.deadline = Duration::from_millis(300);
+    config.store.deadline = Duration::from_millis(300);
     let err = client.mount(config).err().unwrap();
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
 }
@@ -188,7 +190,7 @@ fn corrupt_block_on_a_server_is_fetched_from_the_next_one() {
     copy_dir(&store.dir, &mirror);
     let victim = index.blocks[3].unwrap();
     let other = index.blocks[4].unwrap();
-    fs::copy(store.block_file(&other), mirror.join(blockfs::store::block_path(&victim))).unwrap();
+    fs::copy(store.block_file(&other), mirror.join(block_path(&victim))).unwrap();
     let bad = Nginx::start(&mirror);
     let good = Nginx::start(&store.dir);
 
@@ -239,7 +241,7 @@ fn corrupt_block_in_the_cache_is_deleted_and_fetched_again() {
         assert_eq!(read_all(&client.image("deb/latest")), image);
     }
     let id = index.blocks[2].unwrap();
-    let cached = client.cache().join(blockfs::store::block_path(&id));
+    let cached = client.cache().join(block_path(&id));
     let mut bytes = fs::read(&cached).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
@@ -266,7 +268,7 @@ fn reads_wait_for_a_restarted_server_and_fail_after_the_deadline() {
     let mut nginx = Nginx::start(&store.dir);
     let client = Client::new();
     let mut config = client.config(vec![nginx.url()], &store);
-    config.deadline = Duration::from_secs(30);
+    config.store.deadline = Duration::from_secs(30);
     config.readahead_blocks = 0;
     let m = client.mount(config).unwrap();
     let path = client.image("deb/latest");
@@ -289,7 +291,7 @@ fn reads_wait_for_a_restarted_server_and_fail_after_the_deadline() {
     // A server that stays away: EIO once the deadline passes.
     let client = Client::new();
     let mut config = client.config(vec![nginx.url()], &store);
-    config.deadline = Duration::from_secs(1);
+    config.store.deadline = Duration::from_secs(1);
     let _m = client.mount(config).unwrap();
     nginx.stop();
     let err = fs::read(client.image("deb/latest")).unwrap_err();
@@ -308,14 +310,14 @@ fn a_small_cache_cap_evicts_and_reads_stay_correct() {
     let nginx = Nginx::start(&store.dir);
     let client = Client::new();
     let mut config = client.config(vec![nginx.url()], &store);
-    config.cache_max = Some(1 << 20);
+    config.store.cache_max = Some(1 << 20);
     config.memory_cache = 256 << 10;
     let m = client.mount(config).unwrap();
     assert_eq!(read_all(&client.image("deb/latest")), image);
     let status = Status::read(m.mountpoint()).unwrap();
     assert!(status.cache_bytes <= 1 << 20, "{}", status.cache_bytes);
     assert!(status.evicted_blocks >= 40, "{}", status.evicted_blocks);
-    let on_disk: u64 = walk_sizes(&client.cache().join("blocks"));
+    let on_disk: u64 = walk_sizes(&client.cache().join(BLOCKS_DIR));
     assert!(on_disk <= 1 << 20, "{on_disk}");
     assert!(!status.snapshot("deb", "2026-11-22").unwrap().fully_cached());
 }
@@ -345,7 +347,7 @@ fn a_full_cache_disk_never_fails_a_read() {
         nix::mount::mount(Some("tmpfs"), &client.cache(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=2m"));
     tmpfs.expect("mount a tmpfs (tests run as root)");
     let mut config = client.config(vec![nginx.url()], &store);
-    config.cache_max = Some(1 << 30);
+    config.store.cache_max = Some(1 << 30);
     let m = client.mount(config).unwrap();
     let result = fs::read(client.image("deb/latest"));
     drop(m);
@@ -363,35 +365,35 @@ fn forged_unsigned_expired_and_wrong_key_catalogs_are_refused() {
     store.add("deb", "2026-11-22", &random_bytes(100_000, 80), BS);
     let nginx = Nginx::start(&store.dir);
     let client = Client::new();
-    let catalog_path = store.dir.join("catalog.json");
+    let catalog_path = store.dir.join(CATALOG);
     let good = fs::read(&catalog_path).unwrap();
 
     // Tampered: one byte of the notes changes after signing.
     let tampered = String::from_utf8(good.clone()).unwrap().replace("\"notes\": \"\"", "\"notes\": \"x\"");
     fs::write(&catalog_path, tampered).unwrap();
     let err = client.mount(client.config(vec![nginx.url()], &store)).err().unwrap();
-    assert!(matches!(err, Error::BadSignature), "{err}");
+    assert!(matches!(err, Error::Format(FormatError::BadSignature)), "{err}");
     fs::write(&catalog_path, &good).unwrap();
 
     // Wrong key.
     let mut config = client.config(vec![nginx.url()], &store);
-    config.public_keys = vec![blockfs::signing::generate().verifying_key()];
+    config.store.public_keys = vec![circular_format::signing::generate().verifying_key()];
     let err = client.mount(config).err().unwrap();
-    assert!(matches!(err, Error::BadSignature), "{err}");
+    assert!(matches!(err, Error::Format(FormatError::BadSignature)), "{err}");
 
     // Unsigned.
-    fs::rename(store.dir.join("catalog.json.sig"), tmp.path().join("sig")).unwrap();
+    fs::rename(store.dir.join(CATALOG_SIG), tmp.path().join("sig")).unwrap();
     let err = client.mount(client.config(vec![nginx.url()], &store)).err().unwrap();
-    assert!(matches!(err, Error::Unsigned { .. }), "{err}");
+    assert!(matches!(err, Error::Format(FormatError::Unsigned { .. })), "{err}");
     assert!(err.to_string().contains("not signed"));
 
     // Expired (validly signed).
     store.catalog.expires = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     store.sign();
     let err = client.mount(client.config(vec![nginx.url()], &store)).err().unwrap();
-    assert!(matches!(err, Error::Expired { .. }), "{err}");
+    assert!(matches!(err, Error::Format(FormatError::Expired { .. })), "{err}");
     assert!(err.to_string().contains("re-sign"));
-    assert!(!client.cache().join("catalog.json").exists(), "a refused catalog is never cached");
+    assert!(!client.cache().join(CATALOG).exists(), "a refused catalog is never cached");
 }
 
 #[test]
@@ -413,8 +415,5 @@ fn a_tampered_index_is_refused() {
     let _m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
     let err = fs::File::open(client.image("deb/latest")).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    assert!(!client
-        .cache()
-        .join(blockfs::store::index_path(&store.catalog.distributions[0].snapshots[0].index))
-        .exists());
+    assert!(!client.cache().join(index_path(&store.catalog.distributions[0].snapshots[0].index)).exists());
 }

@@ -9,15 +9,15 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 
 use blockfs::status::Status;
-use blockfs::store::block_path;
 use blockfs::trace::Trace;
+use circular_format::layout::block_path;
 use common::{random_bytes, wait_for, Client, Nginx, TestStore};
 
 const BS: u32 = 65536;
 /// A boot order that is not the image's order.
 const PROFILE: [u32; 12] = [30, 5, 17, 2, 39, 11, 23, 8, 35, 0, 14, 27];
 
-fn store_with_profile(tmp: &std::path::Path) -> (TestStore, blockfs::index::Index) {
+fn store_with_profile(tmp: &std::path::Path) -> (TestStore, circular_format::index::Index) {
     let mut store = TestStore::new(&tmp.join("store"));
     let index = store.add("deb", "2026-11-22", &random_bytes(40 * BS as usize, 7), BS);
     store.add_profile("deb", "2026-11-22", PROFILE.to_vec());
@@ -99,7 +99,7 @@ fn the_cache_cap_stops_prefetch_before_it_evicts_the_profile() {
     let mut config = client.config(vec![nginx.url()], &store);
     config.fetchers = 3;
     let block_file = fs::metadata(store.block_file(&index.blocks[0].unwrap())).unwrap().len();
-    config.cache_max = Some(5 * block_file + block_file / 2); // room for five blocks
+    config.store.cache_max = Some(5 * block_file + block_file / 2); // room for five blocks
     let _m = client.mount(config).unwrap();
     let _file = fs::File::open(client.image("deb/latest")).unwrap();
     wait_for("prefetch to stop", || {

@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use blockfs::block::{self, check_block_size};
-use blockfs::catalog::{check_date, check_name, BootSettings, Firmware, Snapshot};
-use blockfs::index::Index;
-use blockfs::signing;
-use blockfs::units::format_size;
-use blockfs::BlockId;
+use circular_format::block::{self, check_block_size};
+use circular_format::catalog::{check_date, check_name, BootSettings, Firmware, Snapshot};
+use circular_format::index::Index;
+use circular_format::layout::TMP_DIR;
+use circular_format::signing;
+use circular_format::units::format_size;
+use circular_format::Sha1Name;
 
 use crate::error::{BuildError, Result};
 use crate::progress::Progress;
@@ -52,7 +53,7 @@ pub struct AddReport {
     pub new: u64,
     pub bytes_written: u64,
     pub stored_bytes: u64,
-    pub index: Option<BlockId>,
+    pub index: Option<Sha1Name>,
 }
 
 pub fn add(opts: &AddOptions) -> Result<AddReport> {
@@ -62,14 +63,14 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     let key = signing::read_secret(&opts.key)?;
     let store = StoreDir::open_for_writing(&opts.store)?;
     let mut catalog = store.read_catalog(&key)?;
-    let raw = RawImage::open(&opts.image, &store.root().join("tmp"))?;
+    let raw = RawImage::open(&opts.image, &store.local().path(TMP_DIR))?;
     let started = Instant::now();
     if !(1..=19).contains(&opts.level) {
         return Err(BuildError::Usage(format!("--level {} is not a zstd level from 1 to 19", opts.level)));
     }
     let (mut report, index) = cut_into_blocks(&store, &raw.path, block_size, opts.level)?;
     let index_bytes = index.to_bytes();
-    let index_id = BlockId::of_published(&index_bytes).map_err(|e| BuildError::Usage(format!("index: {e}")))?;
+    let index_id = Sha1Name::of_published(&index_bytes).map_err(|e| BuildError::Usage(format!("index: {e}")))?;
     store.write(&store.index_file(&index_id), &index_bytes)?;
     let snapshot = Snapshot {
         date: opts.date.clone(),
@@ -140,7 +141,7 @@ fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32, level: i32) 
     // Writing (and the stat of blocks the store may have) overlaps the
     // hashing of the next batch.
     let (to_writer, from_encoder) = sync_channel::<Vec<(u64, Option<block::Encoded>)>>(1);
-    let (report, ids) = std::thread::scope(|scope| -> Result<(AddReport, Vec<Option<BlockId>>)> {
+    let (report, ids) = std::thread::scope(|scope| -> Result<(AddReport, Vec<Option<Sha1Name>>)> {
         let writer = scope.spawn(|| write_blocks(store, from_encoder, &progress));
         for batch in rx {
             let batch = batch.map_err(|e| BuildError::io(image, e))?;
@@ -170,10 +171,10 @@ fn write_blocks(
     store: &StoreDir,
     batches: std::sync::mpsc::Receiver<Vec<(u64, Option<block::Encoded>)>>,
     progress: &Progress,
-) -> Result<(AddReport, Vec<Option<BlockId>>)> {
+) -> Result<(AddReport, Vec<Option<Sha1Name>>)> {
     let mut report = AddReport::default();
     let mut ids = Vec::new();
-    let mut seen: HashMap<BlockId, u64> = HashMap::new();
+    let mut seen: HashMap<Sha1Name, u64> = HashMap::new();
     for batch in batches {
         for (len, enc) in batch {
             report.blocks += 1;
@@ -217,7 +218,7 @@ fn encode_parallel(batch: &[Vec<u8>], threads: usize, level: i32) -> Result<Vec<
                 scope.spawn(move || {
                     part.iter()
                         .map(|data| if block::is_zero(data) { Ok(None) } else { block::encode(data, level).map(Some) })
-                        .collect::<blockfs::Result<Vec<_>>>()
+                        .collect::<circular_format::Result<Vec<_>>>()
                 })
             })
             .collect();

@@ -16,6 +16,9 @@ pub enum BuildError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Format(#[from] circular_format::Error),
+    /// The client's errors: only `image-build profile` mounts a store.
+    #[error(transparent)]
     Store(#[from] blockfs::Error),
     /// The VM launcher could not prepare or start QEMU (`image-build profile`).
     #[error(transparent)]

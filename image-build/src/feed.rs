@@ -12,9 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use blockfs::catalog::{Catalog, Distribution, Snapshot};
-use blockfs::store::index_path;
-use blockfs::units::format_size;
+use circular_format::catalog::{Catalog, Distribution, Snapshot};
+use circular_format::layout::index_path;
+use circular_format::local::{write_atomic, Durability};
+use circular_format::units::format_size;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 use time::format_description::well_known::Rfc2822;
@@ -47,11 +48,10 @@ pub fn run(opts: &FeedOptions) -> Result<()> {
     let xml = render(&catalog, &base, &index_len)?;
     match &opts.out {
         Some(path) => {
-            // Atomic, so a web server never serves half a feed.
-            let tmp = path.with_extension("xml.tmp");
-            std::fs::write(&tmp, &xml)
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(|e| BuildError::io(path, e))?;
+            // Atomic, so a web server never serves half a feed: the temp file
+            // goes beside it (the feed may be written anywhere, not only in a store).
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            write_atomic(path, &xml, dir, Durability::Named).map_err(|e| BuildError::io(path, e))?;
             eprintln!("feed: {} snapshots written to {}", list::newest_first(&catalog).len(), path.display());
         }
         None => {
@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn writes_a_file_atomically() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join(blockfs::store::CATALOG), catalog().to_bytes()).expect("catalog");
+        std::fs::write(dir.path().join(circular_format::layout::CATALOG), catalog().to_bytes()).expect("catalog");
         let out = dir.path().join("feed.xml");
         run(&FeedOptions { store: dir.path().to_path_buf(), base_url: None, out: Some(out.clone()) }).expect("feed");
         let xml = std::fs::read_to_string(&out).expect("read");

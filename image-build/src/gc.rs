@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use blockfs::index::Index;
-use blockfs::signing;
-use blockfs::units::format_size;
-use blockfs::BlockId;
+use circular_format::index::Index;
+use circular_format::layout::{self, INDEXES_DIR, PROFILES_DIR};
+use circular_format::signing;
+use circular_format::units::format_size;
 
 use crate::error::{BuildError, Result};
 use crate::store_dir::StoreDir;
@@ -46,32 +46,30 @@ pub fn gc(root: &Path, keep: usize, key_path: &Path, valid_days: u32) -> Result<
         let bytes = std::fs::read(&path).map_err(|e| BuildError::io(&path, e))?;
         let index = Index::parse(&bytes, &format!("{}/{}", dist.name, snap.date))?;
         live_blocks.extend(index.blocks.into_iter().flatten());
-        live_files.insert(format!("{}.json", snap.index));
-        if let Some(profile) = snap.profile {
-            live_files.insert(format!("{profile}.json"));
-        }
+        live_files.insert(snap.index);
+        live_files.extend(snap.profile);
     }
     if report.snapshots_dropped > 0 {
         store.write_catalog(&mut catalog, &key, valid_days)?;
     }
-    for dir in ["indexes", "profiles"] {
-        for entry in read_dir(&root.join(dir)) {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if !live_files.contains(&name) {
+    // Indexes and profiles are named alike (`<sha1>.json`); a file of another
+    // name is not one, and goes too.
+    for dir in [INDEXES_DIR, PROFILES_DIR] {
+        for entry in read_dir(&store.local().path(dir)) {
+            let live =
+                entry.file_name().to_str().and_then(layout::json_file_name).is_some_and(|id| live_files.contains(&id));
+            if !live {
                 delete(&entry.path(), &mut report);
             }
         }
     }
-    for fanout in read_dir(&root.join("blocks")) {
-        for entry in read_dir(&fanout.path()) {
-            let live = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<BlockId>().ok())
-                .is_some_and(|id| live_blocks.contains(&id));
-            if !live {
-                delete(&entry.path(), &mut report);
-            }
+    let scan = store.local().scan_blocks();
+    for problem in &scan.problems {
+        eprintln!("gc: {problem}; the blocks there were left alone");
+    }
+    for file in scan.files {
+        if !file.id.is_some_and(|id| live_blocks.contains(&id)) {
+            delete(&file.path, &mut report);
         }
     }
     println!(

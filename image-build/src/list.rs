@@ -8,9 +8,10 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use blockfs::catalog::{Catalog, Distribution, Snapshot};
-use blockfs::store::CATALOG;
-use blockfs::units::format_size;
+use circular_format::catalog::{Catalog, Distribution, Snapshot};
+use circular_format::layout::CATALOG;
+use circular_format::local::{LocalStore, Visibility};
+use circular_format::units::format_size;
 
 use crate::error::{BuildError, Result};
 use crate::store_dir::StoreDir;
@@ -36,7 +37,7 @@ pub fn newest_first(catalog: &Catalog) -> Vec<(&Distribution, &Snapshot)> {
 /// Prints the table for `image-build list`.
 pub fn run(store: &Path, out: &mut impl Write) -> Result<()> {
     let catalog = read_catalog(store)?;
-    let on_disk = blocks_on_disk(&store.join("blocks"))?;
+    let on_disk = blocks_on_disk(store)?;
     let text = render(&catalog, on_disk);
     out.write_all(text.as_bytes()).map_err(|e| BuildError::io(Path::new("<stdout>"), e))
 }
@@ -102,42 +103,28 @@ fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-/// Total size of the block files under `<store>/blocks` (0 when there are none).
-fn blocks_on_disk(dir: &Path) -> Result<u64> {
-    let mut total = 0;
-    let top = match fs::read_dir(dir) {
-        Ok(top) => top,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(BuildError::io(dir, e)),
-    };
-    for sub in top {
-        let sub = sub.map_err(|e| BuildError::io(dir, e))?.path();
-        if !sub.is_dir() {
-            continue;
-        }
-        for file in fs::read_dir(&sub).map_err(|e| BuildError::io(&sub, e))? {
-            let file = file.map_err(|e| BuildError::io(&sub, e))?;
-            let meta = file.metadata().map_err(|e| BuildError::io(&file.path(), e))?;
-            if meta.is_file() {
-                total += meta.len();
-            }
-        }
+/// Total size of the files under `<store>/blocks/<aa>/` (0 when there are none):
+/// what the blocks really take, whatever their names.
+fn blocks_on_disk(store: &Path) -> Result<u64> {
+    let scan = LocalStore::existing(store, Visibility::Public).scan_blocks();
+    if let Some(problem) = scan.problems.into_iter().next() {
+        return Err(problem.into());
     }
-    Ok(total)
+    Ok(scan.files.iter().map(|f| f.len).sum())
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use blockfs::catalog::BootSettings;
-    use blockfs::BlockId;
+    use circular_format::catalog::BootSettings;
+    use circular_format::Sha1Name;
     use time::macros::datetime;
 
     pub fn snapshot(date: &str, hex_digit: char, notes: &str) -> Snapshot {
         let hex: String = std::iter::repeat_n(hex_digit, 40).collect();
         Snapshot {
             date: date.to_string(),
-            index: hex.parse::<BlockId>().expect("valid hex"),
+            index: hex.parse::<Sha1Name>().expect("valid hex"),
             image_size: 2 << 30,
             stored_bytes: 150 << 20,
             profile: None,
@@ -203,7 +190,7 @@ pub(crate) mod tests {
         fs::create_dir_all(dir.path().join("blocks/ab")).expect("mkdir");
         fs::write(dir.path().join("blocks/ab/one"), [0u8; 100]).expect("write");
         fs::write(dir.path().join("blocks/ab/two"), [0u8; 23]).expect("write");
-        assert_eq!(blocks_on_disk(&dir.path().join("blocks")).expect("sum"), 123);
+        assert_eq!(blocks_on_disk(dir.path()).expect("sum"), 123);
         let mut out = Vec::new();
         run(dir.path(), &mut out).expect("list");
         let text = String::from_utf8(out).expect("utf-8");

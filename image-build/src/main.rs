@@ -25,10 +25,11 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use blockfs::block::DEFAULT_BLOCK_SIZE;
-use blockfs::catalog::Firmware;
-use blockfs::signing;
-use blockfs::units::parse_size;
+use circular_format::block::DEFAULT_BLOCK_SIZE;
+use circular_format::catalog::Firmware;
+use circular_format::layout::profile_path;
+use circular_format::signing;
+use circular_format::units::parse_size;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::{BuildError, Result};
@@ -132,7 +133,7 @@ struct AddArgs {
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = u64::from(DEFAULT_BLOCK_SIZE))]
     block_size: u64,
     /// zstd level, 1 (fastest) to 19 (smallest); clients decompress all levels equally fast.
-    #[arg(long, value_name = "N", default_value_t = blockfs::block::DEFAULT_LEVEL)]
+    #[arg(long, value_name = "N", default_value_t = circular_format::block::DEFAULT_LEVEL)]
     level: i32,
     /// Guest memory the menu proposes.
     #[arg(long, value_name = "N", default_value_t = 1024)]
@@ -271,7 +272,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let r = profile::profile(&opts)?;
             println!(
                 "profile {}: {} blocks first read in {:.1} s{}; catalog re-signed",
-                profile::profile_path(&r.profile_id),
+                profile_path(&r.profile_id),
                 r.blocks,
                 r.boot_time.as_secs_f64(),
                 if r.reached_login { " to the login prompt" } else { " (timeout: no login prompt)" }

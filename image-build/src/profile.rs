@@ -17,10 +17,13 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use blockfs::catalog::Snapshot;
-use blockfs::profile::Profile;
 use blockfs::trace::Trace;
-use blockfs::{signing, BlockId, MountConfig, Mounted};
+use blockfs::{MountConfig, Mounted};
+use circular_format::catalog::Snapshot;
+use circular_format::index::Index;
+use circular_format::layout::{index_path, profile_path};
+use circular_format::profile::Profile;
+use circular_format::{signing, Sha1Name};
 
 use crate::error::{BuildError, Result};
 use crate::store_dir::StoreDir;
@@ -54,7 +57,7 @@ pub struct ProfileOptions {
 
 /// What the boot did, for the publisher's report.
 pub struct Recorded {
-    pub profile_id: BlockId,
+    pub profile_id: Sha1Name,
     pub blocks: usize,
     pub boot_time: Duration,
     pub reached_login: bool,
@@ -119,7 +122,7 @@ pub fn profile(opts: &ProfileOptions) -> Result<Recorded> {
 
     let profile = Profile::new(snapshot.index, snapshot_block_size(&store_root, &snapshot.index)?, blocks);
     let bytes = profile.to_bytes();
-    let profile_id = BlockId::of(&bytes);
+    let profile_id = Sha1Name::of(&bytes);
     dir.write(&store_root.join(profile_path(&profile_id)), &bytes)?;
     let mut catalog = catalog;
     let entry = catalog
@@ -133,16 +136,11 @@ pub fn profile(opts: &ProfileOptions) -> Result<Recorded> {
     Ok(Recorded { profile_id, blocks: profile.blocks.len(), boot_time, reached_login })
 }
 
-/// `profiles/<sha1>.json`, relative to the store.
-pub fn profile_path(id: &BlockId) -> String {
-    format!("profiles/{}.json", id.to_hex())
-}
-
 /// The block size the snapshot's index was cut with.
-fn snapshot_block_size(store: &Path, index: &BlockId) -> Result<u32> {
-    let path = store.join(blockfs::store::index_path(index));
+fn snapshot_block_size(store: &Path, index: &Sha1Name) -> Result<u32> {
+    let path = store.join(index_path(index));
     let bytes = std::fs::read(&path).map_err(|e| BuildError::io(&path, e))?;
-    let index = blockfs::index::Index::parse(&bytes, &path.display().to_string())?;
+    let index = Index::parse(&bytes, &path.display().to_string())?;
     Ok(index.block_size)
 }
 

@@ -1,38 +1,34 @@
 //! A store on the publisher's disk: where `add`, `gc`, `sign` and `verify` read
-//! and write. Files appear atomically (temp file, then rename), blocks are made
-//! durable with one `syncfs` before the index that names them, and the index
-//! before the catalog, so a crash never publishes a catalog that points at
-//! missing bytes. One `add` or `gc` at a time: the store is locked.
+//! and write. It is a public `LocalStore` (circular-format), as the client's
+//! cache is a private one. Files appear atomically (temp file in `tmp/`, fsync,
+//! rename), so a file under its name is always whole, even after a crash.
+//! Blocks are made durable with one `syncfs` before the index that names them,
+//! and the index before the catalog, so a crash never publishes a catalog that
+//! points at missing bytes. One `add` or `gc` at a time: the store is locked.
 
 use std::fs;
-use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use blockfs::catalog::Catalog;
-use blockfs::signing;
-use blockfs::store::{block_path, index_path, CATALOG, CATALOG_SIG};
-use blockfs::BlockId;
+use circular_format::catalog::Catalog;
+use circular_format::layout::{block_path, index_path, CATALOG, CATALOG_SIG, TMP_DIR};
+use circular_format::local::{write_atomic, Durability, LocalStore, Visibility};
+use circular_format::signing;
+use circular_format::Sha1Name;
 use ed25519_dalek::SigningKey;
 use time::OffsetDateTime;
 
 use crate::error::{BuildError, Result};
 
 pub struct StoreDir {
-    root: PathBuf,
-    tmp_counter: AtomicU64,
+    store: LocalStore,
     _lock: Option<nix::fcntl::Flock<fs::File>>,
 }
 
 impl StoreDir {
     /// Opens (creating) a store for writing, and takes its lock.
     pub fn open_for_writing(root: &Path) -> Result<StoreDir> {
-        for sub in ["blocks", "indexes", "profiles", "tmp"] {
-            let dir = root.join(sub);
-            fs::create_dir_all(&dir).map_err(|e| BuildError::io(&dir, e))?;
-        }
-        let lock_path = root.join("tmp/.lock");
+        let store = LocalStore::create(root, Visibility::Public)?;
+        let lock_path = store.path(TMP_DIR).join(".lock");
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -45,7 +41,7 @@ impl StoreDir {
                 root.display()
             ))
         })?;
-        Ok(StoreDir { root: root.to_path_buf(), tmp_counter: AtomicU64::new(0), _lock: Some(lock) })
+        Ok(StoreDir { store, _lock: Some(lock) })
     }
 
     /// Opens a store for reading only (verify, list).
@@ -56,54 +52,48 @@ impl StoreDir {
                 root.display()
             )));
         }
-        Ok(StoreDir { root: root.to_path_buf(), tmp_counter: AtomicU64::new(0), _lock: None })
+        Ok(StoreDir { store: LocalStore::existing(root, Visibility::Public), _lock: None })
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.store.root()
     }
 
-    pub fn block_file(&self, id: &BlockId) -> PathBuf {
-        self.root.join(block_path(id))
+    /// The local store underneath (its scan of the blocks, its paths).
+    pub fn local(&self) -> &LocalStore {
+        &self.store
     }
 
-    pub fn index_file(&self, id: &BlockId) -> PathBuf {
-        self.root.join(index_path(id))
+    pub fn block_file(&self, id: &Sha1Name) -> PathBuf {
+        self.store.path(&block_path(id))
+    }
+
+    pub fn index_file(&self, id: &Sha1Name) -> PathBuf {
+        self.store.path(&index_path(id))
     }
 
     /// Size of a stored block file, if the store has it.
-    pub fn block_size_on_disk(&self, id: &BlockId) -> Option<u64> {
-        fs::metadata(self.block_file(id)).ok().map(|m| m.len())
+    pub fn block_size_on_disk(&self, id: &Sha1Name) -> Option<u64> {
+        self.store.file_len(&block_path(id))
     }
 
-    /// Writes a file atomically, without fsync (see `sync`).
+    /// Writes a file of the store (`path` is inside it) atomically. Its bytes
+    /// are on disk before it has its name, so a crash never leaves a short
+    /// block that a later `add` would take as present; its name becomes
+    /// durable at the next `sync`.
     pub fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.root.join("tmp").join(format!("{}.{n}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            fs::File::create(&tmp)?.write_all(bytes)?;
-            fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            BuildError::io(path, e)
-        })
+        write_atomic(path, bytes, &self.store.path(TMP_DIR), Durability::Contents).map_err(|e| BuildError::io(path, e))
     }
 
     /// Makes everything written so far durable (one syncfs for the filesystem).
     pub fn sync(&self) -> Result<()> {
-        let dir = fs::File::open(&self.root).map_err(|e| BuildError::io(&self.root, e))?;
-        nix::unistd::syncfs(dir.as_raw_fd())
-            .map_err(|e| BuildError::io(&self.root, std::io::Error::from_raw_os_error(e as i32)))
+        Ok(self.store.sync_filesystem()?)
     }
 
     /// The store's catalog, checked against the publisher's own key; a new empty
     /// catalog if the store has none yet.
     pub fn read_catalog(&self, key: &SigningKey) -> Result<Catalog> {
-        let path = self.root.join(CATALOG);
+        let path = self.store.path(CATALOG);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -112,7 +102,7 @@ impl StoreDir {
             }
             Err(e) => return Err(BuildError::io(&path, e)),
         };
-        let sig = fs::read(self.root.join(CATALOG_SIG)).ok();
+        let sig = fs::read(self.store.path(CATALOG_SIG)).ok();
         // Expiry does not matter here: publishing re-signs with a new one.
         let far_past = OffsetDateTime::UNIX_EPOCH;
         signing::verify_catalog(&bytes, sig.as_deref(), &[key.verifying_key()], far_past).map_err(|e| {
@@ -129,12 +119,34 @@ impl StoreDir {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());
         catalog.generated = now;
         catalog.expires = now + time::Duration::days(i64::from(valid_days));
-        catalog.validate().map_err(BuildError::Store)?;
+        catalog.validate()?;
         let bytes = catalog.to_bytes();
         let sig = signing::sign(&bytes, key);
         self.sync()?;
-        self.write(&self.root.join(CATALOG), &bytes)?;
-        self.write(&self.root.join(CATALOG_SIG), sig.as_bytes())?;
+        self.write(&self.store.path(CATALOG), &bytes)?;
+        self.write(&self.store.path(CATALOG_SIG), sig.as_bytes())?;
         self.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_whole_and_one_writer_holds_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(StoreDir::open_for_reading(dir.path()).is_err(), "no catalog.json: not a store yet");
+        let store = StoreDir::open_for_writing(dir.path()).expect("open");
+        let id = Sha1Name::of(b"block");
+        assert_eq!(store.block_size_on_disk(&id), None);
+        store.write(&store.block_file(&id), b"zstd frame").expect("write");
+        assert_eq!(store.block_size_on_disk(&id), Some(10));
+        assert!(store.block_file(&id).starts_with(dir.path().join("blocks")));
+        let tmp: Vec<_> =
+            fs::read_dir(dir.path().join(TMP_DIR)).expect("tmp").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(tmp, [".lock"], "only the lock is left in tmp/");
+        let second = StoreDir::open_for_writing(dir.path());
+        assert!(matches!(second, Err(BuildError::Usage(m)) if m.contains("in use")));
     }
 }

@@ -6,11 +6,12 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use blockfs::block;
-use blockfs::index::Index;
-use blockfs::signing;
-use blockfs::store::{CATALOG, CATALOG_SIG};
-use blockfs::BlockId;
+use circular_format::block;
+use circular_format::catalog::Catalog;
+use circular_format::index::Index;
+use circular_format::layout::{CATALOG, CATALOG_SIG};
+use circular_format::signing;
+use circular_format::Sha1Name;
 use time::OffsetDateTime;
 
 use crate::error::{BuildError, Result};
@@ -26,16 +27,16 @@ pub fn verify(store_root: &Path, public: &Path) -> Result<Vec<String>> {
     let sig = std::fs::read(store_root.join(CATALOG_SIG)).ok();
     let catalog = match signing::verify_catalog(&bytes, sig.as_deref(), &keys, OffsetDateTime::now_utc()) {
         Ok(catalog) => catalog,
-        Err(blockfs::Error::Expired { expires, .. }) => {
+        Err(circular_format::Error::Expired { expires, .. }) => {
             problems.push(format!("catalog.json expired at {expires}: re-sign it with `image-build sign`"));
-            blockfs::catalog::Catalog::parse(&bytes)?
+            Catalog::parse(&bytes)?
         }
         Err(e) => {
             problems.push(format!("catalog.json: {e}"));
             return Ok(problems);
         }
     };
-    let mut blocks: Vec<(BlockId, usize)> = Vec::new();
+    let mut blocks: Vec<(Sha1Name, usize)> = Vec::new();
     let mut seen = HashSet::new();
     for (dist, snap) in catalog.snapshots() {
         let name = format!("{}/{}", dist.name, snap.date);
@@ -47,7 +48,7 @@ pub fn verify(store_root: &Path, public: &Path) -> Result<Vec<String>> {
                 continue;
             }
         };
-        if BlockId::of(&bytes) != snap.index {
+        if Sha1Name::of(&bytes) != snap.index {
             problems.push(format!("{name}: index {} does not hash to its name (changed or truncated)", snap.index));
             continue;
         }
@@ -75,7 +76,7 @@ pub fn verify(store_root: &Path, public: &Path) -> Result<Vec<String>> {
 }
 
 /// Reads and decodes every block, on all cores.
-fn check_blocks(store: &StoreDir, blocks: &[(BlockId, usize)]) -> Vec<String> {
+fn check_blocks(store: &StoreDir, blocks: &[(Sha1Name, usize)]) -> Vec<String> {
     let progress = Progress::count("verifying", blocks.len() as u64);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = blocks.len().div_ceil(threads).max(1);

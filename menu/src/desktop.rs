@@ -23,8 +23,8 @@ pub struct Args {
     /// Block cache directory; VM overlays go in its `overlays/`.
     #[arg(long, default_value = "/var/tmp/blocks")]
     pub cache: PathBuf,
-    /// Cache cap in bytes (default: most of the cache's filesystem).
-    #[arg(long)]
+    /// Cache cap, e.g. 20G or 512M (binary units); default: most of the cache's filesystem.
+    #[arg(long, value_parser = blockfs::format::units::parse_size)]
     pub cache_max: Option<u64>,
     /// Use only the cache: no server is asked.
     #[arg(long)]
@@ -101,12 +101,12 @@ pub fn run(args: Args) -> Result<(), DesktopError> {
     if args.server.is_empty() && !args.offline {
         return Err(DesktopError::NoServer);
     }
-    let keys = blockfs::signing::read_public(&args.public).map_err(DesktopError::Key)?;
+    let keys = blockfs::signing::read_public(&args.public).map_err(|e| DesktopError::Key(e.into()))?;
     std::fs::create_dir_all(&args.cache).map_err(|source| DesktopError::Io { path: args.cache.clone(), source })?;
     let dir = PrivateDir::create()?;
     let mut config = MountConfig::new(args.server.clone(), keys, args.cache.clone());
-    config.cache_max = args.cache_max;
-    config.offline = args.offline;
+    config.store.cache_max = args.cache_max;
+    config.store.offline = args.offline;
     let Some(mounted) = mount(config, &dir.0, &stop)? else {
         return Ok(());
     };
@@ -129,10 +129,10 @@ fn mount(config: MountConfig, mountpoint: &Path, stop: &AtomicBool) -> Result<Op
     loop {
         // Printed before the menu takes the screen: the catalog fetch can wait
         // for the network for a while.
-        if config.offline {
-            eprintln!("circular: mounting from the cache in {}…", config.cache_dir.display());
+        if config.store.offline {
+            eprintln!("circular: mounting from the cache in {}…", config.store.cache_dir.display());
         } else {
-            eprintln!("circular: fetching the catalog from {}…", config.sources.join(", "));
+            eprintln!("circular: fetching the catalog from {}…", config.store.sources.join(", "));
         }
         match Mounted::start(config.clone(), mountpoint) {
             Ok(m) => return Ok(Some(m)),

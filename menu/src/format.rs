@@ -1,23 +1,9 @@
 //! Short human-readable figures for an 80-column screen.
 
-/// Bytes as `512 B`, `12.3 MiB`, `1.2 GiB` (binary units: disk images are sized so).
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value < 10.0 {
-        format!("{value:.1} {}", UNITS[unit])
-    } else {
-        format!("{value:.0} {}", UNITS[unit])
-    }
-}
+/// Bytes as `512 B`, `12 MiB`, `1.2 GiB` (binary units: disk images are sized
+/// so): the workspace's one size formatter, so the menu and `image-build list`
+/// print a snapshot's size alike.
+pub use blockfs::format::units::format_size as bytes;
 
 /// A fraction as a whole percentage; never shows 100% before it is exactly 1,
 /// so "100%" always means "every block is here".

@@ -27,12 +27,13 @@ pub enum Problem {
 impl Problem {
     /// Classifies an error from `Mounted::start` or from reading the mount.
     pub fn from_blockfs(err: &blockfs::Error) -> Problem {
+        use blockfs::format::Error as F;
         use blockfs::Error as E;
         let detail = err.to_string();
         match err {
-            E::Unsigned { .. } => Problem::CatalogRefused { why: Refusal::Unsigned, detail },
-            E::BadSignature => Problem::CatalogRefused { why: Refusal::WrongKey, detail },
-            E::Expired { .. } => Problem::CatalogRefused { why: Refusal::Expired, detail },
+            E::Format(F::Unsigned { .. }) => Problem::CatalogRefused { why: Refusal::Unsigned, detail },
+            E::Format(F::BadSignature) => Problem::CatalogRefused { why: Refusal::WrongKey, detail },
+            E::Format(F::Expired { .. }) => Problem::CatalogRefused { why: Refusal::Expired, detail },
             E::NotCached { .. } | E::Unreachable { .. } => Problem::NoNetwork { detail },
             _ => Problem::Other { headline: "The disk images could not be mounted".to_string(), detail },
         }
@@ -113,14 +114,15 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use blockfs::format::Error as F;
 
     #[test]
     fn blockfs_errors_are_classified() {
-        let e = blockfs::Error::Unsigned { what: "catalog.json.sig".into() };
+        let e = blockfs::Error::from(F::Unsigned { what: "catalog.json.sig".into() });
         assert!(matches!(Problem::from_blockfs(&e), Problem::CatalogRefused { why: Refusal::Unsigned, .. }));
-        let e = blockfs::Error::BadSignature;
+        let e = blockfs::Error::from(F::BadSignature);
         assert!(matches!(Problem::from_blockfs(&e), Problem::CatalogRefused { why: Refusal::WrongKey, .. }));
-        let e = blockfs::Error::Expired { expires: "2026-01-01".into(), now: "2026-11-22".into() };
+        let e = blockfs::Error::from(F::Expired { expires: "2026-01-01".into(), now: "2026-11-22".into() });
         let p = Problem::from_blockfs(&e);
         assert!(p.headline().contains("expired") && p.detail().contains("2026-01-01"));
         let e = blockfs::Error::NotCached { what: "catalog.json".into() };
@@ -132,9 +134,9 @@ mod tests {
     #[test]
     fn blockfs_messages_are_classified_like_its_errors() {
         let errors = [
-            blockfs::Error::Unsigned { what: "catalog.json.sig".into() },
-            blockfs::Error::BadSignature,
-            blockfs::Error::Expired { expires: "2026-01-01".into(), now: "2026-11-22".into() },
+            blockfs::Error::from(F::Unsigned { what: "catalog.json.sig".into() }),
+            blockfs::Error::from(F::BadSignature),
+            blockfs::Error::from(F::Expired { expires: "2026-01-01".into(), now: "2026-11-22".into() }),
             blockfs::Error::NotCached { what: "catalog.json".into() },
             blockfs::Error::Unreachable {
                 path: "catalog.json".into(),

@@ -526,14 +526,14 @@ impl App {
 pub(crate) mod tests {
     use super::*;
     use blockfs::catalog::BootSettings;
+    use blockfs::format::Sha1Name;
     use blockfs::status::SnapshotStatus;
-    use blockfs::BlockId;
     use time::macros::datetime;
 
     pub fn snapshot(date: &str, notes: &str) -> Snapshot {
         Snapshot {
             date: date.to_string(),
-            index: BlockId::of(date.as_bytes()),
+            index: Sha1Name::of(date.as_bytes()),
             image_size: 2 << 30,
             stored_bytes: 850 << 20,
             profile: None,

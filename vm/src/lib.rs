@@ -22,7 +22,7 @@
 //! Typical use:
 //! ```no_run
 //! # fn demo() -> Result<(), circular_vm::VmError> {
-//! # use blockfs::catalog::Firmware; // format: moves to circular_format::catalog
+//! # use circular_format::catalog::Firmware;
 //! use circular_vm::{self as vm, Accel, Display, VmSettings, VmSpec};
 //! let image = vm::resolve_image("/mnt/lbcas".as_ref(), "bookworm", "latest")?;
 //! let spec = VmSpec::new("bookworm", &image.date, image.path, 2 << 30,
@@ -36,8 +36,7 @@
 
 #![warn(missing_docs)]
 
-// format: moves to circular_format::catalog
-use blockfs::catalog;
+use circular_format::catalog;
 
 mod accel;
 mod command;

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+// The workspace's one size parser: `--size 2G` reads as `--cache-max 2G` does.
+use circular_format::units::parse_size;
+
 use super::error::{OsError, Result};
 
 pub const DEFAULT_SUITE: &str = "bookworm";
@@ -91,26 +94,6 @@ pub struct Plan {
     pub updates: bool,
     pub epoch: Option<i64>,
     pub hold: Vec<String>,
-}
-
-/// Parses sizes such as `2G`, `1536M`, `2GiB`, `1073741824` (binary units).
-pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits_end);
-    if num.is_empty() {
-        return Err(format!("`{text}` is not a size (examples: 2G, 1536M)"));
-    }
-    let n: u64 = num.parse().map_err(|_| format!("`{text}` is too large"))?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        "T" | "TB" | "TIB" => 40,
-        other => return Err(format!("unknown size unit `{other}` in `{text}` (use K, M, G or T)")),
-    };
-    n.checked_mul(1u64 << shift).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// Debian package names (policy 5.6.1), optionally with `=version` or `/release`.

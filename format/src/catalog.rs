@@ -6,50 +6,73 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::hash::BlockId;
+use crate::hash::Sha1Name;
+use crate::layout;
 
+/// The `format` field of a catalog this crate reads and writes.
 pub const CATALOG_FORMAT: &str = "circular-catalog/1";
 
+/// What can be booted: `catalog.json`. Trusted only after
+/// [`crate::signing::verify_catalog`] accepted it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
+    /// [`CATALOG_FORMAT`].
     pub format: String,
+    /// When the publisher signed it (RFC 3339 in the file). A client keeps the
+    /// catalog with the later `generated` time (no rollback).
     #[serde(with = "time::serde::rfc3339")]
     pub generated: OffsetDateTime,
+    /// After this time (RFC 3339 in the file) clients refuse it.
     #[serde(with = "time::serde::rfc3339")]
     pub expires: OffsetDateTime,
+    /// Names unique; order as the publisher added them.
     pub distributions: Vec<Distribution>,
 }
 
+/// One operating system, with its dated snapshots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Distribution {
+    /// Directory name on the mount: see [`check_name`].
     pub name: String,
+    /// What people read in the menu, e.g. `Debian 12 (bookworm)`.
     pub title: String,
+    /// CPU architecture of the images, e.g. `x86_64` (the default when absent).
     #[serde(default = "default_arch")]
     pub arch: String,
     /// Newest first; the first is the distribution's "latest".
     pub snapshots: Vec<Snapshot>,
 }
 
+/// One dated image of a distribution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, unique within the distribution: see [`check_date`].
     pub date: String,
-    pub index: BlockId,
+    /// Name of the snapshot's index, `indexes/<sha1>.json`.
+    pub index: Sha1Name,
+    /// Size of the image in bytes (the index says the same).
     pub image_size: u64,
     /// Compressed bytes of the snapshot's distinct blocks.
     pub stored_bytes: u64,
+    /// Name of the boot profile, `profiles/<sha1>.json`, if one was recorded.
     #[serde(default)]
-    pub profile: Option<BlockId>,
+    pub profile: Option<Sha1Name>,
+    /// What the menu proposes for the VM.
     #[serde(default)]
     pub boot: BootSettings,
+    /// Free text for people (what changed this week); may be empty.
     #[serde(default)]
     pub notes: String,
 }
 
+/// The VM a snapshot is meant to boot in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootSettings {
+    /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// Virtual CPUs.
     pub cpus: u32,
+    /// BIOS or UEFI.
     pub firmware: Firmware,
 }
 
@@ -59,10 +82,13 @@ impl Default for BootSettings {
     }
 }
 
+/// The guest's firmware, `"bios"` or `"uefi"` in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Firmware {
+    /// SeaBIOS (QEMU's default).
     Bios,
+    /// OVMF.
     Uefi,
 }
 
@@ -76,23 +102,36 @@ impl Catalog {
         Catalog { format: CATALOG_FORMAT.to_string(), generated: now, expires, distributions: Vec::new() }
     }
 
-    /// Parses catalog bytes and checks their structure (not the signature).
+    /// Parses catalog bytes and checks their structure (not the signature:
+    /// that is [`crate::signing::verify_catalog`]).
+    ///
+    /// # Errors
+    /// [`Error::Json`] when the bytes are not a catalog's JSON, and what
+    /// [`Catalog::validate`] refuses.
     pub fn parse(bytes: &[u8]) -> Result<Catalog> {
-        let catalog: Catalog =
-            serde_json::from_slice(bytes).map_err(|source| Error::Json { what: "catalog.json".to_string(), source })?;
+        let catalog: Catalog = serde_json::from_slice(bytes)
+            .map_err(|source| Error::Json { what: layout::CATALOG.to_string(), source })?;
         catalog.validate()?;
         Ok(catalog)
     }
 
-    /// The canonical bytes that get signed and published.
+    /// The canonical bytes that get signed and published: pretty JSON and a newline.
     pub fn to_bytes(&self) -> Vec<u8> {
+        // Only a time RFC 3339 cannot write (a year before 0) makes this fail;
+        // the empty bytes then fail every client's parse, so nothing wrong is
+        // ever accepted.
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
         out.push(b'\n');
         out
     }
 
+    /// Checks the rules a parsed catalog must follow.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for another `format`, a bad or repeated distribution
+    /// name, a bad or repeated date, or snapshots not listed newest first.
     pub fn validate(&self) -> Result<()> {
-        let invalid = |reason: String| Error::invalid("catalog.json", reason);
+        let invalid = |reason: String| Error::invalid(layout::CATALOG, reason);
         if self.format != CATALOG_FORMAT {
             return Err(invalid(format!("format is {:?}, this program reads {CATALOG_FORMAT:?}", self.format)));
         }
@@ -117,6 +156,7 @@ impl Catalog {
         Ok(())
     }
 
+    /// The distribution called `name`, if the catalog has it.
     pub fn distribution(&self, name: &str) -> Option<&Distribution> {
         self.distributions.iter().find(|d| d.name == name)
     }
@@ -151,12 +191,16 @@ impl Catalog {
 }
 
 impl Distribution {
+    /// The newest snapshot (the first), shown as `latest.img`.
     pub fn latest(&self) -> Option<&Snapshot> {
         self.snapshots.first()
     }
 }
 
 /// Distribution names become directory names on the mount: keep them plain.
+///
+/// # Errors
+/// A sentence saying what a name may be, when `name` is not one.
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -173,6 +217,9 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
 }
 
 /// Snapshot dates are calendar dates, `YYYY-MM-DD`.
+///
+/// # Errors
+/// A sentence naming the expected form, when `date` is not a real date in it.
 pub fn check_date(date: &str) -> std::result::Result<(), String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     match time::Date::parse(date, format) {
@@ -189,7 +236,7 @@ mod tests {
     pub fn snapshot(date: &str) -> Snapshot {
         Snapshot {
             date: date.to_string(),
-            index: BlockId::of(date.as_bytes()),
+            index: Sha1Name::of(date.as_bytes()),
             image_size: 1 << 20,
             stored_bytes: 1000,
             profile: None,

@@ -3,17 +3,23 @@
 //! bombs) and checks the name before a single byte is handed out.
 
 use crate::error::{Error, Result};
-use crate::hash::BlockId;
+use crate::hash::Sha1Name;
 
 /// The default block size: 256 KiB, as LBCAS used.
 pub const DEFAULT_BLOCK_SIZE: u32 = 262_144;
-/// Smallest and largest block sizes a store may use.
+/// Smallest block size a store may use, in bytes.
 pub const MIN_BLOCK_SIZE: u32 = 4096;
+/// Largest block size a store may use, in bytes (16 MiB).
 pub const MAX_BLOCK_SIZE: u32 = 16 << 20;
 /// zstd level for published blocks: fast to build, decompresses at memory speed.
 pub const DEFAULT_LEVEL: i32 = 3;
 
-/// Checks that a block size is a power of two in the supported range.
+/// Checks that a block size (bytes) is a power of two in the supported range,
+/// and returns it as the `u32` an index holds.
+///
+/// # Errors
+/// [`Error::Invalid`] when it is not a power of two from [`MIN_BLOCK_SIZE`] to
+/// [`MAX_BLOCK_SIZE`].
 pub fn check_block_size(block_size: u64) -> Result<u32> {
     let ok =
         block_size.is_power_of_two() && (u64::from(MIN_BLOCK_SIZE)..=u64::from(MAX_BLOCK_SIZE)).contains(&block_size);
@@ -29,36 +35,49 @@ pub fn check_block_size(block_size: u64) -> Result<u32> {
 /// True when every byte is zero: such blocks are not stored (the index says `null`).
 pub fn is_zero(data: &[u8]) -> bool {
     // Comparing 8-byte words lets the compiler vectorize; the tail is rare.
-    let (head, words, tail) = {
-        // SAFETY: u64 has no invalid bit patterns, so viewing aligned bytes as u64 is sound.
-        unsafe { data.align_to::<u64>() }
-    };
-    head.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && tail.iter().all(|&b| b == 0)
+    // `from_ne_bytes` of an unaligned chunk compiles to one load: no `unsafe`
+    // alignment view is needed for the speed.
+    let words = data.chunks_exact(8);
+    let tail = words.remainder();
+    words.map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])).all(|w| w == 0)
+        && tail.iter().all(|&b| b == 0)
 }
 
 /// An encoded block: its name and the bytes of the file that stores it.
 pub struct Encoded {
-    pub id: BlockId,
+    /// SHA-1 of the uncompressed bytes (with collision detection).
+    pub id: Sha1Name,
+    /// The block file: one zstd frame of the bytes.
     pub file: Vec<u8>,
 }
 
-/// Names and compresses one block.
+/// Names and compresses one block at zstd `level` (1 to 19).
+///
+/// # Errors
+/// [`Error::Invalid`] when the bytes carry a SHA-1 collision attack, or when
+/// zstd refuses (an impossible level).
 pub fn encode(data: &[u8], level: i32) -> Result<Encoded> {
-    let id = BlockId::of_published(data).map_err(|e| Error::invalid("image data", e.to_string()))?;
+    let id = Sha1Name::of_published(data).map_err(|e| Error::invalid("image data", e.to_string()))?;
     let file = zstd::bulk::compress(data, level).map_err(|e| Error::invalid("block compression", e.to_string()))?;
     Ok(Encoded { id, file })
 }
 
 /// Decompresses a block file and checks that it holds exactly the block `id`.
-/// `max_len` is the block size: a frame that would expand past it is rejected.
-pub fn decode(id: &BlockId, file: &[u8], max_len: usize) -> Result<Vec<u8>> {
+/// `max_len` is the block size in bytes: a frame that would expand past it is
+/// rejected. The caller still checks the length the index needs (a short last
+/// block decodes to fewer bytes).
+///
+/// # Errors
+/// [`Error::CorruptBlock`] when `file` is not one zstd frame of at most
+/// `max_len` bytes, or its bytes do not hash to `id`.
+pub fn decode(id: &Sha1Name, file: &[u8], max_len: usize) -> Result<Vec<u8>> {
     let corrupt = |reason: String| Error::CorruptBlock { id: *id, reason };
     let mut out = Vec::with_capacity(max_len);
     zstd::bulk::Decompressor::new()
         .and_then(|mut d| d.decompress_to_buffer(file, &mut out))
         .map_err(|e| corrupt(format!("not a zstd frame of at most {max_len} bytes ({e})")))?;
     // decompress_to_buffer never writes past the capacity it was given.
-    let actual = BlockId::of(&out);
+    let actual = Sha1Name::of(&out);
     if actual != *id {
         return Err(corrupt(format!("its bytes hash to {actual}")));
     }
@@ -73,7 +92,7 @@ mod tests {
     fn round_trip() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let enc = encode(&data, DEFAULT_LEVEL).unwrap();
-        assert_eq!(enc.id, BlockId::of(&data));
+        assert_eq!(enc.id, Sha1Name::of(&data));
         assert_eq!(decode(&enc.id, &enc.file, data.len()).unwrap(), data);
     }
 

@@ -1,7 +1,9 @@
 //! The trust chain's root: ed25519 keys in PEM files (PKCS#8 secret, SPKI public,
-//! readable by `openssl pkey`), and the catalog's detached signature,
+//! readable by `openssl pkey`), the catalog's detached signature,
 //! `catalog.json.sig`, which holds the base64 signature over the exact bytes of
-//! `catalog.json`.
+//! `catalog.json`, and the rules a client applies before it trusts a catalog
+//! (docs/FORMAT.md, "What a client accepts"): signature, structure, expiry
+//! ([`verify_catalog`]) and no rollback ([`is_rollback`]).
 
 use std::path::Path;
 
@@ -12,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
+use crate::layout;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -21,6 +24,10 @@ pub fn generate() -> SigningKey {
 }
 
 /// Writes the secret key (mode 0600, refusing to overwrite) and the public key.
+///
+/// # Errors
+/// [`Error::Key`] when `secret` already exists or a key cannot be encoded;
+/// [`Error::Io`] when a file cannot be written.
 pub fn write_keypair(key: &SigningKey, secret: &Path, public: &Path) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -40,6 +47,11 @@ pub fn write_keypair(key: &SigningKey, secret: &Path, public: &Path) -> Result<(
     std::fs::write(public, public_pem).map_err(|e| Error::io(public, e))
 }
 
+/// Reads a secret key (PKCS#8 PEM, as [`write_keypair`] writes it).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read; [`Error::Key`] when it holds no
+/// ed25519 secret key.
 pub fn read_secret(path: &Path) -> Result<SigningKey> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     SigningKey::from_pkcs8_pem(&text).map_err(|e| Error::Key {
@@ -49,6 +61,10 @@ pub fn read_secret(path: &Path) -> Result<SigningKey> {
 }
 
 /// Reads one or more public keys (concatenated PEM blocks) from a file.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read; [`Error::Key`] when a block is
+/// not an ed25519 public key or there is none.
 pub fn read_public(path: &Path) -> Result<Vec<VerifyingKey>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let key_err = |reason: String| Error::Key { path: path.to_path_buf(), reason };
@@ -72,13 +88,18 @@ pub fn sign(catalog_bytes: &[u8], key: &SigningKey) -> String {
 
 /// Checks the signature, then the structure, then the expiry, and returns the
 /// catalog only if all three pass. `sig` is `None` when no signature exists.
+///
+/// # Errors
+/// [`Error::Unsigned`] without `sig`; [`Error::BadSignature`] when no key in
+/// `keys` verifies it; what [`Catalog::parse`] refuses; [`Error::Expired`]
+/// when `expires` is not after `now`.
 pub fn verify_catalog(
     catalog_bytes: &[u8],
     sig: Option<&[u8]>,
     keys: &[VerifyingKey],
     now: OffsetDateTime,
 ) -> Result<Catalog> {
-    let sig = sig.ok_or_else(|| Error::Unsigned { what: "catalog.json.sig".into() })?;
+    let sig = sig.ok_or_else(|| Error::Unsigned { what: layout::CATALOG_SIG.into() })?;
     let raw = std::str::from_utf8(sig).ok().and_then(|text| B64.decode(text.trim()).ok()).ok_or(Error::BadSignature)?;
     let signature = Signature::from_slice(&raw).map_err(|_| Error::BadSignature)?;
     if !keys.iter().any(|k| k.verify(catalog_bytes, &signature).is_ok()) {
@@ -93,6 +114,13 @@ pub fn verify_catalog(
         });
     }
     Ok(catalog)
+}
+
+/// True when `offered` is older than `trusted`, a catalog already verified:
+/// taking it would roll the client back (a mirror replaying an old, still
+/// signed catalog). Both must have been verified; equal times are no rollback.
+pub fn is_rollback(trusted: &Catalog, offered: &Catalog) -> bool {
+    offered.generated < trusted.generated
 }
 
 #[cfg(test)]
@@ -132,6 +160,15 @@ mod tests {
         let later = datetime!(2027-01-01 0:00 UTC);
         let err = verify_catalog(&bytes, Some(sig.as_bytes()), &keys, later).unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
+    }
+
+    #[test]
+    fn an_older_catalog_is_a_rollback_and_the_same_or_newer_is_not() {
+        let old = Catalog::new(datetime!(2026-11-15 0:00 UTC), datetime!(2026-12-15 0:00 UTC));
+        let new = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        assert!(is_rollback(&new, &old));
+        assert!(!is_rollback(&old, &new));
+        assert!(!is_rollback(&new, &new.clone()));
     }
 
     #[test]

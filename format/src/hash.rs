@@ -1,4 +1,6 @@
-//! Block and index names: the SHA-1 of the bytes, as 40 lowercase hex digits.
+//! Names of blocks, indexes and profiles: the SHA-1 of the bytes, written as 40
+//! lowercase hex digits. [`Sha1Name`] is the one type for all three, since a
+//! store names every file by what it holds.
 //!
 //! Two ways to compute the same digest, each where it belongs:
 //! - Publishing names blocks with collision detection (`sha1collisiondetection`,
@@ -17,32 +19,41 @@ use std::str::FromStr;
 use sha1::Digest;
 use sha1collisiondetection::Sha1CD;
 
-/// A 20-byte SHA-1 digest naming a block, an index or a profile.
+/// A 20-byte SHA-1 digest naming a block, an index or a profile. It reads and
+/// writes (`Display`, `FromStr`, serde) as 40 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlockId(pub [u8; 20]);
+pub struct Sha1Name(
+    /// The raw digest.
+    pub [u8; 20],
+);
 
 /// Why bytes could not be hashed: they carry a SHA-1 collision attack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the data carries a SHA-1 collision attack")]
 pub struct CollisionDetected;
 
-impl BlockId {
+impl Sha1Name {
     /// Plain SHA-1 of `data`: the check a reader makes before using bytes.
-    pub fn of(data: &[u8]) -> BlockId {
-        BlockId(sha1::Sha1::digest(data).into())
+    pub fn of(data: &[u8]) -> Sha1Name {
+        Sha1Name(sha1::Sha1::digest(data).into())
     }
 
-    /// SHA-1 of `data` for publishing. Fails only for crafted collision-attack input.
-    pub fn of_published(data: &[u8]) -> Result<BlockId, CollisionDetected> {
+    /// SHA-1 of `data` for publishing, with collision detection.
+    ///
+    /// # Errors
+    /// [`CollisionDetected`] when `data` was crafted as half of a SHA-1
+    /// collision pair; honest data never fails.
+    pub fn of_published(data: &[u8]) -> Result<Sha1Name, CollisionDetected> {
         let mut hasher = Sha1CD::default();
         hasher.update(data);
         let mut out = sha1collisiondetection::Output::default();
         hasher.finalize_into_dirty_cd(&mut out).map_err(|_| CollisionDetected)?;
         let mut id = [0u8; 20];
         id.copy_from_slice(&out);
-        Ok(BlockId(id))
+        Ok(Sha1Name(id))
     }
 
+    /// The name as 40 lowercase hex digits (what stores and indexes spell).
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(40);
         for b in self.0 {
@@ -60,17 +71,22 @@ impl BlockId {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Why a string is not a block name.
+/// Why a string is not a SHA-1 name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a SHA-1 name (40 lowercase hex digits)")]
-pub struct BadBlockId(pub String);
+pub struct BadSha1Name(
+    /// The text that was refused.
+    pub String,
+);
 
-impl FromStr for BlockId {
-    type Err = BadBlockId;
+/// Parses exactly 40 lowercase hex digits; uppercase is refused, so each name
+/// has one spelling (and one path in a store).
+impl FromStr for Sha1Name {
+    type Err = BadSha1Name;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bytes = s.as_bytes();
         if bytes.len() != 40 {
-            return Err(BadBlockId(s.to_string()));
+            return Err(BadSha1Name(s.to_string()));
         }
         let digit = |c: u8| match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -81,32 +97,32 @@ impl FromStr for BlockId {
         for (i, pair) in bytes.chunks_exact(2).enumerate() {
             match (digit(pair[0]), digit(pair[1])) {
                 (Some(hi), Some(lo)) => id[i] = (hi << 4) | lo,
-                _ => return Err(BadBlockId(s.to_string())),
+                _ => return Err(BadSha1Name(s.to_string())),
             }
         }
-        Ok(BlockId(id))
+        Ok(Sha1Name(id))
     }
 }
 
-impl fmt::Display for BlockId {
+impl fmt::Display for Sha1Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
     }
 }
 
-impl fmt::Debug for BlockId {
+impl fmt::Debug for Sha1Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BlockId({})", self.to_hex())
+        write!(f, "Sha1Name({})", self.to_hex())
     }
 }
 
-impl serde::Serialize for BlockId {
+impl serde::Serialize for Sha1Name {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_hex())
     }
 }
 
-impl<'de> serde::Deserialize<'de> for BlockId {
+impl<'de> serde::Deserialize<'de> for Sha1Name {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
@@ -119,19 +135,19 @@ mod tests {
 
     #[test]
     fn known_digests() {
-        assert_eq!(BlockId::of(b"").to_hex(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(BlockId::of(b"abc").to_hex(), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(Sha1Name::of(b"").to_hex(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(Sha1Name::of(b"abc").to_hex(), "a9993e364706816aba3e25717850c26c9cd0d89d");
         let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-        assert_eq!(BlockId::of_published(&big).unwrap(), BlockId::of(&big));
+        assert_eq!(Sha1Name::of_published(&big).unwrap(), Sha1Name::of(&big));
     }
 
     #[test]
     fn hex_round_trip_and_rejects() {
-        let id = BlockId::of(b"circular");
-        assert_eq!(id.to_hex().parse::<BlockId>().unwrap(), id);
+        let id = Sha1Name::of(b"circular");
+        assert_eq!(id.to_hex().parse::<Sha1Name>().unwrap(), id);
         assert_eq!(id.fanout(), id.to_hex()[..2]);
-        assert!("ABC".parse::<BlockId>().is_err());
-        assert!("A9993E364706816ABA3E25717850C26C9CD0D89D".parse::<BlockId>().is_err());
-        assert!("g9993e364706816aba3e25717850c26c9cd0d89d".parse::<BlockId>().is_err());
+        assert!("ABC".parse::<Sha1Name>().is_err());
+        assert!("A9993E364706816ABA3E25717850C26C9CD0D89D".parse::<Sha1Name>().is_err());
+        assert!("g9993e364706816aba3e25717850c26c9cd0d89d".parse::<Sha1Name>().is_err());
     }
 }

@@ -6,17 +6,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::check_block_size;
 use crate::error::{Error, Result};
-use crate::hash::BlockId;
+use crate::hash::Sha1Name;
 
+/// The `format` field of an index this crate reads and writes.
 pub const INDEX_FORMAT: &str = "circular-index/1";
 
-/// A validated index.
+/// A validated index: `blocks.len() == ceil(image_size / block_size)`, and the
+/// block size is a power of two in range (see [`Index::parse`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {
+    /// Size of the image in bytes.
     pub image_size: u64,
+    /// Size of every block but the last, in bytes.
     pub block_size: u32,
     /// One entry per block; `None` is a block of zeros that is not stored.
-    pub blocks: Vec<Option<BlockId>>,
+    pub blocks: Vec<Option<Sha1Name>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -26,11 +30,16 @@ struct IndexFile {
     block_size: u64,
     hash: String,
     compression: String,
-    blocks: Vec<Option<BlockId>>,
+    blocks: Vec<Option<Sha1Name>>,
 }
 
 impl Index {
     /// Parses and validates index bytes. `what` names the file in errors.
+    ///
+    /// # Errors
+    /// [`Error::Json`] when the bytes are not an index's JSON; [`Error::Invalid`]
+    /// for another `format`, `hash` or `compression`, a bad block size, or a
+    /// block count that does not match the image size.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Index> {
         let file: IndexFile =
             serde_json::from_slice(bytes).map_err(|source| Error::Json { what: what.to_string(), source })?;
@@ -58,7 +67,8 @@ impl Index {
         Ok(Index { image_size: file.image_size, block_size, blocks: file.blocks })
     }
 
-    /// The canonical bytes of the index (what is stored and hashed).
+    /// The canonical bytes of the index (what is stored and hashed): compact
+    /// JSON and a newline.
     pub fn to_bytes(&self) -> Vec<u8> {
         let file = IndexFile {
             format: INDEX_FORMAT.to_string(),
@@ -68,19 +78,21 @@ impl Index {
             compression: "zstd".to_string(),
             blocks: self.blocks.clone(),
         };
+        // Serializing plain strings, numbers and names cannot fail.
         let mut out = serde_json::to_vec(&file).unwrap_or_default();
         out.push(b'\n');
         out
     }
 
-    /// Length of block `n` in bytes: `block_size`, except for a shorter last block.
+    /// Length of block `n` in bytes: `block_size`, except for a shorter last
+    /// block, and 0 past the end of the image.
     pub fn block_len(&self, n: usize) -> usize {
         let start = n as u64 * u64::from(self.block_size);
         (self.image_size.saturating_sub(start)).min(u64::from(self.block_size)) as usize
     }
 
     /// The distinct stored blocks, in first-use order.
-    pub fn distinct_blocks(&self) -> Vec<BlockId> {
+    pub fn distinct_blocks(&self) -> Vec<Sha1Name> {
         let mut seen = std::collections::HashSet::new();
         self.blocks.iter().flatten().filter(|id| seen.insert(**id)).copied().collect()
     }
@@ -91,7 +103,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Index {
-        let a = BlockId::of(b"a");
+        let a = Sha1Name::of(b"a");
         Index { image_size: 262_144 * 2 + 10, block_size: 262_144, blocks: vec![Some(a), None, Some(a)] }
     }
 
