@@ -121,10 +121,8 @@ impl BlockFs {
             next_fh: 1,
             options,
             prefetcher: Arc::new(Prefetcher::default()),
-            // SAFETY: getuid and getgid cannot fail and touch no memory.
-            uid: unsafe { libc::getuid() },
-            // SAFETY: as above.
-            gid: unsafe { libc::getgid() },
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
         })
     }
 

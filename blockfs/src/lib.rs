@@ -10,6 +10,8 @@
 //! writes (guests write to a qcow2 overlay), and it draws no user interface (the
 //! menu reads the status this crate reports).
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod error;
 pub mod fs;
