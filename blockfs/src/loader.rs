@@ -13,9 +13,9 @@
 //!
 //! Memory follows the lengths the signed index gives (from its image size and
 //! block size), never a constant: the decoded blocks kept total at most the
-//! memory cap, and the fetches in flight together ask for at most that much
-//! again (one fetch always runs, however big its block), so a small index with
-//! huge blocks cannot make the client hold many of them at once.
+//! memory cap, and the fetches in flight together (file and decoded bytes) hold
+//! at most that much again (one fetch always runs, however big its block), so a
+//! small index with huge blocks cannot make the client hold many of them at once.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap};
@@ -97,8 +97,11 @@ struct Queue {
     slots: HashMap<BlockKey, Arc<Slot>>,
     seq: u64,
     running_prefetch: usize,
-    /// Bytes the running fetches will decode (the sum of their lengths).
+    /// Bytes the running fetches hold at most: for each, the fetched file and
+    /// the decoded block, twice its length ([`fetch_cost`]).
     running_bytes: u64,
+    /// The most `running_bytes` has been (for tests).
+    peak_bytes: u64,
     shutdown: bool,
 }
 
@@ -233,6 +236,11 @@ impl Loader {
         self.shared.store.cache().has_block(id) || lock(&self.shared.memory).blocks.keys().any(|k| k.id == *id)
     }
 
+    /// The most bytes the fetches in flight held together so far (see [`fetch_cost`]).
+    pub fn peak_fetch_bytes(&self) -> u64 {
+        lock(&self.shared.queue).peak_bytes
+    }
+
     /// Number of queued jobs at prefetch priority (for tests and status).
     pub fn queued_prefetch(&self) -> usize {
         lock(&self.shared.queue).heap.iter().filter(|j| j.priority == Priority::Prefetch).count()
@@ -312,8 +320,9 @@ impl Shared {
             }
             let prefetch_full = queue.running_prefetch + DEMAND_RESERVE >= self.workers;
             // One fetch always runs; more only while their blocks fit the memory cap together.
-            let budget_left =
-                |len: usize| queue.running_bytes == 0 || queue.running_bytes + len as u64 <= self.memory_max.max(1);
+            let budget_left = |len: usize| {
+                queue.running_bytes == 0 || queue.running_bytes + fetch_cost(len) <= self.memory_max.max(1)
+            };
             let runnable = queue
                 .heap
                 .peek()
@@ -333,7 +342,8 @@ impl Shared {
                 if job.priority == Priority::Prefetch {
                     queue.running_prefetch += 1;
                 }
-                queue.running_bytes += job.key.len as u64;
+                queue.running_bytes += fetch_cost(job.key.len);
+                queue.peak_bytes = queue.peak_bytes.max(queue.running_bytes);
                 return Some((job, slot));
             }
             queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
@@ -390,7 +400,7 @@ impl Shared {
                 if job.priority == Priority::Prefetch {
                     queue.running_prefetch -= 1;
                 }
-                queue.running_bytes -= job.key.len as u64;
+                queue.running_bytes -= fetch_cost(job.key.len);
             }
             *lock(&slot.state) = SlotState::Done(result);
             slot.done.notify_all();
@@ -402,6 +412,12 @@ impl Shared {
             }
         }
     }
+}
+
+/// What one fetch of a block of `len` bytes holds at most: the fetched file
+/// (at most about `len`, see `VerifiedStore::load_block`) and the decoded bytes.
+fn fetch_cost(len: usize) -> u64 {
+    2 * len as u64
 }
 
 /// The message of a caught panic.

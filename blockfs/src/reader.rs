@@ -260,6 +260,30 @@ pub(crate) mod tests {
         assert!(read(&loader, &bad, 0, 4096).is_err());
     }
 
+    /// A small index with big blocks cannot make the loader hold many of them:
+    /// the fetches in flight together stay under the memory cap, and a block
+    /// bigger than the cap still loads (alone).
+    #[test]
+    fn fetches_in_flight_stay_under_the_memory_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let image: Vec<u8> = (0..24u8).flat_map(|n| bytes(BS as usize, n + 1)).collect();
+        let index = publish(&dir.path().join("store"), &image);
+        let cap = 4 * u64::from(BS);
+        let loader = loader(dir.path(), std::slice::from_ref(&index), cap);
+        for n in 0..index.blocks.len() {
+            loader.request(&index.blocks[n].unwrap(), BS as usize, Priority::Readahead);
+        }
+        assert_eq!(read(&loader, &index, 0, image.len()).unwrap(), image);
+        let peak = loader.peak_fetch_bytes();
+        assert!(peak > 0 && peak <= cap, "{peak} bytes in flight, cap {cap}");
+        // A cap smaller than one block: one fetch at a time, and reads still work.
+        let dir = tempfile::tempdir().unwrap();
+        publish(&dir.path().join("store"), &image);
+        let loader = super::tests::loader(dir.path(), std::slice::from_ref(&index), 1);
+        assert_eq!(read(&loader, &index, 0, image.len()).unwrap(), image);
+        assert_eq!(loader.peak_fetch_bytes(), 2 * u64::from(BS));
+    }
+
     /// Any index/length combination: every read gives the right bytes or an
     /// error, never a panic (the lengths come from the index alone).
     #[test]
