@@ -88,6 +88,9 @@ enum Command {
     List {
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
+        /// Print JSON for scripts (shape: `image_build::list::render_json`) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Write an RSS 2.0 feed of the snapshots (newest first; the index hash as checksum).
     Feed {
@@ -274,7 +277,7 @@ fn run(command: Command) -> Result<ExitCode> {
             dir.write_catalog(&mut catalog, &key, valid_days)?;
             println!("signed {}; expires {}", store.display(), catalog.expires);
         }
-        Command::List { store } => list::run(&store, &mut std::io::stdout().lock())?,
+        Command::List { store, json } => list::run(&store, json, &mut std::io::stdout().lock())?,
         Command::Feed { store, base_url, out } => feed::run(&feed::FeedOptions { store, base_url, out })?,
     }
     Ok(ExitCode::SUCCESS)
