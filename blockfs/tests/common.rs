@@ -43,4 +43,3 @@ impl Client {
         self.mountpoint().join(format!("{distro_date}.img"))
     }
 }
-

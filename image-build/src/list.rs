@@ -52,7 +52,8 @@ pub fn run(store: &Path, json: bool, out: &mut impl Write) -> Result<()> {
 ///                    "memory_mib", "cpus", "firmware" } ... ] }    (newest first)
 /// ```
 pub fn render_json(catalog: &Catalog, blocks_on_disk: u64) -> String {
-    let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let rfc3339 =
+        |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let snapshots: Vec<_> = newest_first(catalog)
         .into_iter()
         .map(|(d, s)| {
@@ -231,7 +232,12 @@ pub(crate) mod tests {
         let order: Vec<_> = snaps.iter().map(|s| format!("{} {}", s["distribution"], s["date"])).collect();
         assert_eq!(
             order,
-            ["\"bookworm\" \"2026-11-22\"", "\"tiny\" \"2026-11-22\"", "\"tiny\" \"2026-11-15\"", "\"bookworm\" \"2026-11-08\""]
+            [
+                "\"bookworm\" \"2026-11-22\"",
+                "\"tiny\" \"2026-11-22\"",
+                "\"tiny\" \"2026-11-15\"",
+                "\"bookworm\" \"2026-11-08\""
+            ]
         );
         assert_eq!(snaps[0]["title"], "Debian 12 (bookworm)");
         assert_eq!(snaps[0]["image_size"], 2u64 << 30);

@@ -176,7 +176,8 @@ mod tests {
         cmd.args(["-c", "echo out; echo err >&2; exit 3"]).current_dir("/");
         let out = cmd.fails();
         let report = cmd.report("failed", &out);
-        for needle in ["command: sh -c 'echo out; echo err >&2; exit 3'", "cwd: /", "exit status: 3", "out\n", "err\n"] {
+        for needle in ["command: sh -c 'echo out; echo err >&2; exit 3'", "cwd: /", "exit status: 3", "out\n", "err\n"]
+        {
             assert!(report.contains(needle), "{needle:?} in {report}");
         }
     }
