@@ -37,7 +37,20 @@ fn tiny_guest() -> PathBuf {
 
 #[test]
 fn a_profiled_boot_publishes_the_order_it_read_blocks_in() {
-    let tools = ["qemu-system-x86_64", "qemu-img", "fusermount3", "apt-get", "dpkg-deb", "mke2fs", "grub-mkimage"];
+    // QEMU and FUSE for the boot; the rest builds the tiny guest (e2e/lib/tiny-guest.sh).
+    let tools = [
+        "qemu-system-x86_64",
+        "/usr/share/seabios/bios-256k.bin",
+        "qemu-img",
+        "fusermount3",
+        "apt-get",
+        "dpkg-deb",
+        "cpio",
+        "zstd",
+        "mke2fs",
+        "grub-mkimage",
+        "/usr/lib/grub/i386-pc/boot.img",
+    ];
     if !testkit::need(&tools) {
         return;
     }
