@@ -7,7 +7,7 @@ BUILD ?= $(CURDIR)/build
 RELEASE := target/release
 BINS := $(RELEASE)/blockfs $(RELEASE)/image-build $(RELEASE)/circular
 
-.PHONY: all deps build check demo test unit e2e bench clean usb initramfs deps-sdl
+.PHONY: all deps build check demo test unit e2e bench fuzz clean usb initramfs deps-sdl
 
 all: build
 
@@ -70,6 +70,11 @@ e2e:
 
 bench: deps build
 	@set -e; for b in bench/*.sh; do [ -e "$$b" ] || continue; echo "== $$b"; bash "$$b"; done
+
+# Fuzzes every decoder fed from outside (fuzz/): FUZZ_SECONDS per target (default 60),
+# FUZZ_TARGETS to choose. Prints executions and crashes per target; fails on a crash.
+fuzz:
+	bash fuzz/run.sh
 
 clean:
 	$(CARGO) clean

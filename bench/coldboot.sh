@@ -72,7 +72,7 @@ if [ "$(cat "$work/store.stamp" 2>/dev/null)" != "$stamp" ]; then
 	echo "$stamp" >"$work/store.stamp"
 fi
 has_profile() {
-	python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["distributions"][0]["snapshots"][0].get("profile") or "")' "$www/store/catalog.json"
+	"$bin/image-build" list --store "$www/store" --json | sed -n 's/^ *"profile": "\([0-9a-f]*\)".*/\1/p'
 }
 if [ -z "$(has_profile)" ]; then
 	log "recording the boot profile (image-build profile, TCG)"

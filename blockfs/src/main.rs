@@ -33,6 +33,10 @@ enum Command {
     Status {
         /// Where the store is mounted.
         mountpoint: PathBuf,
+        /// Print the mount's status as JSON (the `status.json` it serves, shaped as
+        /// `blockfs::status::Status`) instead of as text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -80,7 +84,7 @@ fn main() -> ExitCode {
     init_log(cli.verbose);
     let result = match cli.command {
         Command::Mount(args) => mount_reporting(args),
-        Command::Status { mountpoint } => status(&mountpoint),
+        Command::Status { mountpoint, json } => status(&mountpoint, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,8 +164,12 @@ fn mount(args: MountArgs, error_file: Option<&Path>) -> Result<(), ErrorReport> 
     Ok(())
 }
 
-fn status(mountpoint: &Path) -> Result<(), String> {
+fn status(mountpoint: &Path, json: bool) -> Result<(), String> {
     let status = Status::read(mountpoint).map_err(|e| format!("{e} (is a blockfs mounted there?)"))?;
+    if json {
+        use std::io::Write;
+        return std::io::stdout().write_all(&status.to_json()).map_err(|e| format!("stdout: {e}"));
+    }
     let online = if status.offline_mode {
         "offline mode"
     } else if status.online {

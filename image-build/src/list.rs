@@ -34,12 +34,59 @@ pub fn newest_first(catalog: &Catalog) -> Vec<(&Distribution, &Snapshot)> {
     all
 }
 
-/// Prints the table for `image-build list`.
-pub fn run(store: &Path, out: &mut impl Write) -> Result<()> {
+/// Prints the table for `image-build list` (or, with `json`, [`render_json`]).
+pub fn run(store: &Path, json: bool, out: &mut impl Write) -> Result<()> {
     let catalog = read_catalog(store)?;
     let on_disk = blocks_on_disk(store)?;
-    let text = render(&catalog, on_disk);
+    let text = if json { render_json(&catalog, on_disk) } else { render(&catalog, on_disk) };
     out.write_all(text.as_bytes()).map_err(|e| BuildError::io(Path::new("<stdout>"), e))
+}
+
+/// `image-build list --json`: the same rows as the table, for scripts, one JSON object:
+///
+/// ```text
+/// { "generated": RFC 3339, "expires": RFC 3339, "blocks_on_disk": bytes,
+///   "distributions": [ { "name", "title", "arch" } ... ]          (catalog order)
+///   "snapshots": [ { "distribution", "title", "date", "image_size", "stored_bytes",
+///                    "index", "profile" (null if none), "notes",
+///                    "memory_mib", "cpus", "firmware" } ... ] }    (newest first)
+/// ```
+pub fn render_json(catalog: &Catalog, blocks_on_disk: u64) -> String {
+    let rfc3339 =
+        |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let snapshots: Vec<_> = newest_first(catalog)
+        .into_iter()
+        .map(|(d, s)| {
+            serde_json::json!({
+                "distribution": d.name,
+                "title": d.title,
+                "date": s.date,
+                "image_size": s.image_size,
+                "stored_bytes": s.stored_bytes,
+                "index": s.index.to_string(),
+                "profile": s.profile.map(|p| p.to_string()),
+                "notes": s.notes,
+                "memory_mib": s.boot.memory_mib,
+                "cpus": s.boot.cpus,
+                "firmware": s.boot.firmware,
+            })
+        })
+        .collect();
+    let distributions: Vec<_> = catalog
+        .distributions
+        .iter()
+        .map(|d| serde_json::json!({ "name": d.name, "title": d.title, "arch": d.arch }))
+        .collect();
+    let doc = serde_json::json!({
+        "generated": rfc3339(catalog.generated),
+        "expires": rfc3339(catalog.expires),
+        "blocks_on_disk": blocks_on_disk,
+        "distributions": distributions,
+        "snapshots": snapshots,
+    });
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 const HEADER: [&str; 7] = ["DISTRIBUTION", "TITLE", "DATE", "IMAGE", "STORED", "PROFILE", "NOTES"];
@@ -177,6 +224,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn json_has_the_table_rows_newest_first_with_exact_sizes() {
+        let v: serde_json::Value = serde_json::from_str(&render_json(&catalog(), 300 << 20)).expect("JSON");
+        assert_eq!(v["blocks_on_disk"], 300 << 20);
+        assert_eq!(v["expires"].as_str().map(|s| s.len() >= 20), Some(true), "{v}");
+        let snaps = v["snapshots"].as_array().expect("snapshots");
+        let order: Vec<_> = snaps.iter().map(|s| format!("{} {}", s["distribution"], s["date"])).collect();
+        assert_eq!(
+            order,
+            [
+                "\"bookworm\" \"2026-11-22\"",
+                "\"tiny\" \"2026-11-22\"",
+                "\"tiny\" \"2026-11-15\"",
+                "\"bookworm\" \"2026-11-08\""
+            ]
+        );
+        assert_eq!(snaps[0]["title"], "Debian 12 (bookworm)");
+        assert_eq!(snaps[0]["image_size"], 2u64 << 30);
+        assert!(snaps[0]["profile"].is_string() && snaps[3]["profile"].is_null(), "{v}");
+        assert_eq!(snaps[0]["firmware"], "bios");
+        assert_eq!(v["distributions"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
     fn empty_catalog() {
         let c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
         assert_eq!(render(&c, 0), "no snapshots in this store\n");
@@ -192,7 +262,7 @@ pub(crate) mod tests {
         fs::write(dir.path().join("blocks/ab/two"), [0u8; 23]).expect("write");
         assert_eq!(blocks_on_disk(dir.path()).expect("sum"), 123);
         let mut out = Vec::new();
-        run(dir.path(), &mut out).expect("list");
+        run(dir.path(), false, &mut out).expect("list");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.ends_with("the blocks take 123 B on disk (shared blocks counted once)\n"), "{text}");
     }

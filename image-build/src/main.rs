@@ -6,21 +6,7 @@
 //! It is not the client: nothing here mounts or boots (that is `blockfs` and
 //! `circular`).
 
-mod add;
-mod appliance;
-mod disk;
-mod error;
-mod feed;
-mod gc;
-mod initramfs;
-mod list;
-mod os;
-mod profile;
-mod progress;
-mod store_dir;
-mod tool;
-mod usb;
-mod verify;
+use image_build::{add, disk, feed, gc, initramfs, list, os, profile, signing_key_pair, store_dir, usb, verify};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +18,7 @@ use circular_format::signing;
 use circular_format::units::parse_size;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::error::{BuildError, Result};
+use image_build::error::{BuildError, Result};
 
 /// How long a freshly signed catalog stays valid, unless told otherwise.
 const DEFAULT_VALID_DAYS: u32 = 30;
@@ -102,6 +88,9 @@ enum Command {
     List {
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
+        /// Print JSON for scripts (shape: `image_build::list::render_json`) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Write an RSS 2.0 feed of the snapshots (newest first; the index hash as checksum).
     Feed {
@@ -210,7 +199,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Keygen { secret, public } => {
-            signing::write_keypair(&signing::generate(), &secret, &public)?;
+            signing_key_pair(&secret, &public)?;
             println!("secret key: {} (keep it private)", secret.display());
             println!("public key: {} (give it to clients: --public)", public.display());
         }
@@ -288,7 +277,7 @@ fn run(command: Command) -> Result<ExitCode> {
             dir.write_catalog(&mut catalog, &key, valid_days)?;
             println!("signed {}; expires {}", store.display(), catalog.expires);
         }
-        Command::List { store } => list::run(&store, &mut std::io::stdout().lock())?,
+        Command::List { store, json } => list::run(&store, json, &mut std::io::stdout().lock())?,
         Command::Feed { store, base_url, out } => feed::run(&feed::FeedOptions { store, base_url, out })?,
     }
     Ok(ExitCode::SUCCESS)

@@ -24,6 +24,7 @@ use circular_format::index::Index;
 use circular_format::layout::{index_path, profile_path};
 use circular_format::profile::Profile;
 use circular_format::{signing, Sha1Name};
+use ed25519_dalek::SigningKey;
 
 use crate::error::{BuildError, Result};
 use crate::store_dir::StoreDir;
@@ -120,20 +121,36 @@ pub fn profile(opts: &ProfileOptions) -> Result<Recorded> {
         )));
     }
 
-    let profile = Profile::new(snapshot.index, snapshot_block_size(&store_root, &snapshot.index)?, blocks);
-    let bytes = profile.to_bytes();
-    let profile_id = Sha1Name::of(&bytes);
-    dir.write(&store_root.join(profile_path(&profile_id)), &bytes)?;
-    let mut catalog = catalog;
+    let n = blocks.len();
+    let profile_id = publish(&dir, &key, &opts.distro, &opts.date, blocks, opts.valid_days)?;
+    Ok(Recorded { profile_id, blocks: n, boot_time, reached_login })
+}
+
+/// Publishes `blocks` (block numbers in the order a boot first read them) as the boot
+/// profile of distro/date: writes the profile file, named by the SHA-1 of its bytes, and
+/// re-signs the catalog with the snapshot naming it.
+pub fn publish(
+    dir: &StoreDir,
+    key: &SigningKey,
+    distro: &str,
+    date: &str,
+    blocks: Vec<u32>,
+    valid_days: u32,
+) -> Result<Sha1Name> {
+    let mut catalog = dir.read_catalog(key)?;
     let entry = catalog
         .distributions
         .iter_mut()
-        .find(|d| d.name == opts.distro)
-        .and_then(|d| d.snapshots.iter_mut().find(|s| s.date == opts.date))
-        .ok_or_else(|| BuildError::Usage("the snapshot left the catalog while profiling".into()))?;
+        .find(|d| d.name == distro)
+        .and_then(|d| d.snapshots.iter_mut().find(|s| s.date == date))
+        .ok_or_else(|| BuildError::Usage(format!("the store has no snapshot {distro}/{date}")))?;
+    let profile = Profile::new(entry.index, snapshot_block_size(dir.root(), &entry.index)?, blocks);
+    let bytes = profile.to_bytes();
+    let profile_id = Sha1Name::of(&bytes);
+    dir.write(&dir.root().join(profile_path(&profile_id)), &bytes)?;
     entry.profile = Some(profile_id);
-    dir.write_catalog(&mut catalog, &key, opts.valid_days)?;
-    Ok(Recorded { profile_id, blocks: profile.blocks.len(), boot_time, reached_login })
+    dir.write_catalog(&mut catalog, key, valid_days)?;
+    Ok(profile_id)
 }
 
 /// The block size the snapshot's index was cut with.

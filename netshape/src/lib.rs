@@ -29,7 +29,7 @@ mod queue;
 mod stats;
 
 pub use proxy::{Proxy, Shape, QUEUE_BYTES};
-pub use stats::{Stats, StatsSnapshot};
+pub use stats::{RequestCounter, Stats, StatsSnapshot};
 
 /// What can go wrong starting the proxy. Once it runs, a failed connection is
 /// logged to stderr and dropped; it never stops the proxy.

@@ -69,6 +69,7 @@ pub struct RequestCounter {
 const END: &[u8; 4] = b"\r\n\r\n";
 
 impl RequestCounter {
+    /// Feeds the next piece of the stream; returns how many header blocks ended in it.
     pub fn feed(&mut self, bytes: &[u8]) -> u64 {
         let mut found = 0;
         for &b in bytes {

@@ -9,6 +9,24 @@
 //! `make check` sets [`HERMETIC_ENV`]: there, tests that need an outside program are skipped
 //! (each prints a line saying so), so the fast loop needs nothing installed, no root and no
 //! network. `make test` does not set it, so there a missing program is a failure.
+//!
+//! # Fixtures
+//! - [`Nginx`]: nginx serving a directory on a free loopback port, stopped on drop.
+//! - [`TestStore`]: a store written with the publisher's own code (`image_build::add`,
+//!   `image_build::profile::publish`), never a second publisher.
+//! - [`TestCommand`]: runs one of the workspace's binaries (or any program) and, when it
+//!   does not do what the test expected, panics with the command, its directory, its exit
+//!   status, and its stdout and stderr.
+//! - [`random_bytes`]: deterministic pseudo-random bytes, so failures reproduce;
+//!   [`wait_for`]: polls a condition.
+
+mod command;
+mod nginx;
+mod store;
+
+pub use command::{cargo_bin, TestCommand};
+pub use nginx::Nginx;
+pub use store::TestStore;
 
 use std::path::{Path, PathBuf};
 
@@ -77,6 +95,32 @@ pub fn need(programs: &[&str]) -> bool {
         panic!("{}", missing_message(missing));
     }
     true
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Polls `cond` for up to 10 s; panics naming `what` if it never holds.
+#[track_caller]
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
 }
 
 #[cfg(test)]

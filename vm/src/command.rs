@@ -199,6 +199,10 @@ fn base_file(image: &BaseImage) -> String {
     }
 }
 
+/// QEMU's `-sandbox` setting: the seccomp filter on, and every optional restriction too
+/// (QEMU's `-sandbox` documentation; libvirt's default `seccomp_sandbox = 1` passes the same).
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
 /// The arguments after the program name ([`VmSpec::qemu`]). `overlay` is the
 /// qcow2 file the guest writes to; `uefi` must be set when the snapshot boots
 /// with UEFI firmware (it is ignored for BIOS).
@@ -206,6 +210,10 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-name", &format!("circular:{}:{}", spec.distribution, spec.date)]);
+    // QEMU runs as root on the appliance and the guest is whatever the catalog names: confine
+    // QEMU with its seccomp filter, as libvirt does by default. No obsolete syscalls, no
+    // setuid/setgid, no fork/exec, no changes to scheduling or CPU affinity.
+    push(&["-sandbox", SANDBOX]);
     match spec.firmware {
         // The default i440fx machine boots BIOS images from any era.
         Firmware::Bios => push(&["-machine", "pc"]),
@@ -233,9 +241,10 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
     push(&["-netdev", "user,id=net0"]);
     push(&["-device", "virtio-net-pci,netdev=net0"]);
     match spec.display {
-        // Serial console and monitor on QEMU's stdio (ctrl-a x quits, ctrl-a c
-        // is the monitor); the guest's power-off ends QEMU.
-        Display::None => push(&["-nographic"]),
+        // The serial console on QEMU's stdio; the guest's power-off ends QEMU. No monitor
+        // there: with -nographic alone, ctrl-a c would give whoever sits at the keyboard
+        // QEMU's monitor, which can read host files and run commands as root.
+        Display::None => push(&["-nographic", "-monitor", "none"]),
         Display::Curses => push(&["-display", "curses", "-monitor", "none", "-parallel", "none", "-serial", "none"]),
         // One window only: SDL opens a window per console and the last one wins.
         Display::Sdl | Display::Gtk => {
@@ -364,5 +373,82 @@ mod tests {
         assert!("vnc".parse::<Display>().is_err());
         assert_eq!("tcg".parse::<Accel>(), Ok(Accel::Tcg));
         assert!(Display::Sdl.is_windowed() && !Display::Curses.is_windowed());
+    }
+
+    #[test]
+    fn every_display_is_sandboxed_and_has_no_monitor() {
+        for display in [Display::None, Display::Curses, Display::Sdl, Display::Gtk] {
+            let mut s = spec();
+            s.display = display;
+            let line = args(&s, None);
+            assert!(line.contains(&format!("-sandbox {SANDBOX}")), "{display:?}: {line}");
+            assert!(line.contains("-monitor none"), "{display:?}: {line}");
+            assert!(!line.contains("mon:"), "{display:?}: {line}");
+        }
+    }
+
+    /// What a person at the keyboard would try: ctrl-a c on the serial console, then a monitor
+    /// command. Real QEMU, under the real seccomp filter. The same keys on plain `-nographic`
+    /// open the monitor, which shows the check can see it.
+    #[test]
+    fn ctrl_a_c_on_the_console_opens_no_monitor() {
+        if !testkit::need(&["qemu-img", "qemu-system-x86_64"]) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("blank.img");
+        std::fs::write(&image, vec![0u8; 1 << 20]).unwrap();
+        let overlay = dir.path().join("o.qcow2");
+        let made = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&image)
+            .arg(&overlay)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut s = spec();
+        s.image = BaseImage::File(image);
+        s.accel = Accel::Tcg;
+        s.display = Display::None;
+        s.settings.memory_mib = 64;
+        s.settings.cpus = 1;
+        let ours = qemu_args(&s, &overlay, None);
+        let mut plain: Vec<OsString> = Vec::new();
+        let mut it = ours.iter().peekable();
+        while let Some(a) = it.next() {
+            if a == "-monitor" && it.peek().is_some_and(|v| *v == "none") {
+                it.next();
+                continue;
+            }
+            plain.push(a.clone());
+        }
+        assert!(!monitor_answers(&ours), "ctrl-a c opened QEMU's monitor");
+        assert!(monitor_answers(&plain), "the check never saw a monitor, even on plain -nographic");
+    }
+
+    /// Runs QEMU with `args`, types ctrl-a c and `info version`, and says whether a monitor answered.
+    fn monitor_answers(args: &[OsString]) -> bool {
+        use std::io::{Read, Write};
+        let mut qemu = std::process::Command::new("qemu-system-x86_64")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let mut stdin = qemu.stdin.take().unwrap();
+        let _ = stdin.write_all(b"\x01c");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = stdin.write_all(b"info version\n");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let _ = qemu.kill();
+        let _ = qemu.wait();
+        let mut out = String::new();
+        let _ = qemu.stdout.take().unwrap().read_to_string(&mut out);
+        let mut err = String::new();
+        let _ = qemu.stderr.take().unwrap().read_to_string(&mut err);
+        assert!(!err.contains("seccomp") && !err.contains("sandbox"), "QEMU refused the sandbox: {err}");
+        out.contains("(qemu)")
     }
 }
