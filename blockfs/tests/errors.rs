@@ -3,6 +3,7 @@
 //! `last_error` on a live mount, and `blockfs mount --error-file` for a mount
 //! that cannot start.
 
+#[allow(unused_imports)] // the fixtures this file does not need
 mod common;
 
 use std::io::Read;
