@@ -2,8 +2,13 @@
 //! and, where the user can do something about it, what to do. What the format
 //! crate refuses (a forged, unsigned or expired catalog, a corrupt block, a bad
 //! cache directory) arrives as [`Error::Format`], with the format crate's words.
+//!
+//! Every error has a stable [`ErrorKind`] ([`Error::kind`]) that programs decide
+//! on, an errno for the FUSE reply ([`Error::errno`]), and an [`ErrorReport`]
+//! (kind and message) for another process: the menu reads it from
+//! `status.json` and from the file `blockfs mount --error-file` writes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -90,6 +95,26 @@ pub enum Error {
         /// What is missing.
         what: String,
     },
+
+    /// The mount point cannot be used: missing, not a directory, or the
+    /// kernel refused the mount.
+    #[error("{path}: {reason}")]
+    Mountpoint {
+        /// The mount point.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
+    /// A bug in blockfs: a panic caught in a fetch or read thread, or one part
+    /// breaking its promise to another. The read concerned fails; the mount goes on.
+    #[error("{what}: {detail}; this is a bug in blockfs, please report it with the log")]
+    Internal {
+        /// What was being done.
+        what: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -101,5 +126,196 @@ impl Error {
     /// Something named `what` is not what it must be, for `reason`.
     pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid { what: what.into(), reason: reason.into() }
+    }
+}
+
+/// The stable kind of an [`Error`]: what a program (the menu) decides on, never
+/// the wording. Serialised as a short kebab-case string (`"bad-signature"`);
+/// the names are an interface and only ever get added to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The catalog has no signature file.
+    Unsigned,
+    /// The catalog's signature matches none of the trusted keys.
+    BadSignature,
+    /// The catalog's `expires` time has passed.
+    Expired,
+    /// A key file cannot be read or parsed.
+    Key,
+    /// No source answered before the deadline.
+    NoNetwork,
+    /// Offline (or no source), and the cache lacks what is needed.
+    NothingCached,
+    /// Every source answered, and none has the file.
+    NotFound,
+    /// Sources answered, but no copy passed verification.
+    NoValidCopy,
+    /// A block does not hold the bytes its name and its position promise
+    /// (corrupt, or a block of another length than the index needs there).
+    CorruptBlock,
+    /// A store file breaks the format's rules, or does not parse.
+    Invalid,
+    /// A source URL cannot be used.
+    BadUrl,
+    /// The cache directory cannot be used (not private to this user).
+    Cache,
+    /// The mount point is missing, not a directory, or cannot be mounted on.
+    Mountpoint,
+    /// Reading or writing a local file failed.
+    Io,
+    /// A bug in blockfs (a panic caught, a broken promise between its parts).
+    Internal,
+    /// The command line is wrong (only `blockfs mount --error-file` writes it).
+    Usage,
+    /// A kind this program does not know (written by a newer blockfs, or a
+    /// plain message from a process that stopped without saying why).
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorKind {
+    /// The kind's stable name, as written in `status.json` and the error file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Unsigned => "unsigned",
+            ErrorKind::BadSignature => "bad-signature",
+            ErrorKind::Expired => "expired",
+            ErrorKind::Key => "key",
+            ErrorKind::NoNetwork => "no-network",
+            ErrorKind::NothingCached => "nothing-cached",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::NoValidCopy => "no-valid-copy",
+            ErrorKind::CorruptBlock => "corrupt-block",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::BadUrl => "bad-url",
+            ErrorKind::Cache => "cache",
+            ErrorKind::Mountpoint => "mountpoint",
+            ErrorKind::Io => "io",
+            ErrorKind::Internal => "internal",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// The kind of what the format crate refused.
+    pub fn of_format(e: &circular_format::Error) -> ErrorKind {
+        use circular_format::Error as F;
+        match e {
+            F::Io { .. } => ErrorKind::Io,
+            F::Json { .. } | F::Invalid { .. } => ErrorKind::Invalid,
+            F::CorruptBlock { .. } => ErrorKind::CorruptBlock,
+            F::Unsigned { .. } => ErrorKind::Unsigned,
+            F::BadSignature => ErrorKind::BadSignature,
+            F::Expired { .. } => ErrorKind::Expired,
+            F::Key { .. } => ErrorKind::Key,
+            F::NotPrivate { .. } => ErrorKind::Cache,
+            // A variant added to the format crate later: say so rather than guess.
+            #[allow(unreachable_patterns)]
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// The stable kind of this error (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Format(e) => ErrorKind::of_format(e),
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Json { .. } | Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::BadUrl { .. } => ErrorKind::BadUrl,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Unreachable { .. } => ErrorKind::NoNetwork,
+            Error::NoValidCopy { .. } => ErrorKind::NoValidCopy,
+            Error::NotCached { .. } => ErrorKind::NothingCached,
+            Error::Mountpoint { .. } => ErrorKind::Mountpoint,
+            Error::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The errno a FUSE read or open answers with when this error stops it.
+    ///
+    /// | kind | errno | why |
+    /// |---|---|---|
+    /// | `no-network`, `nothing-cached` | `EIO` | the block is unreachable after the deadline, or offline and not cached: the data cannot be had *now*; QEMU and the guest know EIO as a disk error to retry or report |
+    /// | `corrupt-block`, `no-valid-copy`, `not-found`, `invalid` | `EIO` | every copy failed verification, the store lacks it, or the index puts a block where it does not fit: wrong bytes are never returned |
+    /// | `io` | the operating system's errno (`ENOSPC`, `EACCES`, …), else `EIO` | a local failure keeps its own name |
+    /// | `internal` | `EIO` | a bug in blockfs (logged, and in `status.json`) |
+    /// | everything else (trust, keys, URLs, cache, mount point) | `EIO` | these stop a mount before any read; should one reach a read, it is still an I/O error |
+    ///
+    /// No read ever answers with wrong or zeroed bytes instead of an error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            Error::Format(circular_format::Error::Io { source, .. }) => source.raw_os_error().unwrap_or(libc::EIO),
+            _ => libc::EIO,
+        }
+    }
+
+    /// This error as the menu reads it: kind and message.
+    pub fn report(&self) -> ErrorReport {
+        ErrorReport { kind: self.kind(), message: self.to_string() }
+    }
+}
+
+/// An error as written for another process: the stable kind beside the
+/// message. `blockfs mount --error-file PATH` writes one when the mount cannot
+/// start; `status.json` carries the last one a running mount met
+/// (`last_error`). JSON: `{"kind": "bad-signature", "message": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorReport {
+    /// What happened, for programs.
+    pub kind: ErrorKind,
+    /// What happened and what to do, for people.
+    pub message: String,
+}
+
+impl ErrorReport {
+    /// The report as one line of JSON and a newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        // A string and a unit enum always serialise.
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Parses a report. A file that is not a report's JSON (a plain message
+    /// left by an older writer) becomes kind [`ErrorKind::Other`] with its text.
+    /// Blank text is no report.
+    pub fn parse(text: &str) -> Option<ErrorReport> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(serde_json::from_str(text).unwrap_or_else(|_| ErrorReport {
+            kind: ErrorKind::Other,
+            message: text.strip_prefix("blockfs: ").unwrap_or(text).to_string(),
+        }))
+    }
+
+    /// Reads the report at `path`; `None` when there is none.
+    pub fn read(path: &Path) -> Option<ErrorReport> {
+        ErrorReport::parse(&std::fs::read_to_string(path).ok()?)
+    }
+
+    /// Writes the report to `path` atomically (a temp file beside it, renamed),
+    /// so a reader sees the whole report or none.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory cannot be written.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        circular_format::local::write_atomic(path, &self.to_json(), &dir, circular_format::local::Durability::Named)
+            .map_err(|e| Error::io(path, e))
     }
 }

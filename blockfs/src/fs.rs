@@ -26,11 +26,13 @@ use fuser::{
     FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
     ReplyOpen, ReplyStatfs, Request,
 };
-use libc::{EIO, EISDIR, ENOENT, ENOTDIR, EROFS};
+use libc::{EISDIR, ENOENT, ENOTDIR, EROFS};
 
-use crate::loader::{Loader, Priority};
+use crate::error::{Error, ErrorReport};
+use crate::loader::Loader;
 use crate::pool::Pool;
 use crate::prefetch::Prefetcher;
+use crate::reader::read_image;
 use crate::status::STATUS_FILE;
 use crate::trace::Trace;
 
@@ -71,8 +73,19 @@ pub struct Options {
     pub trace: Option<Arc<Trace>>,
 }
 
+/// The last problem a read or an open met, for `status.json` (`last_error`).
+#[derive(Default)]
+struct LastError(Mutex<Option<ErrorReport>>);
+
+impl LastError {
+    fn note(&self, e: &Error) {
+        *lock(&self.0) = Some(e.report());
+    }
+}
+
 pub struct BlockFs {
     nodes: Vec<Node>,
+    problems: Arc<LastError>,
     loader: Arc<Loader>,
     pool: Pool,
     handles: Arc<Mutex<HashMap<u64, Arc<Handle>>>>,
@@ -115,16 +128,15 @@ impl BlockFs {
         }
         Ok(BlockFs {
             nodes,
+            problems: Arc::new(LastError::default()),
             loader,
             pool: Pool::new("read", options.readers)?,
             handles: Arc::new(Mutex::new(HashMap::new())),
             next_fh: 1,
             options,
             prefetcher: Arc::new(Prefetcher::default()),
-            // SAFETY: getuid and getgid cannot fail and touch no memory.
-            uid: unsafe { libc::getuid() },
-            // SAFETY: as above.
-            gid: unsafe { libc::getgid() },
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
         })
     }
 
@@ -170,6 +182,11 @@ impl BlockFs {
         status.memory_hits = self.loader.memory_hits();
         status.in_flight = self.loader.in_flight();
         status.prefetch = self.prefetcher.status(&self.loader);
+        status.last_error = lock(&self.problems.0).clone();
+        if let Some(panic) = self.pool.last_panic() {
+            // A bug outranks an ordinary failure: it is what to report.
+            status.last_error = Some(Error::Internal { what: "a read".into(), detail: panic }.report());
+        }
         status.to_json()
     }
 
@@ -259,6 +276,7 @@ impl Filesystem for BlockFs {
                 let loader = self.loader.clone();
                 let prefetcher = self.options.prefetch.then(|| self.prefetcher.clone());
                 let distribution = dist.name.clone();
+                let problems = self.problems.clone();
                 // The index may have to come over the network: not on this thread.
                 self.pool.execute(move || match loader.store().index(&snap.index) {
                     Ok(index) if index.image_size == snap.image_size => {
@@ -277,16 +295,21 @@ impl Filesystem for BlockFs {
                         }
                     }
                     Ok(index) => {
-                        log::error!(
-                            "{name}: the catalog says {} bytes, its index {}; the store is inconsistent",
-                            snap.image_size,
-                            index.image_size
+                        let e = Error::invalid(
+                            name,
+                            format!(
+                                "the catalog says {} bytes, its index {}; the store is inconsistent: publish it again",
+                                snap.image_size, index.image_size
+                            ),
                         );
-                        reply.error(EIO);
+                        log::error!("{e}");
+                        problems.note(&e);
+                        reply.error(e.errno());
                     }
                     Err(e) => {
                         log::error!("{name}: cannot open: {e}");
-                        reply.error(EIO);
+                        problems.note(&e);
+                        reply.error(e.errno());
                     }
                 });
             }
@@ -318,9 +341,10 @@ impl Filesystem for BlockFs {
                 let loader = self.loader.clone();
                 let readahead = self.options.readahead_blocks;
                 let trace = self.options.trace.clone();
+                let problems = self.problems.clone();
                 self.pool.execute(move || {
                     let Handle::Image { index_id, index, last_end } = &*handle else {
-                        return reply.error(EIO);
+                        return reply.error(libc::EIO);
                     };
                     if let Some(trace) = &trace {
                         record_reads(trace, index_id, index, offset, size);
@@ -332,7 +356,8 @@ impl Filesystem for BlockFs {
                         Ok(data) => reply.data(data.as_slice()),
                         Err(e) => {
                             log::error!("read at {offset}: {e}");
-                            reply.error(EIO)
+                            problems.note(&e);
+                            reply.error(e.errno())
                         }
                     }
                 });
@@ -394,69 +419,4 @@ fn record_reads(trace: &Trace, index_id: &Sha1Name, index: &Index, offset: u64, 
     for n in offset / block_size..=last / block_size {
         trace.record(index_id, n as u32);
     }
-}
-
-/// The answer to a read: a slice of one cached block (no copy), or bytes
-/// assembled from several blocks and zeros.
-pub enum ReadOut {
-    Slice(Arc<Vec<u8>>, std::ops::Range<usize>),
-    Owned(Vec<u8>),
-}
-
-impl ReadOut {
-    pub fn as_slice(&self) -> &[u8] {
-        match self {
-            ReadOut::Slice(block, range) => &block[range.clone()],
-            ReadOut::Owned(bytes) => bytes,
-        }
-    }
-}
-
-/// Reads `size` bytes at `offset`: asks for every block the range touches at
-/// once (so they are fetched in parallel), then for `ahead` blocks after it, and
-/// assembles the answer. Zero blocks are never fetched.
-pub fn read_image(loader: &Loader, index: &Index, offset: u64, size: usize, ahead: usize) -> Result<ReadOut, String> {
-    if offset >= index.image_size || size == 0 {
-        return Ok(ReadOut::Owned(Vec::new()));
-    }
-    let end = (offset + size as u64).min(index.image_size);
-    let block_size = u64::from(index.block_size);
-    let first = (offset / block_size) as usize;
-    let last = ((end - 1) / block_size) as usize;
-    for n in first..=last {
-        if let Some(id) = &index.blocks[n] {
-            loader.request(id, index.block_len(n), Priority::Demand);
-        }
-    }
-    let ahead_end = (last + 1 + ahead).min(index.blocks.len());
-    for n in last + 1..ahead_end {
-        if let Some(id) = &index.blocks[n] {
-            loader.request(id, index.block_len(n), Priority::Readahead);
-        }
-    }
-    let range_in = |n: usize| {
-        let block_start = n as u64 * block_size;
-        let from = offset.max(block_start) - block_start;
-        let to = end.min(block_start + block_size) - block_start;
-        from as usize..to as usize
-    };
-    // The common case, a read inside one stored block, is answered from the block itself.
-    if first == last {
-        if let Some(id) = &index.blocks[first] {
-            let data = loader.get(id, index.block_len(first))?;
-            return Ok(ReadOut::Slice(data, range_in(first)));
-        }
-    }
-    let mut out = Vec::with_capacity((end - offset) as usize);
-    for n in first..=last {
-        let range = range_in(n);
-        match &index.blocks[n] {
-            None => out.resize(out.len() + range.len(), 0),
-            Some(id) => {
-                let data = loader.get(id, index.block_len(n))?;
-                out.extend_from_slice(&data[range]);
-            }
-        }
-    }
-    Ok(ReadOut::Owned(out))
 }

@@ -10,6 +10,8 @@
 //! writes (guests write to a qcow2 overlay), and it draws no user interface (the
 //! menu reads the status this crate reports).
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod error;
 pub mod fs;
@@ -18,6 +20,7 @@ mod lru;
 pub mod mount;
 mod pool;
 pub mod prefetch;
+pub mod reader;
 pub mod source;
 pub mod status;
 pub mod store;
@@ -27,6 +30,6 @@ pub mod trace;
 /// (the menu) and need no second dependency.
 pub use circular_format as format;
 pub use circular_format::{catalog, signing};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, ErrorReport, Result};
 pub use mount::{MountConfig, Mounted};
 pub use store::StoreConfig;

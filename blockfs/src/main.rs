@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blockfs::status::Status;
-use blockfs::{signing, MountConfig, Mounted};
+use blockfs::{signing, ErrorKind, ErrorReport, MountConfig, Mounted};
 use circular_format::units::{format_size, parse_size};
 use clap::{Parser, Subcommand};
 
@@ -69,6 +69,10 @@ struct MountArgs {
     /// On unmount, write the blocks readers touched, per index, in first-touch order (JSON).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// When the mount fails, also write why to FILE for programs, atomically, as JSON
+    /// `{"kind": …, "message": …}` (kinds: docs/FORMAT.md); removed once a mount starts.
+    #[arg(long, value_name = "FILE")]
+    error_file: Option<PathBuf>,
     /// `URL[,URL…] MOUNTPOINT`, or only `MOUNTPOINT` with --offline. URLs are
     /// https://, http:// or file:// base URLs of the same store, tried in order.
     #[arg(value_name = "URL[,URL…] MOUNTPOINT", num_args = 1..=2, required = true)]
@@ -79,7 +83,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_log(cli.verbose);
     let result = match cli.command {
-        Command::Mount(args) => mount(args),
+        Command::Mount(args) => mount_reporting(args),
         Command::Status { mountpoint, json } => status(&mountpoint, json),
     };
     match result {
@@ -91,16 +95,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn mount(args: MountArgs) -> Result<(), String> {
+/// [`mount`], and its failure written to `--error-file` when given.
+fn mount_reporting(args: MountArgs) -> Result<(), String> {
+    let error_file = args.error_file.clone();
+    let result = mount(args, error_file.as_deref());
+    match (result, &error_file) {
+        (Ok(()), _) => Ok(()),
+        (Err(report), Some(path)) => {
+            if let Err(e) = report.write(path) {
+                eprintln!("blockfs: {e}");
+            }
+            Err(report.message)
+        }
+        (Err(report), None) => Err(report.message),
+    }
+}
+
+fn usage(message: &str) -> ErrorReport {
+    ErrorReport { kind: ErrorKind::Usage, message: message.to_string() }
+}
+
+fn mount(args: MountArgs, error_file: Option<&Path>) -> Result<(), ErrorReport> {
     let (urls, mountpoint) = match args.args.as_slice() {
         [mountpoint] if args.offline => (Vec::new(), PathBuf::from(mountpoint)),
-        [_] => return Err("give the store's URL(s) and the mount point (or --offline and the mount point)".into()),
+        [_] => return Err(usage("give the store's URL(s) and the mount point (or --offline and the mount point)")),
         [urls, mountpoint] => {
             (urls.split(',').filter(|u| !u.is_empty()).map(str::to_string).collect(), PathBuf::from(mountpoint))
         }
-        _ => return Err("too many arguments".into()),
+        _ => return Err(usage("too many arguments")),
     };
-    let keys = signing::read_public(&args.public).map_err(|e| e.to_string())?;
+    let keys = signing::read_public(&args.public).map_err(|e| blockfs::Error::from(e).report())?;
     let mut config = MountConfig::new(urls, keys, args.cache);
     config.store.cache_max = args.cache_max;
     config.store.offline = args.offline;
@@ -113,9 +137,14 @@ fn mount(args: MountArgs) -> Result<(), String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(signal, stop.clone()).map_err(|e| format!("cannot handle signals: {e}"))?;
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| blockfs::Error::io("signal handlers", e).report())?;
     }
-    let mounted = Mounted::start(config, &mountpoint).map_err(|e| e.to_string())?;
+    let mounted = Mounted::start(config, &mountpoint).map_err(|e| e.report())?;
+    // The last failure is over.
+    if let Some(path) = error_file {
+        let _ = std::fs::remove_file(path);
+    }
     let catalog = mounted.loader().store().catalog();
     eprintln!(
         "blockfs: {} mounted: {} distributions, {} snapshots{}",
@@ -130,7 +159,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
     eprintln!("blockfs: unmounting {}", mountpoint.display());
     mounted.unmount();
     if let (Some(path), Some(trace)) = (&args.trace, &trace) {
-        std::fs::write(path, trace.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, trace.to_json()).map_err(|e| blockfs::Error::io(path, e).report())?;
     }
     Ok(())
 }

@@ -64,13 +64,16 @@ impl Mounted {
                 // A blockfs that died left its mount behind: clear it.
                 clear_stale_mount(mountpoint);
             } else {
-                return Err(Error::io(
-                    mountpoint,
-                    std::io::Error::new(e.kind(), format!("{e}; create the mount point first")),
-                ));
+                return Err(Error::Mountpoint {
+                    path: mountpoint.to_path_buf(),
+                    reason: format!("{e}; create the mount point first"),
+                });
             }
         } else if meta.as_ref().is_ok_and(|m| !m.is_dir()) {
-            return Err(Error::invalid(mountpoint.display().to_string(), "the mount point is not a directory"));
+            return Err(Error::Mountpoint {
+                path: mountpoint.to_path_buf(),
+                reason: "the mount point is not a directory".into(),
+            });
         }
         let fetchers = config.fetchers;
         let memory = config.memory_cache;
@@ -91,11 +94,9 @@ impl Mounted {
             MountOption::NoDev,
             MountOption::NoSuid,
         ];
-        let session = fuser::spawn_mount2(fs, mountpoint, &mount_options).map_err(|e| {
-            Error::io(
-                mountpoint,
-                std::io::Error::new(e.kind(), format!("cannot mount: {e} (is fuse3 installed and /dev/fuse present?)")),
-            )
+        let session = fuser::spawn_mount2(fs, mountpoint, &mount_options).map_err(|e| Error::Mountpoint {
+            path: mountpoint.to_path_buf(),
+            reason: format!("cannot mount: {e} (is fuse3 installed and /dev/fuse present?)"),
         })?;
         widen_kernel_readahead(mountpoint);
         // Fetch every snapshot's index in the background, so that the status

@@ -10,7 +10,7 @@ use circular_format::catalog::Catalog;
 use circular_format::layout::CATALOG;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorReport, Result};
 
 /// The status file at the root of the mount. Beside it, the verified catalog
 /// under the store's own name ([`circular_format::layout::CATALOG`]).
@@ -46,6 +46,11 @@ pub struct Status {
     pub snapshots: Vec<SnapshotStatus>,
     /// The profile prefetch under way, if any.
     pub prefetch: Option<PrefetchStatus>,
+    /// The last problem a read or an open of an image met (kind and message),
+    /// or the last bug caught; `None` while every read worked. Programs decide
+    /// on `kind` (see [`crate::ErrorKind`]), people read `message`.
+    #[serde(default)]
+    pub last_error: Option<ErrorReport>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use init::{error, info, say, warn};
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::reboot::{reboot, set_cad_enabled, RebootMode};
 use nix::sys::signal::{SigmaskHow, Signal};
@@ -189,7 +189,7 @@ impl Supervisor {
         if self.cfg.servers.is_empty() && !self.cfg.offline {
             let message = "no store configured: circular.server= is missing from the kernel command line (rebuild the stick with make usb SERVER=...)";
             warn!("{message}");
-            services::set_blockfs_error(Some(message));
+            services::set_blockfs_error("usage", message);
             return;
         }
         // A dead FUSE daemon leaves a mount that answers ENOTCONN: clear it.
@@ -215,7 +215,7 @@ impl Supervisor {
                         // The previous failure, if any, is over. (It stays
                         // while a restart is only trying, so the menu's
                         // problem screen does not flicker.)
-                        services::set_blockfs_error(None);
+                        services::clear_blockfs_error();
                         say!("store mounted at {} ({})", services::MOUNTPOINT, self.cfg.servers.join(", "))
                     }
                     Ok(()) => warn!("blockfs has not mounted the store after 30 s; the menu starts anyway"),
@@ -227,7 +227,7 @@ impl Supervisor {
             }
             Err(e) => {
                 warn!("{e}");
-                services::set_blockfs_error(Some(&e.to_string()));
+                services::set_blockfs_error("other", &e.to_string());
             }
         }
     }
@@ -236,11 +236,22 @@ impl Supervisor {
         let tail = std::fs::read_to_string(self.logdir().join("blockfs.log")).unwrap_or_default();
         let last: Vec<&str> = tail.lines().rev().take(3).collect();
         warn!("blockfs stopped ({exit}): {}", last.into_iter().rev().collect::<Vec<_>>().join(" | "));
-        // The menu shows this as its problem screen (catalog refused, no
-        // network and nothing cached, ...).
-        let message =
-            services::last_message(&tail).unwrap_or_else(|| format!("blockfs stopped ({exit}) and printed nothing"));
-        services::set_blockfs_error(Some(&message));
+        // The menu shows blockfs's error file as its problem screen (catalog
+        // refused, no network and nothing cached, ...), choosing it by kind.
+        // A blockfs that died without writing one (killed, out of memory)
+        // gets its last stderr line instead, as kind "other".
+        // (A second's margin for coarse file times; restarts are 3 s apart.)
+        let started = self
+            .blockfs_starts
+            .last()
+            .and_then(|t| SystemTime::now().checked_sub(t.elapsed() + Duration::from_secs(1)))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        if !services::blockfs_reported_since(started) {
+            let message = services::last_message(&tail)
+                .map(|m| format!("blockfs stopped ({exit}): {m}"))
+                .unwrap_or_else(|| format!("blockfs stopped ({exit}) and printed nothing"));
+            services::set_blockfs_error("other", &message);
+        }
         if self.blockfs_starts.len() < 5 {
             self.blockfs_next = Some(Instant::now() + Duration::from_secs(3));
         } else {

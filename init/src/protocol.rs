@@ -6,9 +6,11 @@ use std::path::Path;
 /// Where PID 1 mounts the store with blockfs.
 pub const MOUNTPOINT: &str = "/run/circular/lbcas";
 
-/// blockfs's last message after it exited with an error, for the menu's problem screen
-/// (which names the cause: catalog refused, no network…). PID 1 writes it and removes it when
-/// blockfs starts again; `circular-menu` reads it.
+/// Why blockfs could not mount, for the menu's problem screen (which names the cause:
+/// catalog refused, no network…): JSON `{"kind": …, "message": …}` with blockfs's stable
+/// error kind. blockfs writes it (`blockfs mount --error-file`); PID 1 writes one in the same
+/// form only when blockfs died without writing it, and removes it once the store is mounted;
+/// `circular-menu` reads it and chooses the screen by the kind.
 pub const BLOCKFS_ERROR: &str = "/run/circular/blockfs.error";
 
 /// `circular-menu`'s exit status: what PID 1 does next.

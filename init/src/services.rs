@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::unistd::Pid;
 
@@ -16,7 +16,8 @@ pub const BLOCKFS: &str = "/usr/bin/blockfs";
 pub const MENU: &str = "/usr/bin/circular-menu";
 
 /// The message a failed `blockfs mount` printed last ("blockfs: …" on
-/// stderr), without the prefix.
+/// stderr), without the prefix: the fallback when blockfs stopped without
+/// writing its error file (killed, or out of memory).
 pub fn last_message(log: &str) -> Option<String> {
     log.lines()
         .rev()
@@ -25,19 +26,53 @@ pub fn last_message(log: &str) -> Option<String> {
         .map(|l| l.strip_prefix("blockfs: ").unwrap_or(l).to_string())
 }
 
-/// Records (or with `None`, clears) blockfs's failure for the menu.
-pub fn set_blockfs_error(message: Option<&str>) {
-    match message {
-        Some(m) => {
-            let _ = std::fs::create_dir_all("/run/circular");
-            if let Err(e) = std::fs::write(BLOCKFS_ERROR, format!("{m}\n")) {
-                crate::warn!("{BLOCKFS_ERROR}: {e}");
-            }
-        }
-        None => {
-            let _ = std::fs::remove_file(BLOCKFS_ERROR);
+/// The error file's JSON, `{"kind": …, "message": …}`, as blockfs writes it
+/// (PID 1 does not link blockfs, so it writes these two strings itself).
+pub fn error_json(kind: &str, message: &str) -> String {
+    format!("{{\"kind\":{},\"message\":{}}}\n", json_string(kind), json_string(message))
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
         }
     }
+    out.push('"');
+    out
+}
+
+/// Records a failure of PID 1's own around blockfs for the menu (no store
+/// configured, blockfs missing or killed), in blockfs's error-file format.
+/// `kind` is one of blockfs's kinds (`usage`, `other`, …).
+pub fn set_blockfs_error(kind: &str, message: &str) {
+    let _ = std::fs::create_dir_all("/run/circular");
+    let tmp = format!("{BLOCKFS_ERROR}.tmp");
+    let written = std::fs::write(&tmp, error_json(kind, message)).and_then(|()| std::fs::rename(&tmp, BLOCKFS_ERROR));
+    if let Err(e) = written {
+        crate::warn!("{BLOCKFS_ERROR}: {e}");
+    }
+}
+
+/// Removes the error file: the store is mounted.
+pub fn clear_blockfs_error() {
+    let _ = std::fs::remove_file(BLOCKFS_ERROR);
+}
+
+/// True when blockfs wrote its error file (JSON) at or after `since`: the
+/// report of the run that just failed, not one left from an earlier run.
+pub fn blockfs_reported_since(since: SystemTime) -> bool {
+    let Ok(meta) = std::fs::metadata(BLOCKFS_ERROR) else {
+        return false;
+    };
+    let fresh = meta.modified().is_ok_and(|m| m >= since);
+    fresh && std::fs::read_to_string(BLOCKFS_ERROR).is_ok_and(|t| t.trim_start().starts_with('{'))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +92,8 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
 }
 
 /// Starts `blockfs mount` in the foreground as a child. Its output goes to
-/// `logdir/blockfs.log`.
+/// `logdir/blockfs.log`; when it cannot mount, it writes why to
+/// [`BLOCKFS_ERROR`] (`--error-file`).
 pub fn start_blockfs(
     servers: &[String],
     offline: bool,
@@ -77,6 +113,8 @@ pub fn start_blockfs(
         c.arg("--cache-max").arg(m.to_string());
     }
     c.arg("--public").arg(PUBLIC_KEY);
+    // Why a mount fails, with its stable kind, for the menu's problem screen.
+    c.arg("--error-file").arg(BLOCKFS_ERROR);
     if offline {
         c.arg("--offline");
     } else {
@@ -191,5 +229,14 @@ mod tests {
             Some("the catalog's signature does not match any trusted public key; x")
         );
         assert_eq!(last_message("\n"), None);
+    }
+
+    #[test]
+    fn fallback_error_json_is_what_blockfs_writes() {
+        let json = error_json("other", "blockfs stopped (killed by \"SIGKILL\")\\\n\u{1}");
+        assert_eq!(
+            json,
+            "{\"kind\":\"other\",\"message\":\"blockfs stopped (killed by \\\"SIGKILL\\\")\\\\\\n\\u0001\"}\n"
+        );
     }
 }

@@ -95,8 +95,8 @@ pub fn show_problem(err: &blockfs::Error, appliance: bool, stop: &AtomicBool) ->
 }
 
 /// As [`show_problem`], for a caller that has the problem but not the typed
-/// error: the appliance runs blockfs as a separate process and knows only its
-/// last message ([`problem::Problem::from_message`]).
+/// error: the appliance runs blockfs as a separate process and knows the
+/// kind and message it wrote ([`problem::Problem::from_report`]).
 pub fn show_problem_screen(
     problem: problem::Problem,
     appliance: bool,

@@ -1,6 +1,12 @@
 //! The states that take the whole screen because nothing can be booted:
 //! no network and nothing cached, or a catalog that was refused. Each one says
 //! what happened and what to do about it.
+//!
+//! The screen is chosen from blockfs's stable [`ErrorKind`], which the typed
+//! error carries in-process and the error file carries across processes
+//! (`{"kind": …, "message": …}`), never from the message's wording.
+
+pub use blockfs::{ErrorKind, ErrorReport};
 
 /// Why the catalog was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,40 +31,29 @@ pub enum Problem {
 }
 
 impl Problem {
-    /// Classifies an error from `Mounted::start` or from reading the mount.
+    /// Classifies an error from `Mounted::start` or from reading the mount
+    /// (desktop mode runs blockfs in-process and has the typed error).
     pub fn from_blockfs(err: &blockfs::Error) -> Problem {
-        use blockfs::format::Error as F;
-        use blockfs::Error as E;
-        let detail = err.to_string();
-        match err {
-            E::Format(F::Unsigned { .. }) => Problem::CatalogRefused { why: Refusal::Unsigned, detail },
-            E::Format(F::BadSignature) => Problem::CatalogRefused { why: Refusal::WrongKey, detail },
-            E::Format(F::Expired { .. }) => Problem::CatalogRefused { why: Refusal::Expired, detail },
-            E::NotCached { .. } | E::Unreachable { .. } => Problem::NoNetwork { detail },
-            _ => Problem::Other { headline: "The disk images could not be mounted".to_string(), detail },
-        }
+        Problem::from_kind(err.kind(), err.to_string())
     }
 
-    /// Classifies the one-line message of a `blockfs mount` process that
-    /// exited (what it printed after "blockfs: "). The appliance runs blockfs
-    /// as its own process, so only this text reaches the menu, not the typed
-    /// error; a test below keeps the two classifications in step.
-    pub fn from_message(message: &str) -> Problem {
+    /// Classifies what a `blockfs mount` process that failed wrote to its
+    /// `--error-file` (the appliance runs blockfs as its own process).
+    pub fn from_report(report: &ErrorReport) -> Problem {
+        Problem::from_kind(report.kind, report.message.clone())
+    }
+
+    /// The screen for an error of `kind`: chosen from the stable kind blockfs
+    /// reports, never from the wording; `message` is shown as the detail.
+    pub fn from_kind(kind: ErrorKind, message: String) -> Problem {
         let detail = message.trim().to_string();
-        let m = detail.as_str();
         let refused = |why| Problem::CatalogRefused { why, detail: detail.clone() };
-        if m.contains("the catalog is not signed") {
-            refused(Refusal::Unsigned)
-        } else if m.contains("signature does not match any trusted public key") {
-            refused(Refusal::WrongKey)
-        } else if m.contains("the catalog expired at") {
-            refused(Refusal::Expired)
-        } else if (m.contains("offline and ") && m.contains(" is not in the cache"))
-            || (m.contains("could not fetch ") && m.contains(" deadline"))
-        {
-            Problem::NoNetwork { detail: detail.clone() }
-        } else {
-            Problem::Other { headline: "The disk images could not be mounted".to_string(), detail }
+        match kind {
+            ErrorKind::Unsigned => refused(Refusal::Unsigned),
+            ErrorKind::BadSignature => refused(Refusal::WrongKey),
+            ErrorKind::Expired => refused(Refusal::Expired),
+            ErrorKind::NoNetwork | ErrorKind::NothingCached => Problem::NoNetwork { detail },
+            _ => Problem::Other { headline: "The disk images could not be mounted".to_string(), detail },
         }
     }
 
@@ -132,7 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn blockfs_messages_are_classified_like_its_errors() {
+    fn reports_are_classified_like_the_errors_they_come_from() {
         let errors = [
             blockfs::Error::from(F::Unsigned { what: "catalog.json.sig".into() }),
             blockfs::Error::from(F::BadSignature),
@@ -146,9 +141,28 @@ mod tests {
             blockfs::Error::invalid("x", "y"),
         ];
         for e in errors {
-            // blockfs prints `blockfs: {error}`; the caller strips the prefix.
-            let from_text = Problem::from_message(&e.to_string());
-            assert_eq!(from_text, Problem::from_blockfs(&e), "{e}");
+            // What `blockfs mount --error-file` writes, read back by another process.
+            let text = String::from_utf8(e.report().to_json()).unwrap();
+            let report = ErrorReport::parse(&text).unwrap();
+            assert_eq!(Problem::from_report(&report), Problem::from_blockfs(&e), "{e}");
         }
+    }
+
+    #[test]
+    fn the_kind_decides_not_the_wording() {
+        // A reworded message keeps its screen; a message that merely quotes
+        // another kind's words does not get that kind's screen.
+        let p = Problem::from_kind(ErrorKind::BadSignature, "la signature ne correspond pas".into());
+        assert!(matches!(p, Problem::CatalogRefused { why: Refusal::WrongKey, .. }));
+        let quoting = "proxy said: the catalog is not signed; signature does not match any trusted public key";
+        let p = Problem::from_report(&ErrorReport { kind: ErrorKind::Io, message: quoting.into() });
+        assert!(matches!(p, Problem::Other { .. }), "{p:?}");
+        // A plain line (a blockfs killed before it could write its report) is shown as it is.
+        let p = Problem::from_report(&ErrorReport::parse("blockfs: the catalog expired at 2020-01-01\n").unwrap());
+        assert_eq!(p.detail(), "the catalog expired at 2020-01-01");
+        assert!(matches!(p, Problem::Other { .. }));
+        // A kind from a newer blockfs falls back to the general screen.
+        let p = Problem::from_report(&ErrorReport::parse(r#"{"kind":"quantum-flux","message":"m"}"#).unwrap());
+        assert!(matches!(p, Problem::Other { .. }));
     }
 }

@@ -279,6 +279,39 @@ fn refused_catalogs_say_which_and_what_to_do() {
     }
 }
 
+/// The appliance's path: blockfs writes `{"kind", "message"}` to its error
+/// file, circular-menu reads it, and the kind (not the wording) picks the screen.
+#[test]
+fn error_reports_choose_the_screen_by_kind() {
+    use crate::problem::{ErrorKind, ErrorReport};
+    for (kind, words, hint) in [
+        ("unsigned", "Catalog refused: it is not signed", "must sign"),
+        ("bad-signature", "does not match this machine's key", "public key"),
+        ("expired", "Catalog refused: it has expired", "clock"),
+        ("no-network", "No network, and nothing is cached", "Plug in a network cable"),
+        ("nothing-cached", "No network, and nothing is cached", "Plug in a network cable"),
+        ("mountpoint", "The disk images could not be mounted", "press r to try again"),
+    ] {
+        // The message says nothing a substring match could use.
+        let json = format!(r#"{{"kind":"{kind}","message":"message number 7"}}"#);
+        let report = ErrorReport::parse(&json).unwrap();
+        assert_eq!(report.kind.as_str(), kind);
+        let mut a = app();
+        a.appliance = true;
+        a.screen = Screen::Problem(Problem::from_report(&report));
+        let text = screen(&a);
+        has(&text, words);
+        has(&text, hint);
+        has(&text, "message number 7");
+    }
+    // The typed error of desktop mode lands on the same screen.
+    let err = blockfs::Error::from(blockfs::format::Error::BadSignature);
+    assert_eq!(err.kind(), ErrorKind::BadSignature);
+    let mut a = app();
+    a.screen = Screen::Problem(Problem::from_blockfs(&err));
+    has(&screen(&a), "does not match this machine's key");
+}
+
 #[test]
 fn status_unavailable_is_said_on_the_network_line() {
     let mut a = app();

@@ -19,6 +19,8 @@ use std::process::Command;
 
 use cpio::{Archive, Node, Source};
 
+use circular_format::units::format_size;
+
 use crate::appliance::{self, ApplianceError};
 use crate::tool::Runner;
 
@@ -434,20 +436,20 @@ fn report(
     println!("initramfs: kernel {} ({}), display {:?}", kernel.package, kernel.version, args.display);
     println!("  {:<20} {:>6} {:>10}", "what", "files", "bytes");
     for (g, (n, b)) in &groups {
-        println!("  {g:<20} {n:>6} {:>10}", mib(*b));
+        println!("  {g:<20} {n:>6} {:>10}", format_size(*b));
     }
     println!("  kernel modules by class:");
     for (c, (n, b)) in &subset.by_class {
-        println!("    {c:<18} {n:>6} {:>10}", mib(*b));
+        println!("    {c:<18} {n:>6} {:>10}", format_size(*b));
     }
     println!(
         "  cpio {} -> zstd -{} {} ({})",
-        mib(written.cpio_bytes),
+        format_size(written.cpio_bytes),
         args.level,
-        mib(compressed),
+        format_size(compressed),
         written.image.display()
     );
-    println!("  kernel {} ({})", mib(kernel_len), written.kernel.display());
+    println!("  kernel {} ({})", format_size(kernel_len), written.kernel.display());
     println!("  full list: {}  ({:.0} s)", list.display(), started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -474,10 +476,6 @@ fn listing(a: &Archive) -> (String, BTreeMap<&str, (usize, u64)>) {
         }
     }
     (listing, groups)
-}
-
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / 1048576.0)
 }
 
 fn decompress_module(runner: &mut Runner, src: &Path) -> Result<Vec<u8>, ApplianceError> {

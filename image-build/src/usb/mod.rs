@@ -13,6 +13,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use circular_format::units::format_size;
+
 use crate::appliance::{self, ApplianceError};
 use crate::disk::{self, grub, mbr, mbr::SECTOR};
 use crate::tool::{self, Runner};
@@ -96,10 +98,6 @@ pub fn render(template: &str, vars: &[(&str, &str)]) -> Result<String, Appliance
         s = s.replace(&format!("@{k}@"), v);
     }
     Ok(s)
-}
-
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / 1048576.0)
 }
 
 pub fn run_usb(args: &Args) -> Result<(), ApplianceError> {
@@ -327,15 +325,15 @@ fn make_cache(runner: &mut Runner, tmp: &Path, layout: &Layout, label: &str) -> 
 
 fn report(args: &Args, layout: &Layout, volid: u32, fat_uuid: &str, grub: &GrubImages) -> Result<(), ApplianceError> {
     let Layout { p1_start, p1_sectors, p2_start, p2_sectors } = *layout;
-    println!("usb: {} ({})", args.out.display(), mib(layout.total_bytes()));
+    println!("usb: {} ({})", args.out.display(), format_size(layout.total_bytes()));
     println!("  sector 0      GRUB boot.img + MBR (disk signature {volid:08x})");
-    println!("  sectors 1-    GRUB i386-pc core.img ({})", mib(grub.core.len() as u64));
+    println!("  sectors 1-    GRUB i386-pc core.img ({})", format_size(grub.core.len() as u64));
     println!("  p1 FAT32 ESP  {} at sector {p1_start}, volume {fat_uuid}: BOOTX64.EFI ({}), vmlinuz ({}), initramfs.img ({})",
-        mib(p1_sectors * SECTOR), mib(size_of(&grub.efi)?), mib(size_of(&args.kernel)?), mib(size_of(&args.initramfs)?));
+        format_size(p1_sectors * SECTOR), format_size(size_of(&grub.efi)?), format_size(size_of(&args.kernel)?), format_size(size_of(&args.initramfs)?));
     println!(
         "  p2 ext4 {:<6} {} at sector {p2_start} (grows to fill the stick on first boot)",
         args.cache_label,
-        mib(p2_sectors * SECTOR)
+        format_size(p2_sectors * SECTOR)
     );
     println!("  kernel args   circular.server={} circular.cache={} {}", args.server, args.cache_label, args.extra_args);
     println!("  write it:     dd if={} of=/dev/sdX bs=4M conv=fsync", args.out.display());

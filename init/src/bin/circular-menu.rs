@@ -5,8 +5,9 @@
 //! It is a thin wrapper around the `menu` crate: it waits for the store that
 //! PID 1's blockfs mounts, shows [`menu::run_until`] on this terminal (the VGA
 //! text console or a serial line), and when blockfs could not mount the store
-//! shows the menu's clear problem screen with blockfs's own message, which
-//! PID 1 leaves in [`BLOCKFS_ERROR`].
+//! shows the menu's clear problem screen for the error blockfs wrote to
+//! [`BLOCKFS_ERROR`] (`{"kind": …, "message": …}`; PID 1 writes one in the same
+//! form when blockfs died without a word). The screen is chosen by the kind.
 //!
 //! Exit codes tell PID 1 what to do next: 0 = show the menu again,
 //! 10 = power off, 11 = reboot, 13 = start blockfs again now (the person
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use menu::problem::Problem;
+use menu::problem::{ErrorReport, Problem};
 use menu::{Accel, Display, MenuConfig, MenuExit, ProblemChoice};
 
 use init::protocol::{mounted, MenuExit as Next, BLOCKFS_ERROR, MOUNTPOINT};
@@ -102,7 +103,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<u8, menu::MenuError> {
         }
         let error = blockfs_error();
         let problem = match &error {
-            Some(message) => Problem::from_message(message),
+            Some(report) => Problem::from_report(report),
             // Blockfs still runs but has not mounted (PID 1 waited 30 s): it
             // is still trying the server. The screen goes when the mount comes.
             None => Problem::Other {
@@ -149,11 +150,9 @@ fn exit_code(exit: MenuExit) -> u8 {
     }
 }
 
-/// blockfs's last message, when PID 1 saw it exit with an error.
-fn blockfs_error() -> Option<String> {
-    let text = std::fs::read_to_string(BLOCKFS_ERROR).ok()?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_string())
+/// Why blockfs could not mount (its error file), when it could not.
+fn blockfs_error() -> Option<ErrorReport> {
+    ErrorReport::read(std::path::Path::new(BLOCKFS_ERROR))
 }
 
 /// Records what the menu did in the kernel log (PID 1 copies nothing of the
