@@ -80,7 +80,9 @@ impl Mounted {
             prefetch: config.prefetch,
             trace: config.trace.clone(),
         };
+        let offline = config.store.offline || config.store.sources.is_empty();
         let store = Arc::new(VerifiedStore::open(config.store)?);
+        keep_offline_copies(&store, offline);
         let loader = Arc::new(Loader::new(store.clone(), fetchers, memory)?);
         let fs = BlockFs::new(loader.clone(), options).map_err(|e| Error::io("reader threads", e))?;
         let mount_options = [
@@ -199,6 +201,36 @@ fn widen_kernel_readahead(mountpoint: &Path) {
 }
 
 const KERNEL_READAHEAD_KB: &str = "4096";
+
+/// The snapshots whose every block is cached boot with no network: their
+/// blocks are kept (never evicted to make room for others) for as long as this
+/// mount runs. Online, a cap smaller than the cache then takes effect on the
+/// other blocks; offline nothing is evicted at all.
+fn keep_offline_copies(store: &VerifiedStore, offline: bool) {
+    let cache = store.cache();
+    let mut kept = std::collections::HashSet::new();
+    let mut names = Vec::new();
+    for (dist, snap) in store.catalog().snapshots() {
+        let Some(index) = store.cached_index(&snap.index) else {
+            continue;
+        };
+        let blocks = index.distinct_blocks();
+        if cache.count_cached(&blocks) == blocks.len() as u64 {
+            names.push(format!("{}/{}", dist.name, snap.date));
+            kept.extend(blocks);
+        }
+    }
+    if !names.is_empty() {
+        log::info!("kept for offline use (never evicted for other blocks): {}", names.join(", "));
+    }
+    cache.keep(kept);
+    if !offline && !cache.enforce_cap() {
+        log::warn!(
+            "the cache holds more than its cap of {} bytes, and the rest is kept for offline use; nothing more is cached",
+            cache.max_bytes()
+        );
+    }
+}
 
 fn clear_stale_mount(mountpoint: &Path) {
     let _ = std::process::Command::new("fusermount3").arg("-uz").arg(mountpoint).status();
