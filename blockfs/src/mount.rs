@@ -58,17 +58,18 @@ pub struct Mounted {
 impl Mounted {
     /// Verifies the catalog (fresh, or cached when offline), then mounts.
     pub fn start(config: MountConfig, mountpoint: &Path) -> Result<Mounted> {
+        // A blockfs that was killed (SIGKILL, the OOM killer, a power button)
+        // leaves its mount behind. Its attributes stay in the kernel's cache
+        // for up to an hour, so a stat of the mount point still works; a
+        // question the kernel must ask the dead daemon (statfs) answers
+        // ENOTCONN. Such a mount is cleared before mounting again.
+        clear_stale_mounts(mountpoint);
         let meta = std::fs::metadata(mountpoint);
         if let Err(e) = &meta {
-            if e.raw_os_error() == Some(libc::ENOTCONN) {
-                // A blockfs that died left its mount behind: clear it.
-                clear_stale_mount(mountpoint);
-            } else {
-                return Err(Error::io(
-                    mountpoint,
-                    std::io::Error::new(e.kind(), format!("{e}; create the mount point first")),
-                ));
-            }
+            return Err(Error::io(
+                mountpoint,
+                std::io::Error::new(e.kind(), format!("{e}; create the mount point first")),
+            ));
         } else if meta.as_ref().is_ok_and(|m| !m.is_dir()) {
             return Err(Error::invalid(mountpoint.display().to_string(), "the mount point is not a directory"));
         }
@@ -232,9 +233,44 @@ fn keep_offline_copies(store: &VerifiedStore, offline: bool) {
     }
 }
 
-fn clear_stale_mount(mountpoint: &Path) {
-    let _ = std::process::Command::new("fusermount3").arg("-uz").arg(mountpoint).status();
-    if std::fs::metadata(mountpoint).is_err() {
-        let _ = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH);
+/// True when `mountpoint` is a FUSE mount whose daemon is gone.
+pub fn is_stale_mount(mountpoint: &Path) -> bool {
+    let dead = |e: nix::errno::Errno| matches!(e, nix::errno::Errno::ENOTCONN | nix::errno::Errno::ECONNABORTED);
+    match nix::sys::statvfs::statvfs(mountpoint) {
+        Err(e) => dead(e),
+        Ok(_) => false,
+    }
+}
+
+/// Clears dead mounts left on `mountpoint` (a lazy unmount: a reader that
+/// still holds a file of the dead mount keeps it until it closes, and gets
+/// errors from it, as it already did). Says so on stderr.
+fn clear_stale_mounts(mountpoint: &Path) {
+    // Dead mounts can be stacked, one per crash.
+    for _ in 0..8 {
+        if !is_stale_mount(mountpoint) {
+            return;
+        }
+        log::warn!(
+            "{}: a blockfs that stopped without unmounting (killed or crashed) left its mount here; clearing it",
+            mountpoint.display()
+        );
+        if nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            // Not root: fusermount3 may unmount what this user mounted.
+            let status = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(mountpoint)
+                .stderr(std::process::Stdio::null())
+                .status();
+            if !status.is_ok_and(|s| s.success()) {
+                log::warn!(
+                    "{}: could not clear the dead mount; run `fusermount3 -u -z {}` (or umount -l as root)",
+                    mountpoint.display(),
+                    mountpoint.display()
+                );
+                return;
+            }
+        }
     }
 }
