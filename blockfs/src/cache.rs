@@ -268,8 +268,31 @@ impl Cache {
     /// Evicts (least recently used, never kept or protected blocks) until the
     /// cache is under its cap. False if it cannot: what is left is kept.
     pub fn enforce_cap(&self) -> bool {
-        let need = self.lock().excess(0, self.max_bytes);
-        need == 0 || self.evict(need)
+        let victims = {
+            let mut state = self.lock();
+            let need = state.excess(0, self.max_bytes);
+            if need == 0 {
+                return true;
+            }
+            // As many as it takes, or every one that may go.
+            let mut freed = 0;
+            let mut victims = Vec::new();
+            for (id, size) in state.lru.oldest_first() {
+                if freed >= need {
+                    break;
+                }
+                if !state.protected.contains(id) && !state.kept.contains(id) {
+                    freed += size;
+                    victims.push(*id);
+                }
+            }
+            for id in &victims {
+                state.lru.remove(id);
+            }
+            victims
+        };
+        self.delete_evicted(&victims);
+        self.lock().excess(0, self.max_bytes) == 0
     }
 
     /// Logs a write that failed for want of space or a writable disk, once:
@@ -409,14 +432,20 @@ impl Cache {
 /// (no home at all) `/var/tmp/circular-<uid>`, which the private checks then
 /// guard. The appliance passes its partition's directory with `--cache`.
 pub fn default_dir() -> std::path::PathBuf {
-    let absolute = |var: &str| std::env::var_os(var).map(std::path::PathBuf::from).filter(|p| p.is_absolute());
+    default_dir_from(|var| std::env::var_os(var), nix::unistd::geteuid().as_raw())
+}
+
+/// [`default_dir`] with the environment given (tests).
+fn default_dir_from(env: impl Fn(&str) -> Option<std::ffi::OsString>, uid: u32) -> std::path::PathBuf {
+    // The XDG rules: a relative path in these variables is invalid and ignored.
+    let absolute = |var: &str| env(var).map(std::path::PathBuf::from).filter(|p| p.is_absolute());
     if let Some(xdg) = absolute("XDG_CACHE_HOME") {
         return xdg.join("circular");
     }
     if let Some(home) = absolute("HOME") {
         return home.join(".cache").join("circular");
     }
-    std::path::PathBuf::from(format!("/var/tmp/circular-{}", nix::unistd::geteuid()))
+    std::path::PathBuf::from(format!("/var/tmp/circular-{uid}"))
 }
 
 /// The OS error number under a format error, if it is an I/O error.
@@ -528,5 +557,80 @@ mod tests {
         assert_eq!(cache.total_bytes(), 500, "opening evicts nothing");
         assert!(cache.enforce_cap());
         assert!(cache.total_bytes() <= 250);
+    }
+
+    #[test]
+    fn the_default_directory_follows_xdg() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |var: &str| pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        let dir = default_dir_from(env(&[("XDG_CACHE_HOME", "/x/cache"), ("HOME", "/home/a")]), 1000);
+        assert_eq!(dir, Path::new("/x/cache/circular"));
+        let dir = default_dir_from(env(&[("XDG_CACHE_HOME", "relative"), ("HOME", "/home/a")]), 1000);
+        assert_eq!(dir, Path::new("/home/a/.cache/circular"));
+        assert_eq!(default_dir_from(env(&[]), 1000), Path::new("/var/tmp/circular-1000"));
+    }
+
+    #[test]
+    fn kept_blocks_are_never_evicted_for_others_and_a_skip_is_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(300)).unwrap();
+        let data = [0u8; 100];
+        for n in 0..3 {
+            cache.store_block(&id(n), &data);
+        }
+        cache.keep([id(0), id(1)].into_iter().collect());
+        assert_eq!(cache.store_block(&id(3), &data), Stored::Written, "2, not kept, makes room");
+        assert!(!cache.has_block(&id(2)));
+        cache.keep([id(0), id(1), id(3)].into_iter().collect());
+        assert!(matches!(cache.store_block(&id(4), &data), Stored::Skipped(_)), "only kept ones are left to evict");
+        assert!(cache.was_skipped(&id(4)) && !cache.was_skipped(&id(3)));
+        cache.keep([id(0), id(1)].into_iter().collect());
+        cache.read_block(&id(3)); // 3 is now the newest; the kept ones are older and still stay
+        assert_eq!(cache.store_block(&id(5), &data), Stored::Written);
+        assert!(!cache.has_block(&id(3)));
+        assert!(cache.has_block(&id(0)) && cache.has_block(&id(1)));
+    }
+
+    #[test]
+    fn a_cap_below_the_cache_takes_effect_only_when_enforced_and_spares_kept_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1000)).unwrap();
+        for n in 0..5 {
+            cache.store_block(&id(n), &[1u8; 100]);
+        }
+        drop(cache);
+        let cache = Cache::open(dir.path(), Some(100)).unwrap();
+        cache.keep([id(0), id(1), id(2)].into_iter().collect());
+        assert!(!cache.enforce_cap(), "the kept blocks alone are over the cap");
+        assert_eq!(cache.total_bytes(), 300);
+        assert!((0..3).all(|n| cache.has_block(&id(n))));
+    }
+
+    #[test]
+    fn the_catalog_and_its_signature_are_written_as_a_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1000)).unwrap();
+        cache.write_file(CATALOG_SIG, b"sig 1").unwrap();
+        assert!(cache.read_file(CATALOG_SIG).is_none(), "held until its catalog comes");
+        cache.write_file(CATALOG, b"catalog 1").unwrap();
+        assert_eq!(cache.read_file(CATALOG).unwrap(), b"catalog 1");
+        assert_eq!(cache.read_file(CATALOG_SIG).unwrap(), b"sig 1");
+        // Either order.
+        cache.write_file(CATALOG, b"catalog 2").unwrap();
+        assert_eq!(cache.read_file(CATALOG).unwrap(), b"catalog 1");
+        cache.write_file(CATALOG_SIG, b"sig 2").unwrap();
+        assert_eq!(cache.read_file(CATALOG).unwrap(), b"catalog 2");
+        assert_eq!(cache.read_file(CATALOG_SIG).unwrap(), b"sig 2");
+        // A pair that cannot be written whole leaves the old catalog: the
+        // signature's name is a non-empty directory, so its rename (the first)
+        // fails and the catalog is not renamed either.
+        std::fs::remove_file(dir.path().join(CATALOG_SIG)).unwrap();
+        std::fs::create_dir(dir.path().join(CATALOG_SIG)).unwrap();
+        std::fs::write(dir.path().join(CATALOG_SIG).join("x"), b"").unwrap();
+        cache.write_file(CATALOG_SIG, b"sig 3").unwrap();
+        let _ = cache.write_file(CATALOG, b"catalog 3");
+        assert_eq!(cache.read_file(CATALOG).unwrap(), b"catalog 2", "the catalog is not replaced alone");
+        assert!(std::fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none(), "no temp file left");
     }
 }
