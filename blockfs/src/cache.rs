@@ -49,10 +49,13 @@ pub struct Cache {
     state: Mutex<State>,
     evicted: AtomicU64,
     /// The half of the catalog/signature pair written first, until the other comes.
-    pair: Mutex<(Option<Vec<u8>>, Option<Vec<u8>>)>,
+    pair: Mutex<PendingPair>,
     /// A write already failed for want of space or a writable disk (logged once).
     write_trouble: AtomicBool,
 }
+
+/// The catalog's bytes and its signature's, each once given, until both are.
+type PendingPair = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The cache's bookkeeping, in memory; the order is rebuilt from file mtimes at start.
 #[derive(Default)]
@@ -227,7 +230,9 @@ impl Cache {
             let victims = if need == 0 { Some(Vec::new()) } else { state.victims(need) };
             let Some(victims) = victims else {
                 state.note_skipped(*id);
-                return Stored::Skipped("the cache cap is reached and the rest is in use or kept for offline use".into());
+                return Stored::Skipped(
+                    "the cache cap is reached and the rest is in use or kept for offline use".into(),
+                );
             };
             for v in &victims {
                 state.lru.remove(v);
@@ -302,7 +307,9 @@ impl Cache {
         if !trouble {
             log::debug!("cache write failed: {e}");
         } else if !self.write_trouble.swap(true, Ordering::Relaxed) {
-            log::warn!("the cache disk is full or read-only ({e}); caching less, reads go on from the network and memory");
+            log::warn!(
+                "the cache disk is full or read-only ({e}); caching less, reads go on from the network and memory"
+            );
         }
     }
 
