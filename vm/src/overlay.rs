@@ -508,6 +508,13 @@ mod tests {
 
         // Ours, over the same dated image on another mount point: used.
         prepare_overlay(&keep).unwrap();
+        // The same file given to another user (root can, in a test): refused.
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let err = prepare_overlay(&keep).unwrap_err();
+            assert!(err.to_string().contains("belongs to user 65534"), "{err}");
+            std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        }
         let mut moved = keep.clone();
         let mnt2 = fake_mount();
         moved.image = crate::BaseImage::File(mnt2.path().join("bookworm/2026-11-22.img"));
