@@ -12,13 +12,23 @@
 //! verify every block and index (see `store`). It enforces a size cap by
 //! evicting the least recently used blocks; the catalog, indexes and profiles
 //! are small and never evicted.
+//!
+//! A full or read-only disk means "cache less", never "fail" and never
+//! "destroy the offline copy": the cap is enforced only when a block is stored
+//! (an `--offline` mount stores nothing, so it evicts nothing), the default cap
+//! is never below what the cache holds already (a disk that something else
+//! filled does not shrink the cache), blocks of the snapshots that boot offline
+//! ([`Cache::keep`]) are never evicted for other blocks, and a write that fails
+//! for want of space or a writable disk is logged and skipped: the bytes are
+//! served from memory. The catalog and its signature are written as a pair, so a
+//! failed write never leaves a signature that does not match the catalog.
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use circular_format::layout::block_path;
+use circular_format::layout::{block_path, CATALOG, CATALOG_SIG};
 use circular_format::local::{Durability, LocalStore, Visibility};
 use circular_format::Sha1Name;
 
@@ -38,7 +48,14 @@ pub struct Cache {
     max_bytes: u64,
     state: Mutex<State>,
     evicted: AtomicU64,
+    /// The half of the catalog/signature pair written first, until the other comes.
+    pair: Mutex<PendingPair>,
+    /// A write already failed for want of space or a writable disk (logged once).
+    write_trouble: AtomicBool,
 }
+
+/// The catalog's bytes and its signature's, each once given, until both are.
+type PendingPair = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The cache's bookkeeping, in memory; the order is rebuilt from file mtimes at start.
 #[derive(Default)]
@@ -48,6 +65,10 @@ struct State {
     touched: HashSet<Sha1Name>,
     /// Blocks that must not be evicted now (the snapshot being prefetched).
     protected: HashSet<Sha1Name>,
+    /// Blocks of the snapshots that boot offline: never evicted for others.
+    kept: HashSet<Sha1Name>,
+    /// Blocks whose last store was skipped (prefetch waits on them to settle).
+    skipped: HashSet<Sha1Name>,
     /// Bytes of writes under way, already counted against the cap.
     reserved: u64,
 }
@@ -70,12 +91,20 @@ impl State {
             if freed >= need {
                 break;
             }
-            if !self.protected.contains(id) {
+            if !self.protected.contains(id) && !self.kept.contains(id) {
                 freed += size;
                 out.push(*id);
             }
         }
         (freed >= need).then_some(out)
+    }
+
+    fn note_skipped(&mut self, id: Sha1Name) {
+        // Bounded: only a prefetch at the cap waits on this.
+        if self.skipped.len() >= 4096 {
+            self.skipped.clear();
+        }
+        self.skipped.insert(id);
     }
 
     /// Bytes over the cap if `incoming` more were added.
@@ -87,7 +116,9 @@ impl State {
 impl Cache {
     /// Opens (creating) the cache in `dir`. `max_bytes` `None` means: what the
     /// cache holds now plus the free space, minus a reserve of a tenth of the
-    /// filesystem (at least 512 MiB).
+    /// filesystem (at least 512 MiB); never less than what it holds now.
+    /// Nothing is evicted here: a cap smaller than the cache takes effect with
+    /// [`Cache::enforce_cap`] or the next block stored.
     ///
     /// # Errors
     /// [`circular_format::Error::NotPrivate`] (as [`Error::Format`]) when `dir`
@@ -112,10 +143,14 @@ impl Cache {
             Some(max) => max,
             None => default_cap(dir, state.lru.total())?,
         };
-        let cache = Cache { store, max_bytes, state: Mutex::new(state), evicted: AtomicU64::new(0) };
-        // A smaller cap than last time takes effect at once.
-        cache.make_room(0);
-        Ok(cache)
+        Ok(Cache {
+            store,
+            max_bytes,
+            state: Mutex::new(state),
+            evicted: AtomicU64::new(0),
+            pair: Mutex::new((None, None)),
+            write_trouble: AtomicBool::new(false),
+        })
     }
 
     /// The cache's directory.
@@ -194,7 +229,10 @@ impl Cache {
             let need = state.excess(size, self.max_bytes);
             let victims = if need == 0 { Some(Vec::new()) } else { state.victims(need) };
             let Some(victims) = victims else {
-                return Stored::Skipped("the cache cap is reached and the rest is in use".into());
+                state.note_skipped(*id);
+                return Stored::Skipped(
+                    "the cache cap is reached and the rest is in use or kept for offline use".into(),
+                );
             };
             for v in &victims {
                 state.lru.remove(v);
@@ -207,9 +245,10 @@ impl Cache {
         // A lost name after a power cut costs a refetch; the bytes under a
         // name are always whole. One fsync per block, not two, on a slow stick.
         let mut result = self.store.write(&path, bytes, Durability::Contents);
-        if let Err(circular_format::Error::Io { source, .. }) = &result {
-            if source.raw_os_error() == Some(libc::ENOSPC) {
-                let _ = self.evict(size.max(1 << 20) * 16);
+        if matches!(&result, Err(e) if errno(e) == Some(libc::ENOSPC)) {
+            // Old blocks make room for new ones, but never the kept or
+            // protected ones: if only those are left, this block is not cached.
+            if self.evict(size.max(1 << 20) * 16) {
                 result = self.store.write(&path, bytes, Durability::Contents);
             }
         }
@@ -219,16 +258,59 @@ impl Cache {
             Ok(()) => {
                 state.lru.insert(*id, size);
                 state.touched.insert(*id);
+                state.skipped.remove(id);
                 Stored::Written
             }
-            Err(e) => Stored::Skipped(e.to_string()),
+            Err(e) => {
+                state.note_skipped(*id);
+                drop(state);
+                self.write_failed(&e);
+                Stored::Skipped(e.to_string())
+            }
         }
     }
 
-    /// Evicts until `incoming` more bytes fit under the cap. False if it cannot.
-    fn make_room(&self, incoming: u64) -> bool {
-        let need = self.lock().excess(incoming, self.max_bytes);
-        need == 0 || self.evict(need)
+    /// Evicts (least recently used, never kept or protected blocks) until the
+    /// cache is under its cap. False if it cannot: what is left is kept.
+    pub fn enforce_cap(&self) -> bool {
+        let victims = {
+            let mut state = self.lock();
+            let need = state.excess(0, self.max_bytes);
+            if need == 0 {
+                return true;
+            }
+            // As many as it takes, or every one that may go.
+            let mut freed = 0;
+            let mut victims = Vec::new();
+            for (id, size) in state.lru.oldest_first() {
+                if freed >= need {
+                    break;
+                }
+                if !state.protected.contains(id) && !state.kept.contains(id) {
+                    freed += size;
+                    victims.push(*id);
+                }
+            }
+            for id in &victims {
+                state.lru.remove(id);
+            }
+            victims
+        };
+        self.delete_evicted(&victims);
+        self.lock().excess(0, self.max_bytes) == 0
+    }
+
+    /// Logs a write that failed for want of space or a writable disk, once:
+    /// the cache then holds less, and reads go on.
+    fn write_failed(&self, e: &circular_format::Error) {
+        let trouble = matches!(errno(e), Some(libc::ENOSPC | libc::EROFS | libc::EDQUOT));
+        if !trouble {
+            log::debug!("cache write failed: {e}");
+        } else if !self.write_trouble.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "the cache disk is full or read-only ({e}); caching less, reads go on from the network and memory"
+            );
+        }
     }
 
     /// Evicts least-recently-used, unprotected blocks worth at least `need` bytes.
@@ -262,9 +344,22 @@ impl Cache {
         need > 0 && state.victims(need).is_none()
     }
 
-    /// Sets the blocks eviction must leave alone.
+    /// Sets the blocks eviction must leave alone while a prefetch is current.
     pub fn protect(&self, ids: HashSet<Sha1Name>) {
-        self.lock().protected = ids;
+        let mut state = self.lock();
+        state.protected = ids;
+        state.skipped.clear();
+    }
+
+    /// Sets the blocks of the snapshots that boot offline: they are never
+    /// evicted to make room for other blocks (see the module documentation).
+    pub fn keep(&self, ids: HashSet<Sha1Name>) {
+        self.lock().kept = ids;
+    }
+
+    /// True when the last attempt to store `id` was skipped (cap or disk full).
+    pub fn was_skipped(&self, id: &Sha1Name) -> bool {
+        self.lock().skipped.contains(id)
     }
 
     /// Reads a small file kept beside the blocks (`catalog.json`,
@@ -278,10 +373,54 @@ impl Cache {
     /// `indexes/<sha1>.json`): the name survives a power cut, so the newest
     /// verified catalog is never lost once written.
     ///
+    /// `catalog.json` and `catalog.json.sig` are a pair: the one given first is
+    /// held until the other comes, then both are written to `tmp/` and renamed
+    /// into place together, so a failed write never leaves a signature that
+    /// does not match the catalog.
+    ///
+    /// A disk that is full (after evicting what may be evicted) or read-only
+    /// is not an error: the file is not kept, a warning says so, and the caller
+    /// goes on with the bytes in memory.
+    ///
     /// # Errors
-    /// The I/O error of the write, as [`Error::Format`].
+    /// Any other I/O error of the write, as [`Error::Format`].
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        Ok(self.store.write(name, bytes, Durability::Named)?)
+        if name == CATALOG || name == CATALOG_SIG {
+            let (catalog, sig) = {
+                let mut pair = self.pair.lock().unwrap_or_else(|p| p.into_inner());
+                if name == CATALOG {
+                    pair.0 = Some(bytes.to_vec());
+                } else {
+                    pair.1 = Some(bytes.to_vec());
+                }
+                let (Some(catalog), Some(sig)) = (&pair.0, &pair.1) else {
+                    return Ok(());
+                };
+                let both = (catalog.clone(), sig.clone());
+                *pair = (None, None);
+                both
+            };
+            let files = [(CATALOG_SIG, sig.as_slice()), (CATALOG, catalog.as_slice())];
+            return self.small_write(|| self.store.write_together(&files));
+        }
+        self.small_write(|| self.store.write(name, bytes, Durability::Named))
+    }
+
+    /// Runs a small file's write; on ENOSPC evicts a little (never kept or
+    /// protected blocks) and tries once more; a full or read-only disk is
+    /// logged and not an error.
+    fn small_write(&self, write: impl Fn() -> circular_format::Result<()>) -> Result<()> {
+        let mut result = write();
+        if matches!(&result, Err(e) if errno(e) == Some(libc::ENOSPC)) && self.evict(4 << 20) {
+            result = write();
+        }
+        match result {
+            Err(e) if matches!(errno(&e), Some(libc::ENOSPC | libc::EROFS | libc::EDQUOT)) => {
+                self.write_failed(&e);
+                Ok(())
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Deletes a small file (one that failed verification).
@@ -295,6 +434,35 @@ impl Cache {
     }
 }
 
+/// The default cache directory on a desktop, following the XDG base directory
+/// rules: `$XDG_CACHE_HOME/circular`, else `$HOME/.cache/circular`, else
+/// (no home at all) `/var/tmp/circular-<uid>`, which the private checks then
+/// guard. The appliance passes its partition's directory with `--cache`.
+pub fn default_dir() -> std::path::PathBuf {
+    default_dir_from(|var| std::env::var_os(var), nix::unistd::geteuid().as_raw())
+}
+
+/// [`default_dir`] with the environment given (tests).
+fn default_dir_from(env: impl Fn(&str) -> Option<std::ffi::OsString>, uid: u32) -> std::path::PathBuf {
+    // The XDG rules: a relative path in these variables is invalid and ignored.
+    let absolute = |var: &str| env(var).map(std::path::PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(xdg) = absolute("XDG_CACHE_HOME") {
+        return xdg.join("circular");
+    }
+    if let Some(home) = absolute("HOME") {
+        return home.join(".cache").join("circular");
+    }
+    std::path::PathBuf::from(format!("/var/tmp/circular-{uid}"))
+}
+
+/// The OS error number under a format error, if it is an I/O error.
+fn errno(e: &circular_format::Error) -> Option<i32> {
+    match e {
+        circular_format::Error::Io { source, .. } => source.raw_os_error(),
+        _ => None,
+    }
+}
+
 fn default_cap(dir: &Path, cached: u64) -> Result<u64> {
     let stat =
         nix::sys::statvfs::statvfs(dir).map_err(|e| Error::io(dir, std::io::Error::from_raw_os_error(e as i32)))?;
@@ -302,7 +470,9 @@ fn default_cap(dir: &Path, cached: u64) -> Result<u64> {
     let total = stat.blocks() as u64 * fragment;
     let free = stat.blocks_available() as u64 * fragment;
     let reserve = (total / DEFAULT_RESERVE_FRACTION).max(MIN_RESERVE);
-    Ok((cached + free).saturating_sub(reserve))
+    // Room to grow is the free space less the reserve; a disk that something
+    // else filled does not shrink the cache (that would destroy offline copies).
+    Ok(cached + free.saturating_sub(reserve))
 }
 
 #[cfg(test)]
@@ -391,6 +561,83 @@ mod tests {
         }
         drop(cache);
         let cache = Cache::open(dir.path(), Some(250)).unwrap();
+        assert_eq!(cache.total_bytes(), 500, "opening evicts nothing");
+        assert!(cache.enforce_cap());
         assert!(cache.total_bytes() <= 250);
+    }
+
+    #[test]
+    fn the_default_directory_follows_xdg() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |var: &str| pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        let dir = default_dir_from(env(&[("XDG_CACHE_HOME", "/x/cache"), ("HOME", "/home/a")]), 1000);
+        assert_eq!(dir, Path::new("/x/cache/circular"));
+        let dir = default_dir_from(env(&[("XDG_CACHE_HOME", "relative"), ("HOME", "/home/a")]), 1000);
+        assert_eq!(dir, Path::new("/home/a/.cache/circular"));
+        assert_eq!(default_dir_from(env(&[]), 1000), Path::new("/var/tmp/circular-1000"));
+    }
+
+    #[test]
+    fn kept_blocks_are_never_evicted_for_others_and_a_skip_is_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(300)).unwrap();
+        let data = [0u8; 100];
+        for n in 0..3 {
+            cache.store_block(&id(n), &data);
+        }
+        cache.keep([id(0), id(1)].into_iter().collect());
+        assert_eq!(cache.store_block(&id(3), &data), Stored::Written, "2, not kept, makes room");
+        assert!(!cache.has_block(&id(2)));
+        cache.keep([id(0), id(1), id(3)].into_iter().collect());
+        assert!(matches!(cache.store_block(&id(4), &data), Stored::Skipped(_)), "only kept ones are left to evict");
+        assert!(cache.was_skipped(&id(4)) && !cache.was_skipped(&id(3)));
+        cache.keep([id(0), id(1)].into_iter().collect());
+        cache.read_block(&id(3)); // 3 is now the newest; the kept ones are older and still stay
+        assert_eq!(cache.store_block(&id(5), &data), Stored::Written);
+        assert!(!cache.has_block(&id(3)));
+        assert!(cache.has_block(&id(0)) && cache.has_block(&id(1)));
+    }
+
+    #[test]
+    fn a_cap_below_the_cache_takes_effect_only_when_enforced_and_spares_kept_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1000)).unwrap();
+        for n in 0..5 {
+            cache.store_block(&id(n), &[1u8; 100]);
+        }
+        drop(cache);
+        let cache = Cache::open(dir.path(), Some(100)).unwrap();
+        cache.keep([id(0), id(1), id(2)].into_iter().collect());
+        assert!(!cache.enforce_cap(), "the kept blocks alone are over the cap");
+        assert_eq!(cache.total_bytes(), 300);
+        assert!((0..3).all(|n| cache.has_block(&id(n))));
+    }
+
+    #[test]
+    fn the_catalog_and_its_signature_are_written_as_a_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1000)).unwrap();
+        cache.write_file(CATALOG_SIG, b"sig 1").unwrap();
+        assert!(cache.read_file(CATALOG_SIG).is_none(), "held until its catalog comes");
+        cache.write_file(CATALOG, b"catalog 1").unwrap();
+        assert_eq!(cache.read_file(CATALOG).unwrap(), b"catalog 1");
+        assert_eq!(cache.read_file(CATALOG_SIG).unwrap(), b"sig 1");
+        // Either order.
+        cache.write_file(CATALOG, b"catalog 2").unwrap();
+        assert_eq!(cache.read_file(CATALOG).unwrap(), b"catalog 1");
+        cache.write_file(CATALOG_SIG, b"sig 2").unwrap();
+        assert_eq!(cache.read_file(CATALOG).unwrap(), b"catalog 2");
+        assert_eq!(cache.read_file(CATALOG_SIG).unwrap(), b"sig 2");
+        // A pair that cannot be written whole leaves the old catalog: the
+        // signature's name is a non-empty directory, so its rename (the first)
+        // fails and the catalog is not renamed either.
+        std::fs::remove_file(dir.path().join(CATALOG_SIG)).unwrap();
+        std::fs::create_dir(dir.path().join(CATALOG_SIG)).unwrap();
+        std::fs::write(dir.path().join(CATALOG_SIG).join("x"), b"").unwrap();
+        cache.write_file(CATALOG_SIG, b"sig 3").unwrap();
+        let _ = cache.write_file(CATALOG, b"catalog 3");
+        assert_eq!(cache.read_file(CATALOG).unwrap(), b"catalog 2", "the catalog is not replaced alone");
+        assert!(std::fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none(), "no temp file left");
     }
 }

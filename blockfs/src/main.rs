@@ -46,7 +46,8 @@ struct MountArgs {
     #[arg(long, value_name = "FILE")]
     public: PathBuf,
     /// Block cache directory (kept across mounts; works offline when full).
-    #[arg(long, value_name = "DIR", default_value = "/var/tmp/blocks")]
+    /// Default: $XDG_CACHE_HOME/circular (~/.cache/circular).
+    #[arg(long, value_name = "DIR", default_value_os_t = blockfs::cache::default_dir())]
     cache: PathBuf,
     /// Cache size cap, e.g. 2G (default: the free space of the cache's filesystem, less a tenth).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]

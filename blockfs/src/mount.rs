@@ -58,17 +58,18 @@ pub struct Mounted {
 impl Mounted {
     /// Verifies the catalog (fresh, or cached when offline), then mounts.
     pub fn start(config: MountConfig, mountpoint: &Path) -> Result<Mounted> {
+        // A blockfs that was killed (SIGKILL, the OOM killer, a power button)
+        // leaves its mount behind. Its attributes stay in the kernel's cache
+        // for up to an hour, so a stat of the mount point still works; a
+        // question the kernel must ask the dead daemon (statfs) answers
+        // ENOTCONN. Such a mount is cleared before mounting again.
+        clear_stale_mounts(mountpoint);
         let meta = std::fs::metadata(mountpoint);
         if let Err(e) = &meta {
-            if e.raw_os_error() == Some(libc::ENOTCONN) {
-                // A blockfs that died left its mount behind: clear it.
-                clear_stale_mount(mountpoint);
-            } else {
-                return Err(Error::Mountpoint {
-                    path: mountpoint.to_path_buf(),
-                    reason: format!("{e}; create the mount point first"),
-                });
-            }
+            return Err(Error::Mountpoint {
+                path: mountpoint.to_path_buf(),
+                reason: format!("{e}; create the mount point first"),
+            });
         } else if meta.as_ref().is_ok_and(|m| !m.is_dir()) {
             return Err(Error::Mountpoint {
                 path: mountpoint.to_path_buf(),
@@ -83,7 +84,9 @@ impl Mounted {
             prefetch: config.prefetch,
             trace: config.trace.clone(),
         };
+        let offline = config.store.offline || config.store.sources.is_empty();
         let store = Arc::new(VerifiedStore::open(config.store)?);
+        keep_offline_copies(&store, offline);
         let loader = Arc::new(Loader::new(store.clone(), fetchers, memory)?);
         let fs = BlockFs::new(loader.clone(), options).map_err(|e| Error::io("reader threads", e))?;
         let mount_options = [
@@ -201,9 +204,74 @@ fn widen_kernel_readahead(mountpoint: &Path) {
 
 const KERNEL_READAHEAD_KB: &str = "4096";
 
-fn clear_stale_mount(mountpoint: &Path) {
-    let _ = std::process::Command::new("fusermount3").arg("-uz").arg(mountpoint).status();
-    if std::fs::metadata(mountpoint).is_err() {
-        let _ = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH);
+/// The snapshots whose every block is cached boot with no network: their
+/// blocks are kept (never evicted to make room for others) for as long as this
+/// mount runs. Online, a cap smaller than the cache then takes effect on the
+/// other blocks; offline nothing is evicted at all.
+fn keep_offline_copies(store: &VerifiedStore, offline: bool) {
+    let cache = store.cache();
+    let mut kept = std::collections::HashSet::new();
+    let mut names = Vec::new();
+    for (dist, snap) in store.catalog().snapshots() {
+        let Some(index) = store.cached_index(&snap.index) else {
+            continue;
+        };
+        let blocks = index.distinct_blocks();
+        if cache.count_cached(&blocks) == blocks.len() as u64 {
+            names.push(format!("{}/{}", dist.name, snap.date));
+            kept.extend(blocks);
+        }
+    }
+    if !names.is_empty() {
+        log::info!("kept for offline use (never evicted for other blocks): {}", names.join(", "));
+    }
+    cache.keep(kept);
+    if !offline && !cache.enforce_cap() {
+        log::warn!(
+            "the cache holds more than its cap of {} bytes, and the rest is kept for offline use; nothing more is cached",
+            cache.max_bytes()
+        );
+    }
+}
+
+/// True when `mountpoint` is a FUSE mount whose daemon is gone.
+pub fn is_stale_mount(mountpoint: &Path) -> bool {
+    let dead = |e: nix::errno::Errno| matches!(e, nix::errno::Errno::ENOTCONN | nix::errno::Errno::ECONNABORTED);
+    match nix::sys::statvfs::statvfs(mountpoint) {
+        Err(e) => dead(e),
+        Ok(_) => false,
+    }
+}
+
+/// Clears dead mounts left on `mountpoint` (a lazy unmount: a reader that
+/// still holds a file of the dead mount keeps it until it closes, and gets
+/// errors from it, as it already did). Says so on stderr.
+fn clear_stale_mounts(mountpoint: &Path) {
+    // Dead mounts can be stacked, one per crash.
+    for _ in 0..8 {
+        if !is_stale_mount(mountpoint) {
+            return;
+        }
+        log::warn!(
+            "{}: a blockfs that stopped without unmounting (killed or crashed) left its mount here; clearing it",
+            mountpoint.display()
+        );
+        if nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            // Not root: fusermount3 may unmount what this user mounted.
+            let status = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(mountpoint)
+                .stderr(std::process::Stdio::null())
+                .status();
+            if !status.is_ok_and(|s| s.success()) {
+                log::warn!(
+                    "{}: could not clear the dead mount; run `fusermount3 -u -z {}` (or umount -l as root)",
+                    mountpoint.display(),
+                    mountpoint.display()
+                );
+                return;
+            }
+        }
     }
 }

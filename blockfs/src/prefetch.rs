@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use circular_format::Sha1Name;
 
@@ -76,10 +76,23 @@ impl Prefetcher {
     }
 }
 
+/// The most bytes a block of `len` bytes can take in the cache: its zstd
+/// frame, which for incompressible data is a little over `len` (the same bound
+/// the store puts on a fetched file). Room is checked against this, never
+/// against `len`, because the cache counts stored (compressed) bytes.
+fn stored_bound(len: usize) -> u64 {
+    len as u64 + len as u64 / 128 + 1024
+}
+
+/// How long the cap check waits for requested blocks to land before it gives
+/// up on them (a fetch that failed is never cached).
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+
 fn run(loader: &Loader, job: &Job) {
     let cache = loader.store().cache();
-    // Requested but not yet cached: they count against the cap already.
-    let mut pending: Vec<(Sha1Name, usize)> = Vec::new();
+    // Requested but not yet settled (cached, or refused by the cache): they
+    // count against the cap already, at their upper bound.
+    let mut pending: Vec<(Sha1Name, usize, Instant)> = Vec::new();
     for (id, len) in &job.blocks {
         if job.cancel.load(Ordering::Relaxed) {
             return;
@@ -87,17 +100,33 @@ fn run(loader: &Loader, job: &Job) {
         if loader.is_local(id) {
             continue;
         }
-        pending.retain(|(p, _)| !cache.has_block(p));
-        let incoming: usize = pending.iter().map(|(_, l)| l).sum::<usize>() + len;
-        if cache.would_evict_protected(incoming as u64) {
-            let why = "the cache is full of this snapshot's boot blocks; the rest is fetched as the guest reads it";
-            *job.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.into());
-            return;
+        // The blocks are requested in profile order, and one is requested only
+        // when it fits together with every block requested before it, counted
+        // at its largest. Stores may land out of order (fetchers run in
+        // parallel), but never one that pushes out an earlier one. When the
+        // estimate says no, wait for the requested blocks to land and decide
+        // on the cache's real figures: the stop is reported only then, with
+        // every block requested before it in the cache.
+        loop {
+            pending.retain(|(p, _, at)| !cache.has_block(p) && !cache.was_skipped(p) && at.elapsed() < SETTLE_LIMIT);
+            let incoming: u64 = pending.iter().map(|(_, l, _)| stored_bound(*l)).sum::<u64>() + stored_bound(*len);
+            if !cache.would_evict_protected(incoming) {
+                break;
+            }
+            if pending.is_empty() {
+                let why = "the cache is full of this snapshot's boot blocks; the rest is fetched as the guest reads it";
+                *job.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.into());
+                return;
+            }
+            if job.cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         while loader.queued_prefetch() >= QUEUED && !job.cancel.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(5));
         }
         loader.request(id, *len, Priority::Prefetch);
-        pending.push((*id, *len));
+        pending.push((*id, *len, Instant::now()));
     }
 }

@@ -187,6 +187,47 @@ impl LocalStore {
         write_atomic(&path, bytes, &self.path(layout::TMP_DIR), durability).map_err(|e| Error::io(&path, e))
     }
 
+    /// Writes several files of the store's root directory as one step as far as
+    /// a failure goes: every file is first written whole to `tmp/` and flushed,
+    /// and only when all of them are there are they renamed into place, in the
+    /// order given, and the directory flushed. A failed write (a full disk)
+    /// therefore leaves all the old files as they were. (A crash between the
+    /// renames can still leave a mix; a reader verifies the pair anyway.)
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file whose step failed; the temp files are removed.
+    pub fn write_together(&self, files: &[(&str, &[u8])]) -> Result<()> {
+        let tmp_dir = self.path(layout::TMP_DIR);
+        let mut temps: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let remove_all = |temps: &[(PathBuf, PathBuf)]| {
+            for (tmp, _) in temps {
+                let _ = fs::remove_file(tmp);
+            }
+        };
+        for (relative, bytes) in files {
+            let target = self.path(relative);
+            match write_temp(&target, bytes, &tmp_dir) {
+                Ok(tmp) => temps.push((tmp, target)),
+                Err(e) => {
+                    remove_all(&temps);
+                    return Err(Error::io(&target, e));
+                }
+            }
+        }
+        for (n, (tmp, target)) in temps.iter().enumerate() {
+            if let Err(e) = fs::rename(tmp, target) {
+                remove_all(&temps[n..]);
+                return Err(Error::io(target, e));
+            }
+        }
+        let mut dirs: Vec<&Path> = temps.iter().filter_map(|(_, t)| t.parent()).collect();
+        dirs.dedup();
+        for dir in dirs {
+            fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))?;
+        }
+        Ok(())
+    }
+
     /// Deletes the file at `relative` (a link itself, never what it points to).
     /// A file that is not there is not an error.
     ///
@@ -373,6 +414,23 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn write_atomic(target: &Path, bytes: &[u8], tmp_dir: &Path, durability: Durability) -> std::io::Result<()> {
     let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent)?;
+    let tmp = write_temp(target, bytes, tmp_dir)?;
+    let result = (|| {
+        fs::rename(&tmp, target)?;
+        if durability == Durability::Named {
+            fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes `bytes` to a new temp file in `tmp_dir` named after `target`, and
+/// flushes them; returns the temp file's path. Nothing is left on failure.
+fn write_temp(target: &Path, bytes: &[u8], tmp_dir: &Path) -> std::io::Result<PathBuf> {
     let name = target.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy());
     let mut attempts = 0;
     let (tmp, mut file) = loop {
@@ -385,20 +443,15 @@ pub fn write_atomic(target: &Path, bytes: &[u8], tmp_dir: &Path, durability: Dur
             Err(e) => return Err(e),
         }
     };
-    let result = (|| {
-        file.write_all(bytes)?;
-        file.sync_data()?;
-        drop(file);
-        fs::rename(&tmp, target)?;
-        if durability == Durability::Named {
-            fs::File::open(parent)?.sync_all()?;
+    let result = file.write_all(bytes).and_then(|()| file.sync_data());
+    drop(file);
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
         }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
     }
-    result
 }
 
 #[cfg(test)]

@@ -20,8 +20,9 @@ pub struct Args {
     /// The publisher's ed25519 public key file.
     #[arg(long, env = "CIRCULAR_PUBLIC", default_value = "/etc/circular/public.key")]
     pub public: PathBuf,
-    /// Block cache directory; VM overlays go in its `overlays/`.
-    #[arg(long, default_value = "/var/tmp/blocks")]
+    /// Block cache directory; VM overlays go in its `overlays/`. Default:
+    /// $XDG_CACHE_HOME/circular (~/.cache/circular).
+    #[arg(long, default_value_os_t = blockfs::cache::default_dir())]
     pub cache: PathBuf,
     /// Cache cap, e.g. 20G or 512M (binary units); default: most of the cache's filesystem.
     #[arg(long, value_parser = blockfs::format::units::parse_size)]
@@ -169,7 +170,7 @@ mod tests {
         assert_eq!(a.server, ["http://a/", "http://b/"]);
         assert_eq!(a.accel, Some(Accel::Tcg));
         assert_eq!(a.display, Some(Display::None));
-        assert_eq!(a.cache, PathBuf::from("/var/tmp/blocks"));
+        assert_eq!(a.cache, blockfs::cache::default_dir());
         let err = Cli::try_parse_from(["circular", "--display", "vnc"]).unwrap_err();
         assert!(err.to_string().contains("not sdl, gtk, curses or none"), "{err}");
         let err = Cli::try_parse_from(["circular", "--accel", "hvf"]).unwrap_err();

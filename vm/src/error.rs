@@ -54,6 +54,18 @@ pub enum VmError {
         path: PathBuf,
     },
 
+    /// A kept overlay (or its directory) that this user did not make for this
+    /// snapshot: a link, not a regular file or directory, another user's, or a
+    /// qcow2 over another image. It is not used (it could be someone else's
+    /// disk handed to the guest, or a link to a file of the user's).
+    #[error("{path} is not this user's overlay of this snapshot ({reason}); it was left alone: delete it to start from the snapshot again")]
+    NotOurOverlay {
+        /// The file or directory refused.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A UEFI snapshot, and no build of [`crate::OVMF`] is installed.
     #[error("no UEFI firmware found (looked for {looked}); install Debian's ovmf package")]
     NoUefiFirmware {

@@ -6,8 +6,18 @@
 //! made fresh at each start and deleted when the VM ends. UEFI variables sit
 //! beside them as `.vars.fd`. The name `overlays` cannot clash with the block
 //! cache, whose directories are two hex digits.
+//!
+//! The overlays hold what the guest wrote (a person's files), so they are
+//! private like the cache: `overlays/` and its distribution directories are
+//! real directories of this user, mode 0700 (a looser one is tightened), and
+//! every overlay and UEFI variable file is 0600. A kept overlay is used only if
+//! it is a regular file of this user (never through a link), a qcow2 whose
+//! backing file is this snapshot's `<distribution>/<date>.img` and whose size is
+//! the image's; anything else there is refused with [`VmError::NotOurOverlay`]
+//! and left alone. A throw-away overlay's name is removed (a link itself, never
+//! what it points to) before it is made fresh.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
@@ -142,25 +152,33 @@ fn vars_path(overlay: &Path) -> PathBuf {
 /// [`VmError::NoUefiFirmware`] for a UEFI snapshot without OVMF.
 pub fn prepare_overlay(spec: &VmSpec) -> Result<PreparedDisk, VmError> {
     let dir = overlay_dir(&spec.cache_dir, &spec.distribution);
-    std::fs::create_dir_all(&dir).map_err(|e| VmError::io(&dir, e))?;
+    private_dir(&spec.cache_dir.join("overlays"))?;
+    private_dir(&dir)?;
     sweep_dead_discards(&dir);
     let overlay = overlay_path(&spec.cache_dir, &spec.distribution, &spec.date, spec.settings.changes);
     let temporary = spec.settings.changes == DiskChanges::Discard;
-    let reuse = !temporary && overlay.exists();
+    let reuse = !temporary && std::fs::symlink_metadata(&overlay).is_ok();
     if reuse {
-        check_qcow2(&overlay)?;
+        check_our_overlay(spec, &overlay)?;
+        make_private(&overlay)?;
     } else {
-        let _ = std::fs::remove_file(&overlay);
+        remove_entry(&overlay)?;
         create_qcow2(spec, &overlay)?;
+        make_private(&overlay)?;
     }
     let uefi = match spec.firmware {
         Firmware::Bios => None,
         Firmware::Uefi => {
             let ovmf = find_ovmf()?;
             let vars = vars_path(&overlay);
-            if !(reuse && vars.exists()) {
+            let keep_vars = reuse && std::fs::symlink_metadata(&vars).is_ok();
+            if keep_vars {
+                check_our_file(&vars)?;
+            } else {
+                remove_entry(&vars)?;
                 std::fs::copy(ovmf.vars_template, &vars).map_err(|e| VmError::io(&vars, e))?;
             }
+            make_private(&vars)?;
             Some(FirmwareFiles { code: PathBuf::from(ovmf.code), vars })
         }
     };
@@ -187,14 +205,108 @@ fn create_qcow2(spec: &VmSpec, overlay: &Path) -> Result<(), VmError> {
     }
 }
 
-fn check_qcow2(path: &Path) -> Result<(), VmError> {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    let mut f = std::fs::File::open(path).map_err(|e| VmError::io(path, e))?;
-    match f.read_exact(&mut magic) {
-        Ok(()) if &magic == b"QFI\xfb" => Ok(()),
-        _ => Err(VmError::NotQcow2 { path: path.to_path_buf() }),
+/// Makes `dir` (0700) if it is missing, then checks that it is a real
+/// directory of this user and tightens its mode to 0700.
+fn private_dir(dir: &Path) -> Result<(), VmError> {
+    let refuse = |reason: String| VmError::NotOurOverlay { path: dir.to_path_buf(), reason };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| VmError::io(dir, e))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| VmError::io(dir, e))?;
+    if meta.file_type().is_symlink() {
+        return Err(refuse("the directory is a symbolic link, which someone else may have planted".into()));
     }
+    if !meta.is_dir() {
+        return Err(refuse("it is not a directory".into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(refuse(format!("the directory belongs to user {}, not to this user ({me})", meta.uid())));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| VmError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Mode 0600: the guest's writes are the user's alone.
+fn make_private(path: &Path) -> Result<(), VmError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| VmError::io(path, e))
+}
+
+/// Removes whatever has `path`'s name (a link itself, never what it points
+/// to); a missing one is fine. A directory there is refused.
+fn remove_entry(path: &Path) -> Result<(), VmError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(VmError::io(path, e)),
+    }
+}
+
+/// Opens a file of this user without following a link (and without blocking
+/// on a FIFO), and checks that it is a regular file.
+fn check_our_file(path: &Path) -> Result<std::fs::File, VmError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = |reason: String| VmError::NotOurOverlay { path: path.to_path_buf(), reason };
+    let meta = std::fs::symlink_metadata(path).map_err(|e| VmError::io(path, e))?;
+    if meta.file_type().is_symlink() {
+        return Err(refuse("it is a symbolic link".into()));
+    }
+    if !meta.is_file() {
+        return Err(refuse("it is not a regular file".into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(refuse(format!("it belongs to user {}, not to this user ({me})", meta.uid())));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| VmError::io(path, e))?;
+    let opened = file.metadata().map_err(|e| VmError::io(path, e))?;
+    if opened.ino() != meta.ino() || opened.dev() != meta.dev() || !opened.is_file() {
+        return Err(refuse("it changed while it was checked".into()));
+    }
+    Ok(file)
+}
+
+/// A kept overlay must be this user's regular file, a qcow2 whose backing file
+/// is this snapshot's dated image (by its last two path components: the mount
+/// point itself may change between runs) and whose size is the image's.
+fn check_our_overlay(spec: &VmSpec, path: &Path) -> Result<(), VmError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let refuse = |reason: String| VmError::NotOurOverlay { path: path.to_path_buf(), reason };
+    let mut file = check_our_file(path)?;
+    let mut header = [0u8; 32];
+    if file.read_exact(&mut header).is_err() || &header[..4] != b"QFI\xfb" {
+        return Err(VmError::NotQcow2 { path: path.to_path_buf() });
+    }
+    let be64 = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    let backing_offset = be64(&header[8..16]);
+    let backing_len = u32::from_be_bytes(header[16..20].try_into().unwrap_or([0; 4]));
+    let size = be64(&header[24..32]);
+    if backing_offset == 0 || backing_len == 0 || backing_len > 4096 {
+        return Err(refuse("it has no backing file".into()));
+    }
+    let mut name = vec![0u8; backing_len as usize];
+    file.seek(SeekFrom::Start(backing_offset))
+        .and_then(|_| file.read_exact(&mut name))
+        .map_err(|_| refuse("its backing file name cannot be read".into()))?;
+    let backing = PathBuf::from(std::ffi::OsString::from(String::from_utf8_lossy(&name).into_owned()));
+    let tail = |p: &Path| -> Vec<std::ffi::OsString> {
+        let mut c: Vec<_> = p.components().rev().take(2).map(|c| c.as_os_str().to_os_string()).collect();
+        c.reverse();
+        c
+    };
+    let want = PathBuf::from(&spec.distribution).join(format!("{}.img", spec.date));
+    if tail(&backing) != tail(&want) {
+        return Err(refuse(format!("its backing file is {}, not …/{}", backing.display(), want.display())));
+    }
+    let rounded = spec.image_size.div_ceil(512) * 512;
+    if size != spec.image_size && size != rounded {
+        return Err(refuse(format!("its size is {size} bytes, the image's {}", spec.image_size)));
+    }
+    Ok(())
 }
 
 /// Deletes throw-away overlays left by a process that no longer runs (a crash
@@ -323,5 +435,103 @@ mod tests {
         std::fs::write(&alive, b"x").unwrap();
         sweep_dead_discards(dir.path());
         assert!(!dead.exists() && alive.exists());
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().mode() & 0o777
+    }
+
+    #[test]
+    fn overlays_are_private_to_their_user() {
+        if !testkit::need(&["qemu-img"]) {
+            return;
+        }
+        let mnt = fake_mount();
+        let cache = tempfile::tempdir().unwrap();
+        // Made before by something with a loose umask: tightened.
+        std::fs::create_dir_all(cache.path().join("overlays/bookworm")).unwrap();
+        std::fs::set_permissions(cache.path().join("overlays"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        for changes in [DiskChanges::Keep, DiskChanges::Discard] {
+            let disk = prepare_overlay(&spec(mnt.path(), cache.path(), changes)).unwrap();
+            assert_eq!(mode(&disk.overlay), 0o600, "{changes:?}");
+            assert_eq!(mode(&cache.path().join("overlays")), 0o700);
+            assert_eq!(mode(&cache.path().join("overlays/bookworm")), 0o700);
+            disk.cleanup();
+        }
+        // A kept overlay left world-readable by an older version is made 0600 on use.
+        let kept = overlay_path(cache.path(), "bookworm", "2026-11-22", DiskChanges::Keep);
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o644)).unwrap();
+        prepare_overlay(&spec(mnt.path(), cache.path(), DiskChanges::Keep)).unwrap();
+        assert_eq!(mode(&kept), 0o600);
+    }
+
+    #[test]
+    fn a_planted_kept_overlay_is_refused_and_left_alone() {
+        if !testkit::need(&["qemu-img"]) {
+            return;
+        }
+        let mnt = fake_mount();
+        let cache = tempfile::tempdir().unwrap();
+        let keep = spec(mnt.path(), cache.path(), DiskChanges::Keep);
+        let path = overlay_path(cache.path(), "bookworm", "2026-11-22", DiskChanges::Keep);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+
+        // A link to a file of the user's: not followed, not touched.
+        let precious = cache.path().join("precious");
+        std::fs::write(&precious, b"the user's file").unwrap();
+        std::os::unix::fs::symlink(&precious, &path).unwrap();
+        let err = prepare_overlay(&keep).unwrap_err();
+        assert!(matches!(err, VmError::NotOurOverlay { .. }), "{err}");
+        assert_eq!(std::fs::read(&precious).unwrap(), b"the user's file");
+        std::fs::remove_file(&path).unwrap();
+
+        // A FIFO: refused at once, never waited on.
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = prepare_overlay(&keep).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+
+        // A real qcow2, but over another image (someone else's disk): refused.
+        let other = cache.path().join("other.img");
+        std::fs::write(&other, vec![0u8; 4096]).unwrap();
+        let made = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&other)
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = prepare_overlay(&keep).unwrap_err();
+        assert!(err.to_string().contains("backing file"), "{err}");
+        assert!(path.exists(), "a refused overlay is left for the person to look at");
+        std::fs::remove_file(&path).unwrap();
+
+        // Ours, over the same dated image on another mount point: used.
+        prepare_overlay(&keep).unwrap();
+        // The same file given to another user (root can, in a test): refused.
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let err = prepare_overlay(&keep).unwrap_err();
+            assert!(err.to_string().contains("belongs to user 65534"), "{err}");
+            std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        }
+        let mut moved = keep.clone();
+        let mnt2 = fake_mount();
+        moved.image = crate::BaseImage::File(mnt2.path().join("bookworm/2026-11-22.img"));
+        prepare_overlay(&moved).unwrap();
+        // Another size: refused.
+        moved.image_size = 8192;
+        assert!(prepare_overlay(&moved).unwrap_err().to_string().contains("size"));
+    }
+
+    #[test]
+    fn a_planted_overlay_directory_is_refused() {
+        let mnt = fake_mount();
+        let cache = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), cache.path().join("overlays")).unwrap();
+        let err = prepare_overlay(&spec(mnt.path(), cache.path(), DiskChanges::Discard)).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "nothing made through the link");
     }
 }
