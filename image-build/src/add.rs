@@ -248,11 +248,15 @@ impl RawImage {
         };
         let path = tmp_dir.join(format!("convert-{}.raw", std::process::id()));
         eprintln!("converting {} from {format} to raw with qemu-img", image.display());
-        let mut runner = crate::tool::Runner::new(&tmp_dir.join("qemu-img-convert.log"), convert_hint)?;
+        let log = tmp_dir.join(format!("convert-{}.log", std::process::id()));
+        let mut runner = crate::tool::Runner::new(&log, convert_hint)?;
         let raw = RawImage { path, temporary: true };
         let mut convert = std::process::Command::new("qemu-img");
         convert.args(["convert", "-f", format, "-O", "raw"]).arg(image).arg(&raw.path);
-        runner.run(&format!("qemu-img convert {}", image.display()), &mut convert)?;
+        let ran = runner.run(&format!("qemu-img convert {}", image.display()), &mut convert);
+        // The error carries the log's last lines; the store's tmp/ keeps nothing of a run.
+        let _ = std::fs::remove_file(&log);
+        ran?;
         Ok(raw)
     }
 }

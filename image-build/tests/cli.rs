@@ -216,3 +216,34 @@ fn publish_verify_mount_gc_as_a_person_would() {
     blockfs(w).args(["mount", "--public", "key.pub", "ftp://x/", "mnt"]).fails_with("not supported");
     blockfs(w).args(["mount", "--public", "nokey", &nginx.url(), "mnt"]).fails_with("nokey");
 }
+
+/// A qcow2 whose backing file is gone (field case 17): `add` refuses it with qemu-img's
+/// reason, and the store is as it was: the same catalog bytes, nothing left in tmp/.
+#[test]
+fn a_qcow2_with_its_backing_file_gone_leaves_the_store_untouched() {
+    if !testkit::need(&["qemu-img"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    image_build(dir).args(["keygen", "--secret", "key", "--public", "key.pub"]).run();
+    fs::write(dir.join("base.raw"), random_bytes(2 * MIB, 17)).unwrap();
+    TestCommand::new("qemu-img")
+        .current_dir(dir)
+        .args(["create", "-q", "-f", "qcow2", "-b", "base.raw", "-F", "raw", "overlay.qcow2"])
+        .run();
+    image_build(dir)
+        .args(["add", "--store", "store", "--distro", "t", "--date", "2026-11-15", "--key", "key", "base.raw"])
+        .run();
+    let before = fs::read(dir.join("store/catalog.json")).unwrap();
+    fs::rename(dir.join("base.raw"), dir.join("base.moved")).unwrap();
+    image_build(dir)
+        .args(["add", "--store", "store", "--distro", "t", "--date", "2026-11-22", "--key", "key", "overlay.qcow2"])
+        .fails_with("base.raw");
+    assert_eq!(fs::read(dir.join("store/catalog.json")).unwrap(), before, "the catalog changed");
+    // The publisher's lock file stays (docs/FORMAT.md); nothing of the refused run may.
+    let left: Vec<_> = fs::read_dir(dir.join("store/tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| n != ".lock").collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the store's tmp/: {left:?}");
+}
