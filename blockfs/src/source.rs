@@ -453,9 +453,56 @@ fn parse_base(text: &str) -> Result<Base> {
     }
 }
 
+/// A real TCP server on loopback whose every answer `answer` writes (for tests
+/// that need a source to misbehave for real: stall, drip, redirect, HTML).
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// Starts the server; returns its base URL. It lives until the test process ends.
+    pub fn serve(answer: fn(&str, &mut TcpStream)) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                                break;
+                            }
+                        }
+                        answer(&path, &mut stream);
+                        let _ = stream.flush();
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    /// Writes a whole answer.
+    pub fn reply(stream: &mut TcpStream, status: &str, extra: &str, body: &[u8]) {
+        let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\r\n", body.len());
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_server::{reply, serve};
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn urls_are_checked() {
@@ -499,5 +546,86 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(500));
         assert!(!sources.online());
         assert_eq!(sources.status()[0].reachable, Some(false));
+    }
+
+    /// Sends the headers of a 1000-byte body, then one byte every 2 s.
+    fn drip(_path: &str, stream: &mut std::net::TcpStream) {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        for _ in 0..1000 {
+            if stream.write_all(b"x").and_then(|()| stream.flush()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Sends headers and half the body, then nothing for a long time.
+    fn stall(_path: &str, stream: &mut std::net::TcpStream) {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        let _ = stream.write_all(&[b'x'; 500]);
+        let _ = stream.flush();
+        std::thread::sleep(Duration::from_secs(120));
+    }
+
+    fn good_dir() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), b"good").unwrap();
+        let url = format!("file://{}", dir.path().display());
+        (dir, url)
+    }
+
+    #[test]
+    fn a_dripping_or_stalled_source_loses_to_the_next_mirror() {
+        for bad in [serve(drip), serve(stall)] {
+            let (_dir, good) = good_dir();
+            let sources = Sources::new(&[bad, good], Duration::from_secs(30)).unwrap();
+            let started = Instant::now();
+            assert_eq!(sources.fetch("x", 5000, Ok).unwrap(), b"good");
+            assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        }
+    }
+
+    #[test]
+    fn a_lone_dripping_or_stalled_source_fails_by_the_deadline() {
+        for bad in [serve(drip), serve(stall)] {
+            let sources = Sources::new(&[bad], Duration::from_secs(2)).unwrap();
+            let started = Instant::now();
+            let err = sources.fetch("x", 5000, Ok).unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(4), "took {:?}: {err}", started.elapsed());
+            assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn redirects_are_followed_a_loop_fails_at_once_and_403_means_missing() {
+        fn to_self(path: &str, stream: &mut std::net::TcpStream) {
+            // Relative Location: the same path again, for ever.
+            reply(stream, "302 Found", &format!("Location: {path}\r\n"), b"");
+        }
+        fn forbidden(_path: &str, stream: &mut std::net::TcpStream) {
+            reply(stream, "403 Forbidden", "Content-Type: application/xml\r\n", b"<Error><Code>AccessDenied</Code></Error>");
+        }
+        let started = Instant::now();
+        let sources = Sources::new(&[serve(to_self)], Duration::from_secs(20)).unwrap();
+        let err = sources.fetch("x", 100, Ok).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains("redirect"), "{err}");
+        let sources = Sources::new(&[serve(forbidden)], Duration::from_secs(20)).unwrap();
+        let err = sources.fetch("x", 100, Ok).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }) && err.to_string().contains("403"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        // 403 on the first mirror, the file on the second.
+        let (_dir, good) = good_dir();
+        let sources = Sources::new(&[serve(forbidden), good], Duration::from_secs(20)).unwrap();
+        assert_eq!(sources.fetch("x", 100, Ok).unwrap(), b"good");
+    }
+
+    #[test]
+    fn a_ca_file_that_is_not_pem_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("ca.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let err = Sources::with_ca(&["https://example.org/".into()], Duration::ZERO, Some(&bad)).err().unwrap();
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
     }
 }

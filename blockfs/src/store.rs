@@ -531,3 +531,141 @@ fn fetch_catalog_pair(
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
+
+/// The trust rules at `VerifiedStore::open`, over `file://` stores and real
+/// loopback servers: a bad answer never beats a good cache, and freshness.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::test_server::{reply, serve};
+    use circular_format::signing::{generate, sign};
+    use ed25519_dalek::SigningKey;
+    use std::path::Path;
+
+    fn days(n: i64) -> time::Duration {
+        time::Duration::days(n)
+    }
+
+    /// Writes a signed, empty catalog generated at `generated` into `dir`.
+    fn publish(dir: &Path, key: &SigningKey, generated: OffsetDateTime, expires: OffsetDateTime) -> Vec<u8> {
+        let bytes = Catalog::new(generated, expires).to_bytes();
+        std::fs::write(dir.join(CATALOG), &bytes).unwrap();
+        std::fs::write(dir.join(CATALOG_SIG), sign(&bytes, key)).unwrap();
+        bytes
+    }
+
+    struct Setup {
+        key: SigningKey,
+        store: tempfile::TempDir,
+        cache: tempfile::TempDir,
+        now: OffsetDateTime,
+    }
+
+    impl Setup {
+        fn new() -> Setup {
+            Setup {
+                key: generate(),
+                store: tempfile::tempdir().unwrap(),
+                cache: tempfile::tempdir().unwrap(),
+                now: OffsetDateTime::now_utc(),
+            }
+        }
+        fn url(&self) -> String {
+            format!("file://{}/", self.store.path().display())
+        }
+        fn open(&self, sources: Vec<String>) -> Result<VerifiedStore> {
+            let mut config =
+                StoreConfig::new(sources, vec![self.key.verifying_key()], self.cache.path().join("c"));
+            config.deadline = Duration::from_secs(5);
+            VerifiedStore::open(config)
+        }
+        /// A first, good mount: the cache then holds a verified catalog.
+        fn prime(&self) -> Vec<u8> {
+            let bytes = publish(self.store.path(), &self.key, self.now - days(7), self.now + days(23));
+            let store = self.open(vec![self.url()]).unwrap();
+            assert!(!store.catalog_from_cache());
+            bytes
+        }
+    }
+
+    #[test]
+    fn a_stale_cdn_copy_with_the_new_signature_falls_back_to_the_cache() {
+        let s = Setup::new();
+        let old = s.prime();
+        // The CDN: the new signature, the old catalog.
+        let new = Catalog::new(s.now, s.now + days(30)).to_bytes();
+        std::fs::write(s.store.path().join(CATALOG_SIG), sign(&new, &s.key)).unwrap();
+        let store = s.open(vec![s.url()]).unwrap();
+        assert!(store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), old.as_slice());
+    }
+
+    #[test]
+    fn every_source_is_tried_and_a_mirror_signed_by_another_key_loses() {
+        let s = Setup::new();
+        let other = tempfile::tempdir().unwrap();
+        publish(other.path(), &generate(), s.now, s.now + days(30));
+        let good = publish(s.store.path(), &s.key, s.now - days(1), s.now + days(30));
+        let other_url = format!("file://{}/", other.path().display());
+        let store = s.open(vec![other_url.clone(), s.url()]).unwrap();
+        assert!(!store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), good.as_slice());
+        // Alone, with no cache, it is refused, and the message names the source.
+        std::fs::remove_dir_all(s.cache.path().join("c")).unwrap();
+        let err = s.open(vec![other_url.clone()]).err().unwrap().to_string();
+        assert!(err.contains("signature"), "{err}");
+    }
+
+    #[test]
+    fn a_captive_portal_never_beats_the_cache_and_is_named_as_html() {
+        fn portal(_path: &str, stream: &mut std::net::TcpStream) {
+            let page = b"<!DOCTYPE html><html><body>Please log in to the hotel WiFi</body></html>\n";
+            reply(stream, "200 OK", "Content-Type: text/html\r\n", page);
+        }
+        let s = Setup::new();
+        let old = s.prime();
+        let url = serve(portal);
+        let store = s.open(vec![url.clone()]).unwrap();
+        assert!(store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), old.as_slice());
+        std::fs::remove_dir_all(s.cache.path().join("c")).unwrap();
+        let err = s.open(vec![url]).err().unwrap().to_string();
+        assert!(err.contains("HTML") && err.contains("127.0.0.1"), "{err}");
+        assert!(!err.contains("key file is wrong"), "{err}");
+    }
+
+    #[test]
+    fn a_catalog_from_the_future_is_refused_and_cannot_pin() {
+        let s = Setup::new();
+        let far = OffsetDateTime::from_unix_timestamp(4_070_908_800).unwrap(); // 2099-01-01
+        publish(s.store.path(), &s.key, far, far + days(300));
+        let err = s.open(vec![s.url()]).err().unwrap().to_string();
+        assert!(err.contains("future"), "{err}");
+        // Planted in the cache (seen while the clock was wrong): the honest one replaces it.
+        let cache = s.cache.path().join("c");
+        publish(&cache, &s.key, far, far + days(300));
+        let honest = publish(s.store.path(), &s.key, s.now, s.now + days(30));
+        let store = s.open(vec![s.url()]).unwrap();
+        assert!(!store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), honest.as_slice());
+    }
+
+    #[test]
+    fn rollback_protection_survives_the_cached_catalogs_expiry() {
+        let s = Setup::new();
+        // The newest catalog this client verified has just expired...
+        let cache = s.cache.path().join("c");
+        s.prime();
+        publish(&cache, &s.key, s.now - days(2), s.now - days(1));
+        // ...and a mirror replays an older one that is still valid.
+        publish(s.store.path(), &s.key, s.now - days(20), s.now + days(10));
+        let err = s.open(vec![s.url()]).err().unwrap().to_string();
+        assert!(err.contains("older"), "{err}");
+        // Offline, the expired cached one is refused with its date.
+        let err = s.open(Vec::new()).err().unwrap().to_string();
+        assert!(err.contains("expired"), "{err}");
+        // A newer catalog is taken.
+        let newer = publish(s.store.path(), &s.key, s.now, s.now + days(30));
+        assert_eq!(s.open(vec![s.url()]).unwrap().catalog_bytes(), newer.as_slice());
+    }
+}
