@@ -83,11 +83,8 @@ mod tests {
 
     #[test]
     fn a_clock_in_1970_is_bounded_by_the_build_and_the_newest_catalog() {
-        let mut c = Clock {
-            system: datetime!(1970-01-02 0:00 UTC),
-            build: datetime!(2026-11-01 0:00 UTC),
-            newest_seen: None,
-        };
+        let mut c =
+            Clock { system: datetime!(1970-01-02 0:00 UTC), build: datetime!(2026-11-01 0:00 UTC), newest_seen: None };
         assert!(!c.plausible());
         assert_eq!(c.now(), datetime!(2026-11-01 0:00 UTC));
         c.newest_seen = Some(datetime!(2026-11-22 0:00 UTC));

@@ -26,6 +26,8 @@ pub(crate) enum Miss {
     NotFound(String),
     /// The source could not be reached, or answered with a server error: retry later.
     Transient(String),
+    /// The source sent an answer that cannot be right (too large): a bad copy.
+    Bad(String),
 }
 
 pub struct Sources {
@@ -38,6 +40,10 @@ pub struct Sources {
     status: Mutex<Vec<SourceStatus>>,
     /// Copies that a verifier refused.
     bad_copies: AtomicU64,
+    /// Paths whose fetch just ran into the deadline, and when: asked again at
+    /// once (the kernel retries a failed read, a read spans two halves of a
+    /// block), they fail at once instead of waiting a whole deadline again.
+    recent_timeouts: Mutex<std::collections::HashMap<String, (Instant, String)>>,
 }
 
 /// Longest a single HTTP attempt may take; the caller's deadline cuts it shorter.
@@ -55,6 +61,8 @@ const MIN_BYTES_PER_SEC: u64 = 4096;
 const HEDGE_AFTER: Duration = Duration::from_millis(1500);
 /// Most redirects followed for one request (a loop fails at once).
 const MAX_REDIRECTS: usize = 5;
+/// How long a path that ran into the deadline fails at once when asked again.
+const TIMEOUT_MEMORY: Duration = Duration::from_secs(3);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -89,6 +97,7 @@ impl Sources {
             online: AtomicBool::new(false),
             status: Mutex::new(status),
             bad_copies: AtomicU64::new(0),
+            recent_timeouts: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -135,10 +144,14 @@ impl Sources {
         if self.bases.is_empty() {
             return Err(Error::NotCached { what: path.to_string() });
         }
+        if let Some(last) = self.recent_timeout(path) {
+            return Err(Error::Unreachable { path: path.to_string(), deadline_secs: deadline.as_secs(), last });
+        }
         let started = Instant::now();
         let end = started + deadline;
         let mut backoff = FIRST_BACKOFF;
         let n = self.bases.len();
+        let mut last_round: Vec<String> = Vec::new();
         loop {
             let mut problems = Vec::new();
             let mut any_transient = false;
@@ -189,6 +202,12 @@ impl Sources {
                         self.mark(i, None);
                         problems.push(format!("{}: {why}", self.label(i)));
                     }
+                    Err(Miss::Bad(why)) => {
+                        self.mark(i, None);
+                        all_not_found = false;
+                        self.bad_copies.fetch_add(1, Ordering::Relaxed);
+                        problems.push(format!("{} sent a bad copy: {why}", self.label(i)));
+                    }
                     Err(Miss::Transient(why)) => {
                         self.mark(i, Some(why.clone()));
                         any_transient = true;
@@ -213,20 +232,43 @@ impl Sources {
             }
             let elapsed = started.elapsed();
             if elapsed >= deadline {
+                // A round cut short by the deadline says less than the one before it.
+                if answered == 0 && !last_round.is_empty() {
+                    problems = std::mem::take(&mut last_round);
+                }
+                if let Ok(mut recent) = self.recent_timeouts.lock() {
+                    recent.retain(|_, (at, _)| at.elapsed() < TIMEOUT_MEMORY);
+                    recent.insert(path.to_string(), (Instant::now(), problems.join("; ")));
+                }
                 return Err(Error::Unreachable {
                     path: path.to_string(),
                     deadline_secs: deadline.as_secs(),
                     last: problems.join("; "),
                 });
             }
+            last_round = problems;
             std::thread::sleep(backoff.min(deadline - elapsed));
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
+    /// What the last fetch of `path` said, if it ran into the deadline moments ago.
+    fn recent_timeout(&self, path: &str) -> Option<String> {
+        let recent = self.recent_timeouts.lock().ok()?;
+        let (at, last) = recent.get(path)?;
+        (at.elapsed() < TIMEOUT_MEMORY)
+            .then(|| format!("{last} (it ran into the deadline {} ms ago)", at.elapsed().as_millis()))
+    }
+
     /// One bounded attempt at source `i` only: the bytes of `path`, or why not.
     /// It returns by `end` whatever the source does.
-    pub(crate) fn fetch_one(&self, i: usize, path: &str, max_bytes: u64, end: Instant) -> std::result::Result<Vec<u8>, Miss> {
+    pub(crate) fn fetch_one(
+        &self,
+        i: usize,
+        path: &str,
+        max_bytes: u64,
+        end: Instant,
+    ) -> std::result::Result<Vec<u8>, Miss> {
         let (tx, rx) = mpsc::channel();
         self.spawn_attempt(i, path, max_bytes, end, tx);
         let left = end.saturating_duration_since(Instant::now());
@@ -284,7 +326,6 @@ impl Sources {
             }
         }
     }
-
 }
 
 fn tx_send_err(e: std::io::Error) {
@@ -304,7 +345,7 @@ fn get(
         Base::File(dir) => {
             let file = dir.join(path);
             match std::fs::File::open(&file) {
-                Ok(f) => read_bounded(f, max_bytes).map_err(Miss::Transient),
+                Ok(f) => read_bounded(f, max_bytes),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Miss::NotFound("not found".into())),
                 Err(e) => Err(Miss::Transient(format!("{}: {e}", file.display()))),
             }
@@ -324,7 +365,7 @@ fn get(
             })?;
             let status = response.status();
             if status.is_success() {
-                read_progressing(response, max_bytes, end).map_err(Miss::Transient)
+                read_progressing(response, max_bytes, end)
             } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
                 Err(Miss::Transient(format!("server answered {status}")))
             } else {
@@ -338,32 +379,35 @@ fn get(
 /// Reads a body of at most `max_bytes`, giving up at `end` or when, after
 /// [`STALL_TIMEOUT`], it comes slower than
 /// [`MIN_BYTES_PER_SEC`] (a drip).
-fn read_progressing(mut reader: impl Read, max_bytes: u64, end: Instant) -> std::result::Result<Vec<u8>, String> {
+fn read_progressing(mut reader: impl Read, max_bytes: u64, end: Instant) -> std::result::Result<Vec<u8>, Miss> {
     let started = Instant::now();
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = reader.read(&mut buf).map_err(|e| {
-            if Instant::now() >= end {
+            Miss::Transient(if Instant::now() >= end {
                 "deadline reached during the transfer".to_string()
             } else {
                 format!("transfer failed: {e}")
-            }
+            })
         })?;
         if n == 0 {
             return Ok(out);
         }
         out.extend_from_slice(&buf[..n]);
         if out.len() as u64 > max_bytes {
-            return Err(format!("answer is larger than the {max_bytes} bytes allowed"));
+            return Err(Miss::Bad(format!("answer is larger than the {max_bytes} bytes allowed")));
         }
         let now = Instant::now();
         if now >= end {
-            return Err(format!("deadline reached after {} bytes", out.len()));
+            return Err(Miss::Transient(format!("deadline reached after {} bytes", out.len())));
         }
         let secs = now.duration_since(started).as_secs_f64();
         if secs > STALL_TIMEOUT.as_secs_f64() && (out.len() as f64) < secs * MIN_BYTES_PER_SEC as f64 {
-            return Err(format!("too slow: {} bytes in {secs:.0} s (a stalled or dripping server)", out.len()));
+            return Err(Miss::Transient(format!(
+                "too slow: {} bytes in {secs:.0} s (a stalled or dripping server)",
+                out.len()
+            )));
         }
     }
 }
@@ -397,7 +441,10 @@ fn extra_roots(ca: Option<&Path>) -> std::result::Result<Vec<reqwest::Certificat
         match reqwest::Certificate::from_pem_bundle(&pem) {
             Ok(found) if !found.is_empty() => certs.extend(found),
             _ if required => {
-                return Err(format!("{} holds no PEM certificate (give the CA's certificate, BEGIN CERTIFICATE)", file.display()))
+                return Err(format!(
+                    "{} holds no PEM certificate (give the CA's certificate, BEGIN CERTIFICATE)",
+                    file.display()
+                ))
             }
             _ => {}
         }
@@ -406,11 +453,11 @@ fn extra_roots(ca: Option<&Path>) -> std::result::Result<Vec<reqwest::Certificat
 }
 
 /// Reads at most `max_bytes`; a longer answer is an error, not a truncation.
-fn read_bounded(reader: impl Read, max_bytes: u64) -> std::result::Result<Vec<u8>, String> {
+fn read_bounded(reader: impl Read, max_bytes: u64) -> std::result::Result<Vec<u8>, Miss> {
     let mut out = Vec::new();
-    reader.take(max_bytes + 1).read_to_end(&mut out).map_err(|e| format!("transfer failed: {e}"))?;
+    reader.take(max_bytes + 1).read_to_end(&mut out).map_err(|e| Miss::Transient(format!("transfer failed: {e}")))?;
     if out.len() as u64 > max_bytes {
-        return Err(format!("answer is larger than the {max_bytes} bytes allowed"));
+        return Err(Miss::Bad(format!("answer is larger than the {max_bytes} bytes allowed")));
     }
     Ok(out)
 }
@@ -593,6 +640,10 @@ mod tests {
             let err = sources.fetch("x", 5000, Ok).unwrap_err();
             assert!(started.elapsed() < Duration::from_secs(4), "took {:?}: {err}", started.elapsed());
             assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+            // Asked again at once (the kernel's retry), it fails at once.
+            let again = Instant::now();
+            assert!(sources.fetch("x", 5000, Ok).is_err());
+            assert!(again.elapsed() < Duration::from_millis(500), "took {:?}", again.elapsed());
         }
     }
 
@@ -603,7 +654,12 @@ mod tests {
             reply(stream, "302 Found", &format!("Location: {path}\r\n"), b"");
         }
         fn forbidden(_path: &str, stream: &mut std::net::TcpStream) {
-            reply(stream, "403 Forbidden", "Content-Type: application/xml\r\n", b"<Error><Code>AccessDenied</Code></Error>");
+            reply(
+                stream,
+                "403 Forbidden",
+                "Content-Type: application/xml\r\n",
+                b"<Error><Code>AccessDenied</Code></Error>",
+            );
         }
         let started = Instant::now();
         let sources = Sources::new(&[serve(to_self)], Duration::from_secs(20)).unwrap();

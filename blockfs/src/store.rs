@@ -462,6 +462,11 @@ fn fetch_catalog_pair(
                 let sig = match sources.fetch_one(i, CATALOG_SIG, MAX_SIG_BYTES, source_end) {
                     Ok(sig) => Some(sig),
                     Err(Miss::NotFound(_)) => None,
+                    Err(Miss::Bad(why)) => {
+                        refusals += 1;
+                        problems.push(format!("{label}: {CATALOG_SIG}: {why}"));
+                        break;
+                    }
                     Err(Miss::Transient(why)) => {
                         any_transient = true;
                         problems.push(format!("{label}: {CATALOG_SIG}: {why}"));
@@ -471,6 +476,11 @@ fn fetch_catalog_pair(
                 let bytes = match sources.fetch_one(i, CATALOG, MAX_CATALOG_BYTES, source_end) {
                     Ok(bytes) => bytes,
                     Err(Miss::NotFound(why)) => {
+                        problems.push(format!("{label}: {CATALOG}: {why}"));
+                        break;
+                    }
+                    Err(Miss::Bad(why)) => {
+                        refusals += 1;
                         problems.push(format!("{label}: {CATALOG}: {why}"));
                         break;
                     }
@@ -490,9 +500,9 @@ fn fetch_catalog_pair(
                             std::thread::sleep(Duration::from_secs(1));
                             continue;
                         }
-                        let what = describe_answer(&bytes)
-                            .map(|d| format!("{CATALOG} is {d}"))
-                            .or_else(|| sig.as_deref().and_then(describe_answer).map(|d| format!("{CATALOG_SIG} is {d}")));
+                        let what = describe_answer(&bytes).map(|d| format!("{CATALOG} is {d}")).or_else(|| {
+                            sig.as_deref().and_then(describe_answer).map(|d| format!("{CATALOG_SIG} is {d}"))
+                        });
                         let text = match (what, mismatch) {
                             (Some(w), _) => w,
                             (None, true) => format!(
@@ -504,7 +514,13 @@ fn fetch_catalog_pair(
                         log::warn!("{label} sent a catalog that is refused: {text}");
                         problems.push(format!("{label}: {text}"));
                         refusals += 1;
-                        single = if refusals == 1 && n == 1 { Some(e) } else { None };
+                        // A lone expired, future or older catalog keeps its own typed error;
+                        // a mismatch or an HTML page is told as what the source sent.
+                        single = if refusals == 1 && n == 1 && !mismatch && describe_answer(&bytes).is_none() {
+                            Some(e)
+                        } else {
+                            None
+                        };
                         break;
                     }
                 }
@@ -574,8 +590,7 @@ mod tests {
             format!("file://{}/", self.store.path().display())
         }
         fn open(&self, sources: Vec<String>) -> Result<VerifiedStore> {
-            let mut config =
-                StoreConfig::new(sources, vec![self.key.verifying_key()], self.cache.path().join("c"));
+            let mut config = StoreConfig::new(sources, vec![self.key.verifying_key()], self.cache.path().join("c"));
             config.deadline = Duration::from_secs(5);
             VerifiedStore::open(config)
         }
@@ -613,7 +628,7 @@ mod tests {
         // Alone, with no cache, it is refused, and the message names the source.
         std::fs::remove_dir_all(s.cache.path().join("c")).unwrap();
         let err = s.open(vec![other_url.clone()]).err().unwrap().to_string();
-        assert!(err.contains("signature"), "{err}");
+        assert!(err.contains("signed by another key") && err.contains(&other_url), "{err}");
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub fn start_blockfs(
     offline: bool,
     cache_dir: &Path,
     cache_max: Option<u64>,
+    ca: Option<&Path>,
     logdir: &Path,
 ) -> Result<Pid, ServiceError> {
     if !Path::new(BLOCKFS).exists() {
@@ -77,6 +78,9 @@ pub fn start_blockfs(
         c.arg("--cache-max").arg(m.to_string());
     }
     c.arg("--public").arg(PUBLIC_KEY);
+    if let Some(ca) = ca {
+        c.arg("--ca").arg(ca);
+    }
     if offline {
         c.arg("--offline");
     } else {
