@@ -301,7 +301,7 @@ impl Sources {
             let _ = tx.send((i, got));
         });
         if let Err(e) = spawned {
-            let _ = tx_send_err(e);
+            tx_send_err(e);
         }
     }
 
@@ -328,6 +328,8 @@ impl Sources {
     }
 }
 
+/// A fetch thread could not start (out of threads): the attempt counts as
+/// unanswered, and the deadline ends the wait.
 fn tx_send_err(e: std::io::Error) {
     log::warn!("cannot start a fetch thread: {e}");
 }

@@ -413,6 +413,9 @@ fn cached_signed(cache: &Cache, keys: &[VerifyingKey]) -> Result<(Catalog, Vec<u
     Ok((catalog, bytes))
 }
 
+/// The rules a fetched pair (catalog bytes, signature) must pass.
+type Accept<'a> = dyn Fn(&[u8], Option<&[u8]>) -> Result<Catalog> + 'a;
+
 /// What a source sent instead of a catalog or a signature, in words.
 fn describe_answer(bytes: &[u8]) -> Option<&'static str> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_ascii_lowercase();
@@ -429,11 +432,7 @@ fn describe_answer(bytes: &[u8]) -> Option<&'static str> {
 /// match is fetched again once from that source (the publisher renames the two
 /// files one after the other). Sources that do not answer are tried again until
 /// `wait`; the error says what each source sent.
-fn fetch_catalog_pair(
-    sources: &Sources,
-    wait: Duration,
-    accept: &dyn Fn(&[u8], Option<&[u8]>) -> Result<Catalog>,
-) -> Result<(Catalog, Vec<u8>, Vec<u8>)> {
+fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) -> Result<(Catalog, Vec<u8>, Vec<u8>)> {
     use crate::source::Miss;
     let started = Instant::now();
     let end = started + wait;
