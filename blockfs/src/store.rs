@@ -513,13 +513,11 @@ fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) ->
                         log::warn!("{label} sent a catalog that is refused: {text}");
                         problems.push(format!("{label}: {text}"));
                         refusals += 1;
-                        // A lone expired, future or older catalog keeps its own typed error;
-                        // a mismatch or an HTML page is told as what the source sent.
-                        single = if refusals == 1 && n == 1 && !mismatch && describe_answer(&bytes).is_none() {
-                            Some(e)
-                        } else {
-                            None
-                        };
+                        // With one source, a refusal keeps its own typed error (expired,
+                        // unsigned, forged, older, from the future; the warning above names
+                        // the source), except an HTML page, which is told as what it is.
+                        single =
+                            if refusals == 1 && n == 1 && describe_answer(&bytes).is_none() { Some(e) } else { None };
                         break;
                     }
                 }
@@ -624,10 +622,16 @@ mod tests {
         let store = s.open(vec![other_url.clone(), s.url()]).unwrap();
         assert!(!store.catalog_from_cache());
         assert_eq!(store.catalog_bytes(), good.as_slice());
-        // Alone, with no cache, it is refused, and the message names the source.
+        // With no cache it is refused: alone, with the format's own error;
+        // beside another bad source, with what each one sent.
         std::fs::remove_dir_all(s.cache.path().join("c")).unwrap();
-        let err = s.open(vec![other_url.clone()]).err().unwrap().to_string();
+        let err = s.open(vec![other_url.clone()]).err().unwrap();
+        assert!(matches!(err, Error::Format(circular_format::Error::BadSignature)), "{err}");
+        std::fs::remove_dir_all(s.cache.path().join("c")).unwrap();
+        std::fs::remove_file(s.store.path().join(CATALOG_SIG)).unwrap();
+        let err = s.open(vec![other_url.clone(), s.url()]).err().unwrap().to_string();
         assert!(err.contains("signed by another key") && err.contains(&other_url), "{err}");
+        assert!(err.contains("not signed") && err.contains(&s.url()), "{err}");
     }
 
     #[test]
