@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod freshness;
 pub mod fs;
 pub mod loader;
 mod lru;

@@ -55,9 +55,13 @@ struct MountArgs {
     /// Use only the cache: no network at all.
     #[arg(long)]
     offline: bool,
-    /// Seconds a read waits for an unreachable network before failing with EIO.
+    /// Seconds any wait on the network may take (a read, a failover, start-up) before failing with EIO.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     deadline: u64,
+    /// Also trust the CA certificate(s) in FILE (PEM) for https:// sources, e.g. a
+    /// private campus or company CA ($SSL_CERT_FILE and $SSL_CERT_DIR are read too).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// Fetches in flight at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     fetchers: usize,
@@ -130,6 +134,7 @@ fn mount(args: MountArgs, error_file: Option<&Path>) -> Result<(), ErrorReport> 
     config.store.cache_max = args.cache_max;
     config.store.offline = args.offline;
     config.store.deadline = Duration::from_secs(args.deadline);
+    config.store.ca_file = args.ca;
     config.fetchers = args.fetchers.max(1);
     config.readahead_blocks = args.readahead;
     config.prefetch = !args.no_prefetch;

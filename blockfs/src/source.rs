@@ -4,9 +4,9 @@
 //! a bad copy sends the request on to the next source.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -20,11 +20,14 @@ enum Base {
 }
 
 /// Why one attempt at one source failed.
-enum Miss {
+#[derive(Debug)]
+pub(crate) enum Miss {
     /// The source answered that it does not have the file.
     NotFound(String),
     /// The source could not be reached, or answered with a server error: retry later.
     Transient(String),
+    /// The source sent an answer that cannot be right (too large): a bad copy.
+    Bad(String),
 }
 
 pub struct Sources {
@@ -37,25 +40,54 @@ pub struct Sources {
     status: Mutex<Vec<SourceStatus>>,
     /// Copies that a verifier refused.
     bad_copies: AtomicU64,
+    /// Paths whose fetch just ran into the deadline, and when: asked again at
+    /// once (the kernel retries a failed read, a read spans two halves of a
+    /// block), they fail at once instead of waiting a whole deadline again.
+    recent_timeouts: Mutex<std::collections::HashMap<String, (Instant, String)>>,
 }
 
-/// Longest a single HTTP request may take; the deadline bounds the retries.
+/// Longest a single HTTP attempt may take; the caller's deadline cuts it shorter.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Grace time of a body before the minimum-progress rule applies. (A body that
+/// sends nothing at all is cut by the hedge and the deadline: the caller stops
+/// waiting for it.)
+const STALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Minimum progress of a body: after the first [`STALL_TIMEOUT`], a transfer
+/// slower than this is a drip and is dropped (a healthy mirror is far faster).
+const MIN_BYTES_PER_SEC: u64 = 4096;
+/// When a source has not answered after this long, the next one is asked too
+/// (a hedged request) and the first verified answer wins.
+const HEDGE_AFTER: Duration = Duration::from_millis(1500);
+/// Most redirects followed for one request (a loop fails at once).
+const MAX_REDIRECTS: usize = 5;
+/// How long a path that ran into the deadline fails at once when asked again.
+const TIMEOUT_MEMORY: Duration = Duration::from_secs(3);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Sources {
     /// Parses base URLs. An empty list is allowed: it means offline.
     pub fn new(urls: &[String], deadline: Duration) -> Result<Sources> {
+        Sources::with_ca(urls, deadline, None)
+    }
+
+    /// As [`Sources::new`], trusting also the CA certificates (PEM bundle) in
+    /// `ca` and in `$SSL_CERT_FILE` / `$SSL_CERT_DIR`, for stores served over
+    /// `https://` with a certificate from a private CA.
+    pub fn with_ca(urls: &[String], deadline: Duration, ca: Option<&Path>) -> Result<Sources> {
         let bases = urls.iter().map(|u| parse_base(u)).collect::<Result<Vec<_>>>()?;
-        let client = reqwest::blocking::Client::builder()
+        let bad_client = |reason: String| Error::BadUrl { url: urls.join(","), reason };
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(64)
-            .user_agent(concat!("circular-blockfs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::BadUrl { url: urls.join(","), reason: format!("cannot start the HTTP client: {e}") })?;
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .user_agent(concat!("circular-blockfs/", env!("CARGO_PKG_VERSION")));
+        for cert in extra_roots(ca).map_err(bad_client)? {
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder.build().map_err(|e| bad_client(format!("cannot start the HTTP client: {e}")))?;
         let status = urls.iter().map(|u| SourceStatus { url: u.clone(), ..SourceStatus::default() }).collect();
         Ok(Sources {
             bases,
@@ -65,7 +97,13 @@ impl Sources {
             online: AtomicBool::new(false),
             status: Mutex::new(status),
             bad_copies: AtomicU64::new(0),
+            recent_timeouts: Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// How many sources there are.
+    pub fn len(&self) -> usize {
+        self.bases.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -92,7 +130,10 @@ impl Sources {
         self.fetch_until(path, max_bytes, self.deadline, verify)
     }
 
-    /// As [`Sources::fetch`], with its own deadline.
+    /// As [`Sources::fetch`], with its own deadline. Every wait is bounded by
+    /// `deadline`: each attempt runs on a helper thread and is abandoned when the
+    /// deadline comes; a source that has not answered after [`HEDGE_AFTER`] has
+    /// the next source asked too, and the first copy `verify` accepts wins.
     pub fn fetch_until<T>(
         &self,
         path: &str,
@@ -103,16 +144,46 @@ impl Sources {
         if self.bases.is_empty() {
             return Err(Error::NotCached { what: path.to_string() });
         }
+        if let Some(last) = self.recent_timeout(path) {
+            return Err(Error::Unreachable { path: path.to_string(), deadline_secs: deadline.as_secs(), last });
+        }
         let started = Instant::now();
+        let end = started + deadline;
         let mut backoff = FIRST_BACKOFF;
+        let n = self.bases.len();
+        let mut last_round: Vec<String> = Vec::new();
         loop {
             let mut problems = Vec::new();
             let mut any_transient = false;
             let mut all_not_found = true;
             let first = self.preferred.load(Ordering::Relaxed);
-            for n in 0..self.bases.len() {
-                let i = (first + n) % self.bases.len();
-                match self.get(i, path, max_bytes) {
+            let (tx, rx) = mpsc::channel();
+            let mut started_count = 0;
+            let mut answered = 0;
+            let mut next_hedge = Instant::now();
+            while answered < n {
+                let now = Instant::now();
+                if started_count < n && (started_count == answered || now >= next_hedge) {
+                    let i = (first + started_count) % n;
+                    self.spawn_attempt(i, path, max_bytes, end, tx.clone());
+                    started_count += 1;
+                    next_hedge = now + HEDGE_AFTER;
+                    continue;
+                }
+                let wake = if started_count < n { next_hedge.min(end) } else { end };
+                let Some(left) = wake.checked_duration_since(now).filter(|d| !d.is_zero()) else {
+                    if now >= end {
+                        break;
+                    }
+                    continue;
+                };
+                let (i, got) = match rx.recv_timeout(left) {
+                    Ok(got) => got,
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                answered += 1;
+                match got {
                     Ok(bytes) => {
                         self.mark(i, None);
                         all_not_found = false;
@@ -123,13 +194,19 @@ impl Sources {
                             }
                             Err(e) => {
                                 self.bad_copies.fetch_add(1, Ordering::Relaxed);
-                                problems.push(format!("{}: {e}", self.label(i)));
+                                problems.push(format!("{} sent a bad copy: {e}", self.label(i)));
                             }
                         }
                     }
                     Err(Miss::NotFound(why)) => {
                         self.mark(i, None);
                         problems.push(format!("{}: {why}", self.label(i)));
+                    }
+                    Err(Miss::Bad(why)) => {
+                        self.mark(i, None);
+                        all_not_found = false;
+                        self.bad_copies.fetch_add(1, Ordering::Relaxed);
+                        problems.push(format!("{} sent a bad copy: {why}", self.label(i)));
                     }
                     Err(Miss::Transient(why)) => {
                         self.mark(i, Some(why.clone()));
@@ -138,6 +215,13 @@ impl Sources {
                         problems.push(format!("{}: {why}", self.label(i)));
                     }
                 }
+            }
+            if answered < n {
+                // The deadline came with attempts still waiting: they are abandoned.
+                let waiting = n - answered;
+                problems.push(format!("{waiting} source(s) still had not answered (stalled or too slow)"));
+                any_transient = true;
+                all_not_found = false;
             }
             if !any_transient {
                 return Err(if all_not_found {
@@ -148,15 +232,82 @@ impl Sources {
             }
             let elapsed = started.elapsed();
             if elapsed >= deadline {
+                // A round cut short by the deadline says less than the one before it.
+                if answered == 0 && !last_round.is_empty() {
+                    problems = std::mem::take(&mut last_round);
+                }
+                if let Ok(mut recent) = self.recent_timeouts.lock() {
+                    recent.retain(|_, (at, _)| at.elapsed() < TIMEOUT_MEMORY);
+                    recent.insert(path.to_string(), (Instant::now(), problems.join("; ")));
+                }
                 return Err(Error::Unreachable {
                     path: path.to_string(),
                     deadline_secs: deadline.as_secs(),
                     last: problems.join("; "),
                 });
             }
+            last_round = problems;
             std::thread::sleep(backoff.min(deadline - elapsed));
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// What the last fetch of `path` said, if it ran into the deadline moments ago.
+    fn recent_timeout(&self, path: &str) -> Option<String> {
+        let recent = self.recent_timeouts.lock().ok()?;
+        let (at, last) = recent.get(path)?;
+        (at.elapsed() < TIMEOUT_MEMORY)
+            .then(|| format!("{last} (it ran into the deadline {} ms ago)", at.elapsed().as_millis()))
+    }
+
+    /// One bounded attempt at source `i` only: the bytes of `path`, or why not.
+    /// It returns by `end` whatever the source does.
+    pub(crate) fn fetch_one(
+        &self,
+        i: usize,
+        path: &str,
+        max_bytes: u64,
+        end: Instant,
+    ) -> std::result::Result<Vec<u8>, Miss> {
+        let (tx, rx) = mpsc::channel();
+        self.spawn_attempt(i, path, max_bytes, end, tx);
+        let left = end.saturating_duration_since(Instant::now());
+        let got = match rx.recv_timeout(left) {
+            Ok((_, got)) => got,
+            Err(_) => Err(Miss::Transient(format!("no whole answer for {path} in time (stalled or too slow)"))),
+        };
+        match &got {
+            Err(Miss::Transient(why)) => self.mark(i, Some(why.clone())),
+            _ => self.mark(i, None),
+        }
+        got
+    }
+
+    /// Starts one attempt on a helper thread; its answer goes to `tx` as `(i, result)`.
+    /// The thread ends by `end` on its own; a late answer is dropped.
+    fn spawn_attempt(
+        &self,
+        i: usize,
+        path: &str,
+        max_bytes: u64,
+        end: Instant,
+        tx: mpsc::Sender<(usize, std::result::Result<Vec<u8>, Miss>)>,
+    ) {
+        let base = self.bases[i].clone();
+        let client = self.client.clone();
+        let path = path.to_string();
+        let spawned = std::thread::Builder::new().name("blockfs-get".into()).spawn(move || {
+            let got = get(&client, &base, &path, max_bytes, end);
+            let _ = tx.send((i, got));
+        });
+        if let Err(e) = spawned {
+            tx_send_err(e);
+        }
+    }
+
+    /// A short name for source `i`, for messages.
+    pub(crate) fn label_of(&self, i: usize) -> String {
+        self.label(i)
     }
 
     fn label(&self, i: usize) -> String {
@@ -175,39 +326,140 @@ impl Sources {
             }
         }
     }
+}
 
-    fn get(&self, i: usize, path: &str, max_bytes: u64) -> std::result::Result<Vec<u8>, Miss> {
-        match &self.bases[i] {
-            Base::File(dir) => {
-                let file = dir.join(path);
-                match std::fs::File::open(&file) {
-                    Ok(f) => read_bounded(f, max_bytes).map_err(Miss::Transient),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Miss::NotFound("not found".into())),
-                    Err(e) => Err(Miss::Transient(format!("{}: {e}", file.display()))),
-                }
+/// A fetch thread could not start (out of threads): the attempt counts as
+/// unanswered, and the deadline ends the wait.
+fn tx_send_err(e: std::io::Error) {
+    log::warn!("cannot start a fetch thread: {e}");
+}
+
+/// One attempt at one source, bounded by `end` (the attempt's request times
+/// out then) and by the stall and minimum-progress rules on the body.
+fn get(
+    client: &reqwest::blocking::Client,
+    base: &Base,
+    path: &str,
+    max_bytes: u64,
+    end: Instant,
+) -> std::result::Result<Vec<u8>, Miss> {
+    match base {
+        Base::File(dir) => {
+            let file = dir.join(path);
+            match std::fs::File::open(&file) {
+                Ok(f) => read_bounded(f, max_bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Miss::NotFound("not found".into())),
+                Err(e) => Err(Miss::Transient(format!("{}: {e}", file.display()))),
             }
-            Base::Http(base) => {
-                let url = base.join(path).map_err(|e| Miss::NotFound(format!("bad path {path:?}: {e}")))?;
-                let response = self.client.get(url).send().map_err(|e| Miss::Transient(describe_http_error(&e)))?;
-                let status = response.status();
-                if status.is_success() {
-                    read_bounded(response, max_bytes).map_err(Miss::Transient)
-                } else if status.is_server_error() || status.as_u16() == 429 {
-                    Err(Miss::Transient(format!("server answered {status}")))
+        }
+        Base::Http(base) => {
+            let url = base.join(path).map_err(|e| Miss::NotFound(format!("bad path {path:?}: {e}")))?;
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Miss::Transient("deadline reached".into()));
+            }
+            let response = client.get(url).timeout(left.min(REQUEST_TIMEOUT)).send().map_err(|e| {
+                if e.is_redirect() {
+                    Miss::NotFound(format!("redirects not followed ({}): a redirect loop?", describe_http_error(&e)))
                 } else {
-                    Err(Miss::NotFound(format!("server answered {status}")))
+                    Miss::Transient(describe_http_error(&e))
                 }
+            })?;
+            let status = response.status();
+            if status.is_success() {
+                read_progressing(response, max_bytes, end)
+            } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+                Err(Miss::Transient(format!("server answered {status}")))
+            } else {
+                // 404, 410, and 403 (S3 answers 403 for a missing object without ListBucket).
+                Err(Miss::NotFound(format!("server answered {status}")))
             }
         }
     }
 }
 
-/// Reads at most `max_bytes`; a longer answer is an error, not a truncation.
-fn read_bounded(reader: impl Read, max_bytes: u64) -> std::result::Result<Vec<u8>, String> {
+/// Reads a body of at most `max_bytes`, giving up at `end` or when, after
+/// [`STALL_TIMEOUT`], it comes slower than
+/// [`MIN_BYTES_PER_SEC`] (a drip).
+fn read_progressing(mut reader: impl Read, max_bytes: u64, end: Instant) -> std::result::Result<Vec<u8>, Miss> {
+    let started = Instant::now();
     let mut out = Vec::new();
-    reader.take(max_bytes + 1).read_to_end(&mut out).map_err(|e| format!("transfer failed: {e}"))?;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| {
+            Miss::Transient(if Instant::now() >= end {
+                "deadline reached during the transfer".to_string()
+            } else {
+                format!("transfer failed: {e}")
+            })
+        })?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.len() as u64 > max_bytes {
+            return Err(Miss::Bad(format!("answer is larger than the {max_bytes} bytes allowed")));
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Err(Miss::Transient(format!("deadline reached after {} bytes", out.len())));
+        }
+        let secs = now.duration_since(started).as_secs_f64();
+        if secs > STALL_TIMEOUT.as_secs_f64() && (out.len() as f64) < secs * MIN_BYTES_PER_SEC as f64 {
+            return Err(Miss::Transient(format!(
+                "too slow: {} bytes in {secs:.0} s (a stalled or dripping server)",
+                out.len()
+            )));
+        }
+    }
+}
+
+/// Extra trust anchors: `--ca`, then `$SSL_CERT_FILE` and the files in
+/// `$SSL_CERT_DIR`, as OpenSSL-based tools read them.
+fn extra_roots(ca: Option<&Path>) -> std::result::Result<Vec<reqwest::Certificate>, String> {
+    let mut files: Vec<(PathBuf, bool)> = Vec::new();
+    if let Some(ca) = ca {
+        files.push((ca.to_path_buf(), true));
+    }
+    if let Some(f) = std::env::var_os("SSL_CERT_FILE") {
+        files.push((PathBuf::from(f), false));
+    }
+    if let Some(d) = std::env::var_os("SSL_CERT_DIR") {
+        for dir in std::env::split_paths(&d) {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+                names.sort();
+                files.extend(names.into_iter().filter(|p| p.is_file()).map(|p| (p, false)));
+            }
+        }
+    }
+    let mut certs = Vec::new();
+    for (file, required) in files {
+        let pem = match std::fs::read(&file) {
+            Ok(pem) => pem,
+            Err(e) if required => return Err(format!("cannot read the CA file {}: {e}", file.display())),
+            Err(_) => continue,
+        };
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(found) if !found.is_empty() => certs.extend(found),
+            _ if required => {
+                return Err(format!(
+                    "{} holds no PEM certificate (give the CA's certificate, BEGIN CERTIFICATE)",
+                    file.display()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(certs)
+}
+
+/// Reads at most `max_bytes`; a longer answer is an error, not a truncation.
+fn read_bounded(reader: impl Read, max_bytes: u64) -> std::result::Result<Vec<u8>, Miss> {
+    let mut out = Vec::new();
+    reader.take(max_bytes + 1).read_to_end(&mut out).map_err(|e| Miss::Transient(format!("transfer failed: {e}")))?;
     if out.len() as u64 > max_bytes {
-        return Err(format!("answer is larger than the {max_bytes} bytes allowed"));
+        return Err(Miss::Bad(format!("answer is larger than the {max_bytes} bytes allowed")));
     }
     Ok(out)
 }
@@ -220,6 +472,12 @@ fn describe_http_error(e: &reqwest::Error) -> String {
         text.push_str(": ");
         text.push_str(&s.to_string());
         source = s.source();
+    }
+    if text.contains("UnknownIssuer") || text.contains("unknown issuer") || text.contains("invalid peer certificate") {
+        text.push_str(
+            ". The server's TLS certificate is not from a CA blockfs knows: if it is a private (campus, company) CA, \
+             give its certificate with `blockfs mount --ca FILE` (circular.ca=FILE on the appliance, or SSL_CERT_FILE)",
+        );
     }
     text
 }
@@ -244,9 +502,56 @@ fn parse_base(text: &str) -> Result<Base> {
     }
 }
 
+/// A real TCP server on loopback whose every answer `answer` writes (for tests
+/// that need a source to misbehave for real: stall, drip, redirect, HTML).
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// Starts the server; returns its base URL. It lives until the test process ends.
+    pub fn serve(answer: fn(&str, &mut TcpStream)) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                                break;
+                            }
+                        }
+                        answer(&path, &mut stream);
+                        let _ = stream.flush();
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    /// Writes a whole answer.
+    pub fn reply(stream: &mut TcpStream, status: &str, extra: &str, body: &[u8]) {
+        let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\r\n", body.len());
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_server::{reply, serve};
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn urls_are_checked() {
@@ -290,5 +595,95 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(500));
         assert!(!sources.online());
         assert_eq!(sources.status()[0].reachable, Some(false));
+    }
+
+    /// Sends the headers of a 1000-byte body, then one byte every 2 s.
+    fn drip(_path: &str, stream: &mut std::net::TcpStream) {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        for _ in 0..1000 {
+            if stream.write_all(b"x").and_then(|()| stream.flush()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Sends headers and half the body, then nothing for a long time.
+    fn stall(_path: &str, stream: &mut std::net::TcpStream) {
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        let _ = stream.write_all(&[b'x'; 500]);
+        let _ = stream.flush();
+        std::thread::sleep(Duration::from_secs(120));
+    }
+
+    fn good_dir() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), b"good").unwrap();
+        let url = format!("file://{}", dir.path().display());
+        (dir, url)
+    }
+
+    #[test]
+    fn a_dripping_or_stalled_source_loses_to_the_next_mirror() {
+        for bad in [serve(drip), serve(stall)] {
+            let (_dir, good) = good_dir();
+            let sources = Sources::new(&[bad, good], Duration::from_secs(30)).unwrap();
+            let started = Instant::now();
+            assert_eq!(sources.fetch("x", 5000, Ok).unwrap(), b"good");
+            assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        }
+    }
+
+    #[test]
+    fn a_lone_dripping_or_stalled_source_fails_by_the_deadline() {
+        for bad in [serve(drip), serve(stall)] {
+            let sources = Sources::new(&[bad], Duration::from_secs(2)).unwrap();
+            let started = Instant::now();
+            let err = sources.fetch("x", 5000, Ok).unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(4), "took {:?}: {err}", started.elapsed());
+            assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+            // Asked again at once (the kernel's retry), it fails at once.
+            let again = Instant::now();
+            assert!(sources.fetch("x", 5000, Ok).is_err());
+            assert!(again.elapsed() < Duration::from_millis(500), "took {:?}", again.elapsed());
+        }
+    }
+
+    #[test]
+    fn redirects_are_followed_a_loop_fails_at_once_and_403_means_missing() {
+        fn to_self(path: &str, stream: &mut std::net::TcpStream) {
+            // Relative Location: the same path again, for ever.
+            reply(stream, "302 Found", &format!("Location: {path}\r\n"), b"");
+        }
+        fn forbidden(_path: &str, stream: &mut std::net::TcpStream) {
+            reply(
+                stream,
+                "403 Forbidden",
+                "Content-Type: application/xml\r\n",
+                b"<Error><Code>AccessDenied</Code></Error>",
+            );
+        }
+        let started = Instant::now();
+        let sources = Sources::new(&[serve(to_self)], Duration::from_secs(20)).unwrap();
+        let err = sources.fetch("x", 100, Ok).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains("redirect"), "{err}");
+        let sources = Sources::new(&[serve(forbidden)], Duration::from_secs(20)).unwrap();
+        let err = sources.fetch("x", 100, Ok).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }) && err.to_string().contains("403"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        // 403 on the first mirror, the file on the second.
+        let (_dir, good) = good_dir();
+        let sources = Sources::new(&[serve(forbidden), good], Duration::from_secs(20)).unwrap();
+        assert_eq!(sources.fetch("x", 100, Ok).unwrap(), b"good");
+    }
+
+    #[test]
+    fn a_ca_file_that_is_not_pem_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("ca.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let err = Sources::with_ca(&["https://example.org/".into()], Duration::ZERO, Some(&bad)).err().unwrap();
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
     }
 }

@@ -6,20 +6,21 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use circular_format::block;
 use circular_format::catalog::Catalog;
 use circular_format::index::Index;
 use circular_format::layout::{block_path, index_path, profile_path, CATALOG, CATALOG_SIG};
 use circular_format::profile::Profile;
-use circular_format::signing::{is_rollback, verify_catalog};
+use circular_format::signing::{check_not_future, verify_catalog, verify_signed};
 use circular_format::Sha1Name;
 use ed25519_dalek::VerifyingKey;
 use time::OffsetDateTime;
 
 use crate::cache::{Cache, Stored};
 use crate::error::{Error, Result};
+use crate::freshness::Clock;
 use crate::source::Sources;
 use crate::status::{SnapshotStatus, Status};
 
@@ -49,6 +50,9 @@ pub struct StoreConfig {
     pub offline: bool,
     /// How long a read waits for an unreachable network before it fails (EIO).
     pub deadline: Duration,
+    /// Extra CA certificates (PEM bundle) for `https://` sources with a
+    /// certificate from a private CA (`--ca`, `circular.ca=`).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl StoreConfig {
@@ -61,6 +65,7 @@ impl StoreConfig {
             cache_max: None,
             offline: false,
             deadline: Duration::from_secs(60),
+            ca_file: None,
         }
     }
 }
@@ -97,15 +102,48 @@ pub struct VerifiedStore {
 }
 
 impl VerifiedStore {
-    /// Opens the cache and establishes the catalog: a fresh one from the
-    /// sources if they answer (refusing an unsigned, forged or expired one),
-    /// else the last good one from the cache while it has not expired.
+    /// Opens the cache and establishes the catalog (docs/FORMAT.md, "What a
+    /// client accepts" and "Freshness"): catalog and signature are fetched as a
+    /// pair from one source, every source is tried, and a fresh catalog must
+    /// verify, not be expired or from the future, and not be older than the
+    /// newest one this client verified. When no source gives one, the cached
+    /// catalog is used while it has not expired; a bad answer never beats it.
     pub fn open(config: StoreConfig) -> Result<VerifiedStore> {
         let urls = if config.offline { Vec::new() } else { config.sources.clone() };
-        let sources = Sources::new(&urls, config.deadline)?;
+        let sources = Sources::with_ca(&urls, config.deadline, config.ca_file.as_deref())?;
         let cache = Cache::open(&config.cache_dir, config.cache_max)?;
-        let now = OffsetDateTime::now_utc();
-        let cached = cached_catalog(&cache, &config.public_keys, now);
+        let keys = &config.public_keys;
+
+        // The cached catalog, checked for its signature only: even expired, it
+        // still says how new a catalog this client has seen (rollback protection
+        // survives expiry) and bounds the clock from below.
+        let mut clock = Clock::system_now();
+        let signed = cached_signed(&cache, keys);
+        let pin = match &signed {
+            Ok((c, _)) if clock.may_pin(c.generated) => Some(c.generated),
+            Ok((c, _)) => {
+                log::warn!(
+                    "the cached catalog says it was generated at {}, in the future: it does not hold this client back",
+                    rfc3339(c.generated)
+                );
+                None
+            }
+            Err(_) => None,
+        };
+        clock.newest_seen = pin;
+        let note = clock.note();
+        if let Some(note) = &note {
+            log::warn!("{note}");
+        }
+        let now = clock.now();
+        let cached = match signed {
+            Ok((catalog, bytes)) if catalog.expires > now => Ok((catalog, bytes)),
+            Ok((catalog, _)) => Err(with_clock_note(
+                circular_format::Error::Expired { expires: rfc3339(catalog.expires), now: rfc3339(now) }.into(),
+                note.as_deref(),
+            )),
+            Err(e) => Err(e),
+        };
 
         let (catalog, catalog_bytes, from_cache) = if sources.is_empty() {
             match cached {
@@ -118,28 +156,42 @@ impl VerifiedStore {
         } else {
             let wait = if cached.is_ok() { CATALOG_WAIT_WITH_CACHE } else { CATALOG_WAIT_WITHOUT_CACHE };
             let wait = wait.min(config.deadline);
-            match fetch_catalog(&sources, &config.public_keys, now, wait) {
-                Ok((fresh, fresh_bytes, sig)) => match cached {
-                    // A mirror serving an older catalog than one already seen is
-                    // a rollback; keep the newer one, both are signed.
-                    Ok((old, old_bytes)) if is_rollback(&old, &fresh) => {
-                        log::warn!("the sources serve a catalog older than the cached one; using the cached one");
-                        (old, old_bytes, true)
+            let accept = |bytes: &[u8], sig: Option<&[u8]>| -> Result<Catalog> {
+                let fresh = verify_catalog(bytes, sig, keys, now)?;
+                if clock.plausible() {
+                    check_not_future(&fresh, clock.system)?;
+                }
+                if let Some(newest) = pin {
+                    if fresh.generated < newest {
+                        return Err(Error::invalid(
+                            CATALOG,
+                            format!(
+                                "it is older (generated {}) than the catalog this client already verified (generated {}): \
+                                 a stale copy or a rollback, refused",
+                                rfc3339(fresh.generated),
+                                rfc3339(newest)
+                            ),
+                        ));
                     }
-                    _ => {
-                        cache.write_file(CATALOG_SIG, &sig)?;
-                        cache.write_file(CATALOG, &fresh_bytes)?;
-                        (fresh, fresh_bytes, false)
-                    }
-                },
-                Err(e @ (Error::Unreachable { .. } | Error::NotFound { .. })) => match cached {
+                }
+                Ok(fresh)
+            };
+            match fetch_catalog_pair(&sources, wait, &accept) {
+                Ok((fresh, fresh_bytes, sig)) => {
+                    // Signature first: a crash between the two writes leaves a
+                    // pair that does not verify, and the next start fetches again.
+                    cache.write_file(CATALOG_SIG, &sig)?;
+                    cache.write_file(CATALOG, &fresh_bytes)?;
+                    (fresh, fresh_bytes, false)
+                }
+                Err(e) => match cached {
                     Ok((catalog, bytes)) => {
-                        log::warn!("no source answered ({e}); using the cached catalog");
+                        log::warn!("no source gave a usable catalog ({e}); using the cached catalog (generated {}, expires {})",
+                            rfc3339(catalog.generated), rfc3339(catalog.expires));
                         (catalog, bytes, true)
                     }
-                    Err(_) => return Err(e),
+                    Err(_) => return Err(with_clock_note(e, note.as_deref())),
                 },
-                Err(e) => return Err(e),
             }
         };
         Ok(VerifiedStore {
@@ -341,46 +393,297 @@ fn decode_exact(id: &Sha1Name, file: &[u8], len: usize) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-fn cached_catalog(cache: &Cache, keys: &[VerifyingKey], now: OffsetDateTime) -> Result<(Catalog, Vec<u8>)> {
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Adds the clock's warning to a refusal, when the clock is known to be wrong.
+fn with_clock_note(e: Error, note: Option<&str>) -> Error {
+    match note {
+        None => e,
+        Some(note) => Error::NoValidCopy { what: CATALOG.into(), detail: format!("{e} ({note})") },
+    }
+}
+
+/// The cached catalog if its signature verifies, whatever its expiry.
+fn cached_signed(cache: &Cache, keys: &[VerifyingKey]) -> Result<(Catalog, Vec<u8>)> {
     let bytes = cache.read_file(CATALOG).ok_or_else(|| Error::NotCached { what: "a catalog".into() })?;
     let sig = cache.read_file(CATALOG_SIG);
-    let catalog = verify_catalog(&bytes, sig.as_deref(), keys, now)?;
+    let catalog = verify_signed(&bytes, sig.as_deref(), keys)?;
     Ok((catalog, bytes))
 }
 
-/// Fetches the signature, then a catalog that verifies against it. When every
-/// source has a catalog but none verifies, the error says why (unsigned,
-/// forged or expired) rather than just "no valid copy".
-fn fetch_catalog(
-    sources: &Sources,
-    keys: &[VerifyingKey],
-    now: OffsetDateTime,
-    wait: Duration,
-) -> Result<(Catalog, Vec<u8>, Vec<u8>)> {
-    let sig = match sources.fetch_until(CATALOG_SIG, MAX_SIG_BYTES, wait, Ok) {
-        Ok(sig) => Some(sig),
-        Err(Error::NotFound { .. }) => None,
-        Err(e) => return Err(e),
-    };
-    let refusal = Mutex::new(None);
-    let result = sources.fetch_until(CATALOG, MAX_CATALOG_BYTES, wait, |bytes| {
-        match verify_catalog(&bytes, sig.as_deref(), keys, now) {
-            Ok(catalog) => Ok((catalog, bytes)),
-            Err(e) => {
-                let text = e.to_string();
-                if let Ok(mut r) = refusal.lock() {
-                    *r = Some(e);
+/// The rules a fetched pair (catalog bytes, signature) must pass.
+type Accept<'a> = dyn Fn(&[u8], Option<&[u8]>) -> Result<Catalog> + 'a;
+
+/// What a source sent instead of a catalog or a signature, in words.
+fn describe_answer(bytes: &[u8]) -> Option<&'static str> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_ascii_lowercase();
+    let head = head.trim_start();
+    if head.starts_with("<!doctype") || head.starts_with("<html") || head.contains("<body") {
+        Some("an HTML page (a captive portal or a login page? log in to the network, or check the URL)")
+    } else {
+        None
+    }
+}
+
+/// Fetches `catalog.json.sig` and `catalog.json` as a pair from one source at a
+/// time and gives the first pair `accept` takes. A pair whose signature does not
+/// match is fetched again once from that source (the publisher renames the two
+/// files one after the other). Sources that do not answer are tried again until
+/// `wait`; the error says what each source sent.
+fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) -> Result<(Catalog, Vec<u8>, Vec<u8>)> {
+    use crate::source::Miss;
+    let started = Instant::now();
+    let end = started + wait;
+    let n = sources.len();
+    let mut backoff = Duration::from_millis(200);
+    // The one refusal to return as such when there is nothing else to say.
+    let mut single: Option<Error> = None;
+    loop {
+        let mut problems: Vec<String> = Vec::new();
+        let mut any_transient = false;
+        let mut refusals = 0;
+        for i in 0..n {
+            let label = sources.label_of(i);
+            let now = Instant::now();
+            if now >= end {
+                any_transient = true;
+                problems.push(format!("{label}: not asked before the deadline"));
+                continue;
+            }
+            // Each source gets a fair share of what is left, at least 3 s.
+            let share = (end - now) / u32::try_from(n - i).unwrap_or(1);
+            let source_end = (now + share.max(Duration::from_secs(3))).min(end);
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let sig = match sources.fetch_one(i, CATALOG_SIG, MAX_SIG_BYTES, source_end) {
+                    Ok(sig) => Some(sig),
+                    Err(Miss::NotFound(_)) => None,
+                    Err(Miss::Bad(why)) => {
+                        refusals += 1;
+                        problems.push(format!("{label}: {CATALOG_SIG}: {why}"));
+                        break;
+                    }
+                    Err(Miss::Transient(why)) => {
+                        any_transient = true;
+                        problems.push(format!("{label}: {CATALOG_SIG}: {why}"));
+                        break;
+                    }
+                };
+                let bytes = match sources.fetch_one(i, CATALOG, MAX_CATALOG_BYTES, source_end) {
+                    Ok(bytes) => bytes,
+                    Err(Miss::NotFound(why)) => {
+                        problems.push(format!("{label}: {CATALOG}: {why}"));
+                        break;
+                    }
+                    Err(Miss::Bad(why)) => {
+                        refusals += 1;
+                        problems.push(format!("{label}: {CATALOG}: {why}"));
+                        break;
+                    }
+                    Err(Miss::Transient(why)) => {
+                        any_transient = true;
+                        problems.push(format!("{label}: {CATALOG}: {why}"));
+                        break;
+                    }
+                };
+                match accept(&bytes, sig.as_deref()) {
+                    Ok(catalog) => return Ok((catalog, bytes, sig.unwrap_or_default())),
+                    Err(e) => {
+                        let mismatch = matches!(e, Error::Format(circular_format::Error::BadSignature));
+                        if mismatch && tries < 2 && Instant::now() + Duration::from_secs(1) < source_end {
+                            // Perhaps between the publisher's two renames: once more.
+                            log::info!("{label}: {CATALOG} and its signature do not match; fetching the pair again");
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                        let what = describe_answer(&bytes).map(|d| format!("{CATALOG} is {d}")).or_else(|| {
+                            sig.as_deref().and_then(describe_answer).map(|d| format!("{CATALOG_SIG} is {d}"))
+                        });
+                        let text = match (what, mismatch) {
+                            (Some(w), _) => w,
+                            (None, true) => format!(
+                                "{CATALOG} does not match {CATALOG_SIG} or the trusted key: a stale or half-published \
+                                 copy (a CDN cache, a mirror mid-sync), a catalog signed by another key, or the wrong --public key"
+                            ),
+                            (None, false) => e.to_string(),
+                        };
+                        log::warn!("{label} sent a catalog that is refused: {text}");
+                        problems.push(format!("{label}: {text}"));
+                        refusals += 1;
+                        // With one source, a refusal keeps its own typed error (expired,
+                        // unsigned, forged, older, from the future; the warning above names
+                        // the source), except an HTML page, which is told as what it is.
+                        single =
+                            if refusals == 1 && n == 1 && describe_answer(&bytes).is_none() { Some(e) } else { None };
+                        break;
+                    }
                 }
-                Err(Error::invalid(CATALOG, text))
             }
         }
-    });
-    match result {
-        Ok((catalog, bytes)) => Ok((catalog, bytes, sig.unwrap_or_default())),
-        Err(Error::NoValidCopy { .. }) => {
-            let refused = refusal.into_inner().ok().flatten();
-            Err(refused.unwrap_or(circular_format::Error::BadSignature).into())
+        let elapsed = started.elapsed();
+        if !any_transient || elapsed >= wait {
+            if !any_transient && refusals == 0 {
+                return Err(Error::NotFound { path: CATALOG.into(), tried: problems.join("; ") });
+            }
+            if refusals == 0 {
+                return Err(Error::Unreachable {
+                    path: CATALOG.into(),
+                    deadline_secs: wait.as_secs(),
+                    last: problems.join("; "),
+                });
+            }
+            if let Some(e) = single.filter(|_| problems.len() == 1) {
+                return Err(e);
+            }
+            return Err(Error::NoValidCopy { what: CATALOG.into(), detail: problems.join("; ") });
         }
-        Err(e) => Err(e),
+        std::thread::sleep(backoff.min(wait - elapsed));
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// The trust rules at `VerifiedStore::open`, over `file://` stores and real
+/// loopback servers: a bad answer never beats a good cache, and freshness.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::test_server::{reply, serve};
+    use circular_format::signing::{generate, sign};
+    use ed25519_dalek::SigningKey;
+    use std::path::Path;
+
+    fn days(n: i64) -> time::Duration {
+        time::Duration::days(n)
+    }
+
+    /// Writes a signed, empty catalog generated at `generated` into `dir`.
+    fn publish(dir: &Path, key: &SigningKey, generated: OffsetDateTime, expires: OffsetDateTime) -> Vec<u8> {
+        let bytes = Catalog::new(generated, expires).to_bytes();
+        std::fs::write(dir.join(CATALOG), &bytes).unwrap();
+        std::fs::write(dir.join(CATALOG_SIG), sign(&bytes, key)).unwrap();
+        bytes
+    }
+
+    struct Setup {
+        key: SigningKey,
+        store: tempfile::TempDir,
+        cache: tempfile::TempDir,
+        now: OffsetDateTime,
+    }
+
+    impl Setup {
+        fn new() -> Setup {
+            Setup {
+                key: generate(),
+                store: tempfile::tempdir().unwrap(),
+                cache: tempfile::tempdir().unwrap(),
+                now: OffsetDateTime::now_utc(),
+            }
+        }
+        fn url(&self) -> String {
+            format!("file://{}/", self.store.path().display())
+        }
+        fn open(&self, sources: Vec<String>) -> Result<VerifiedStore> {
+            let mut config = StoreConfig::new(sources, vec![self.key.verifying_key()], self.cache.path().join("c"));
+            config.deadline = Duration::from_secs(5);
+            VerifiedStore::open(config)
+        }
+        /// A first, good mount: the cache then holds a verified catalog.
+        fn prime(&self) -> Vec<u8> {
+            let bytes = publish(self.store.path(), &self.key, self.now - days(7), self.now + days(23));
+            let store = self.open(vec![self.url()]).unwrap();
+            assert!(!store.catalog_from_cache());
+            bytes
+        }
+    }
+
+    #[test]
+    fn a_stale_cdn_copy_with_the_new_signature_falls_back_to_the_cache() {
+        let s = Setup::new();
+        let old = s.prime();
+        // The CDN: the new signature, the old catalog.
+        let new = Catalog::new(s.now, s.now + days(30)).to_bytes();
+        std::fs::write(s.store.path().join(CATALOG_SIG), sign(&new, &s.key)).unwrap();
+        let store = s.open(vec![s.url()]).unwrap();
+        assert!(store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), old.as_slice());
+    }
+
+    #[test]
+    fn every_source_is_tried_and_a_mirror_signed_by_another_key_loses() {
+        let s = Setup::new();
+        let other = tempfile::tempdir().unwrap();
+        publish(other.path(), &generate(), s.now, s.now + days(30));
+        let good = publish(s.store.path(), &s.key, s.now - days(1), s.now + days(30));
+        let other_url = format!("file://{}/", other.path().display());
+        let store = s.open(vec![other_url.clone(), s.url()]).unwrap();
+        assert!(!store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), good.as_slice());
+        // With no cache it is refused: alone, with the format's own error;
+        // beside another bad source, with what each one sent.
+        std::fs::remove_dir_all(s.cache.path().join("c")).unwrap();
+        let err = s.open(vec![other_url.clone()]).err().unwrap();
+        assert!(matches!(err, Error::Format(circular_format::Error::BadSignature)), "{err}");
+        std::fs::remove_dir_all(s.cache.path().join("c")).unwrap();
+        std::fs::remove_file(s.store.path().join(CATALOG_SIG)).unwrap();
+        let err = s.open(vec![other_url.clone(), s.url()]).err().unwrap().to_string();
+        assert!(err.contains("signed by another key") && err.contains(&other_url), "{err}");
+        assert!(err.contains("not signed") && err.contains(&s.url()), "{err}");
+    }
+
+    #[test]
+    fn a_captive_portal_never_beats_the_cache_and_is_named_as_html() {
+        fn portal(_path: &str, stream: &mut std::net::TcpStream) {
+            let page = b"<!DOCTYPE html><html><body>Please log in to the hotel WiFi</body></html>\n";
+            reply(stream, "200 OK", "Content-Type: text/html\r\n", page);
+        }
+        let s = Setup::new();
+        let old = s.prime();
+        let url = serve(portal);
+        let store = s.open(vec![url.clone()]).unwrap();
+        assert!(store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), old.as_slice());
+        std::fs::remove_dir_all(s.cache.path().join("c")).unwrap();
+        let err = s.open(vec![url]).err().unwrap().to_string();
+        assert!(err.contains("HTML") && err.contains("127.0.0.1"), "{err}");
+        assert!(!err.contains("key file is wrong"), "{err}");
+    }
+
+    #[test]
+    fn a_catalog_from_the_future_is_refused_and_cannot_pin() {
+        let s = Setup::new();
+        let far = OffsetDateTime::from_unix_timestamp(4_070_908_800).unwrap(); // 2099-01-01
+        publish(s.store.path(), &s.key, far, far + days(300));
+        let err = s.open(vec![s.url()]).err().unwrap().to_string();
+        assert!(err.contains("future"), "{err}");
+        // Planted in the cache (seen while the clock was wrong): the honest one replaces it.
+        let cache = s.cache.path().join("c");
+        publish(&cache, &s.key, far, far + days(300));
+        let honest = publish(s.store.path(), &s.key, s.now, s.now + days(30));
+        let store = s.open(vec![s.url()]).unwrap();
+        assert!(!store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), honest.as_slice());
+    }
+
+    #[test]
+    fn rollback_protection_survives_the_cached_catalogs_expiry() {
+        let s = Setup::new();
+        // The newest catalog this client verified has just expired...
+        let cache = s.cache.path().join("c");
+        s.prime();
+        publish(&cache, &s.key, s.now - days(2), s.now - days(1));
+        // ...and a mirror replays an older one that is still valid.
+        publish(s.store.path(), &s.key, s.now - days(20), s.now + days(10));
+        let err = s.open(vec![s.url()]).err().unwrap().to_string();
+        assert!(err.contains("older"), "{err}");
+        // Offline, the expired cached one is refused with its date.
+        let err = s.open(Vec::new()).err().unwrap().to_string();
+        assert!(err.contains("expired"), "{err}");
+        // A newer catalog is taken.
+        let newer = publish(s.store.path(), &s.key, s.now, s.now + days(30));
+        assert_eq!(s.open(vec![s.url()]).unwrap().catalog_bytes(), newer.as_slice());
     }
 }

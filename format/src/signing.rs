@@ -99,13 +99,7 @@ pub fn verify_catalog(
     keys: &[VerifyingKey],
     now: OffsetDateTime,
 ) -> Result<Catalog> {
-    let sig = sig.ok_or_else(|| Error::Unsigned { what: layout::CATALOG_SIG.into() })?;
-    let raw = std::str::from_utf8(sig).ok().and_then(|text| B64.decode(text.trim()).ok()).ok_or(Error::BadSignature)?;
-    let signature = Signature::from_slice(&raw).map_err(|_| Error::BadSignature)?;
-    if !keys.iter().any(|k| k.verify(catalog_bytes, &signature).is_ok()) {
-        return Err(Error::BadSignature);
-    }
-    let catalog = Catalog::parse(catalog_bytes)?;
+    let catalog = verify_signed(catalog_bytes, sig, keys)?;
     if catalog.expires <= now {
         let fmt = &time::format_description::well_known::Rfc3339;
         return Err(Error::Expired {
@@ -114,6 +108,50 @@ pub fn verify_catalog(
         });
     }
     Ok(catalog)
+}
+
+/// Checks the signature and the structure only, not the expiry: what a client
+/// needs of its cached catalog to keep rollback protection after it expired
+/// (docs/FORMAT.md, "Freshness").
+///
+/// # Errors
+/// [`Error::Unsigned`], [`Error::BadSignature`], and what [`Catalog::parse`] refuses.
+pub fn verify_signed(catalog_bytes: &[u8], sig: Option<&[u8]>, keys: &[VerifyingKey]) -> Result<Catalog> {
+    let sig = sig.ok_or_else(|| Error::Unsigned { what: layout::CATALOG_SIG.into() })?;
+    let raw = std::str::from_utf8(sig).ok().and_then(|text| B64.decode(text.trim()).ok()).ok_or(Error::BadSignature)?;
+    let signature = Signature::from_slice(&raw).map_err(|_| Error::BadSignature)?;
+    if !keys.iter().any(|k| k.verify(catalog_bytes, &signature).is_ok()) {
+        return Err(Error::BadSignature);
+    }
+    Catalog::parse(catalog_bytes)
+}
+
+/// How far in the future a catalog's `generated` may be, against a clock that
+/// is not known to be wrong, before the catalog is refused: clocks of
+/// publisher and client disagree a little, never by this much.
+pub const MAX_FUTURE_SKEW: time::Duration = time::Duration::hours(1);
+
+/// Refuses a catalog whose `generated` is more than [`MAX_FUTURE_SKEW`] after
+/// `now` (a publisher with a wrong clock, or a stolen key): such a catalog
+/// would otherwise pin every client that saw it, since rollback protection
+/// keeps the newest `generated`.
+///
+/// # Errors
+/// [`Error::Invalid`] naming both times.
+pub fn check_not_future(catalog: &Catalog, now: OffsetDateTime) -> Result<()> {
+    if catalog.generated > now + MAX_FUTURE_SKEW {
+        let fmt = &time::format_description::well_known::Rfc3339;
+        return Err(Error::invalid(
+            layout::CATALOG,
+            format!(
+                "it says it was generated at {}, in the future (now {}); a signed catalog from the future is \
+                 refused so that it cannot pin clients: the publisher's clock is wrong",
+                catalog.generated.format(fmt).unwrap_or_default(),
+                now.format(fmt).unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// True when `offered` is older than `trusted`, a catalog already verified:
@@ -169,6 +207,26 @@ mod tests {
         assert!(is_rollback(&new, &old));
         assert!(!is_rollback(&old, &new));
         assert!(!is_rollback(&new, &new.clone()));
+    }
+
+    #[test]
+    fn a_catalog_from_the_future_is_refused_and_one_within_the_skew_is_not() {
+        let now = datetime!(2026-11-22 0:00 UTC);
+        let soon = Catalog::new(now + time::Duration::minutes(30), datetime!(2026-12-22 0:00 UTC));
+        check_not_future(&soon, now).unwrap();
+        let far = Catalog::new(datetime!(2099-01-01 0:00 UTC), datetime!(2099-12-31 0:00 UTC));
+        let err = check_not_future(&far, now).unwrap_err();
+        assert!(err.to_string().contains("future"), "{err}");
+    }
+
+    #[test]
+    fn an_expired_catalog_still_verifies_its_signature() {
+        let (key, bytes, sig) = signed();
+        let keys = [key.verifying_key()];
+        let later = datetime!(2027-01-01 0:00 UTC);
+        assert!(verify_catalog(&bytes, Some(sig.as_bytes()), &keys, later).is_err());
+        verify_signed(&bytes, Some(sig.as_bytes()), &keys).unwrap();
+        assert!(verify_signed(&bytes, None, &keys).is_err());
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Config {
     pub grow: bool,
     /// `circular.menu=PATH`: run this program as the menu (tests, development).
     pub menu: Option<String>,
+    /// `circular.ca=FILE`: extra CA certificate(s) (PEM) for `https://` stores
+    /// with a private CA; a relative path is on the stick's cache partition.
+    pub ca: Option<String>,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             display: Display::Auto,
             grow: true,
             menu: None,
+            ca: None,
         }
     }
 }
@@ -80,6 +84,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
                 _ => warnings.push(format!("circular.display={v}: use sdl, curses or none")),
             },
             ("circular.menu", Some(v)) => c.menu = Some(v.to_string()),
+            ("circular.ca", Some(v)) if !v.is_empty() => c.ca = Some(v.to_string()),
             (k, _) if k.starts_with("circular.") => warnings.push(format!("{word}: unknown or malformed option")),
             _ => {}
         }
@@ -131,5 +136,12 @@ mod tests {
         assert_eq!(c.display, Display::None);
         assert_eq!(c.accel.as_deref(), Some("tcg"));
         assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn a_private_ca_file_is_taken() {
+        let (c, w) = parse("circular.server=https://lab.example/store circular.ca=certs/lab-ca.pem");
+        assert_eq!(c.ca.as_deref(), Some("certs/lab-ca.pem"));
+        assert!(w.is_empty());
     }
 }

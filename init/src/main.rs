@@ -206,6 +206,7 @@ impl Supervisor {
             self.cfg.offline || !self.online,
             &self.cache.dir,
             cache_max,
+            self.cfg.ca.as_deref().map(|f| self.cache.dir.join(f)).as_deref(),
             &self.logdir(),
         ) {
             Ok(pid) => {

@@ -99,6 +99,7 @@ pub fn start_blockfs(
     offline: bool,
     cache_dir: &Path,
     cache_max: Option<u64>,
+    ca: Option<&Path>,
     logdir: &Path,
 ) -> Result<Pid, ServiceError> {
     if !Path::new(BLOCKFS).exists() {
@@ -115,6 +116,9 @@ pub fn start_blockfs(
     c.arg("--public").arg(PUBLIC_KEY);
     // Why a mount fails, with its stable kind, for the menu's problem screen.
     c.arg("--error-file").arg(BLOCKFS_ERROR);
+    if let Some(ca) = ca {
+        c.arg("--ca").arg(ca);
+    }
     if offline {
         c.arg("--offline");
     } else {

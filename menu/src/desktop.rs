@@ -30,6 +30,9 @@ pub struct Args {
     /// Use only the cache: no server is asked.
     #[arg(long)]
     pub offline: bool,
+    /// Also trust the CA certificate(s) in FILE (PEM) for https:// servers with a private CA.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// kvm or tcg (default: KVM when it works, else TCG after asking).
     #[arg(long, value_parser = |s: &str| s.parse::<Accel>())]
     pub accel: Option<Accel>,
@@ -108,6 +111,7 @@ pub fn run(args: Args) -> Result<(), DesktopError> {
     let mut config = MountConfig::new(args.server.clone(), keys, args.cache.clone());
     config.store.cache_max = args.cache_max;
     config.store.offline = args.offline;
+    config.store.ca_file = args.ca.clone();
     let Some(mounted) = mount(config, &dir.0, &stop)? else {
         return Ok(());
     };
