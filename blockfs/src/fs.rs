@@ -70,6 +70,7 @@ pub struct Options {
     pub readers: usize,
     /// Prefetch a snapshot's boot profile when its image is opened.
     pub prefetch: bool,
+    /// Where to record which blocks readers touch (`--trace`), if anywhere.
     pub trace: Option<Arc<Trace>>,
 }
 
@@ -83,6 +84,8 @@ impl LastError {
     }
 }
 
+/// The FUSE filesystem: `status.json`, `catalog.json`, and `<distribution>/<date>.img` with a
+/// `latest.img` link per distribution, all read-only, served from the [`Loader`].
 pub struct BlockFs {
     nodes: Vec<Node>,
     problems: Arc<LastError>,
@@ -97,6 +100,10 @@ pub struct BlockFs {
 }
 
 impl BlockFs {
+    /// The filesystem over `loader`'s verified store, with `options`.
+    ///
+    /// # Errors
+    /// When the reader threads cannot be started.
     pub fn new(loader: Arc<Loader>, options: Options) -> std::io::Result<BlockFs> {
         let catalog = loader.store().catalog().clone();
         let root_time = SystemTime::from(catalog.generated);

@@ -11,6 +11,7 @@
 //! menu reads the status this crate reports).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod cache;
 pub mod error;

@@ -50,8 +50,11 @@ pub type BlockResult = std::result::Result<Arc<Vec<u8>>, Arc<Error>>;
 /// Who is waiting for a block, most urgent last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
+    /// The boot profile, ahead of the guest: only when nothing else waits.
     Prefetch,
+    /// Blocks after a sequential read, on a guess.
     Readahead,
+    /// A reader is blocked on it now.
     Demand,
 }
 

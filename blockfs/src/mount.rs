@@ -33,6 +33,8 @@ pub struct MountConfig {
 }
 
 impl MountConfig {
+    /// The defaults (16 fetchers, 32 blocks of readahead, prefetch on) for `sources` (base
+    /// URLs, in failover order), the publisher's `public_keys` and the cache at `cache_dir`.
     pub fn new(sources: Vec<String>, public_keys: Vec<VerifyingKey>, cache_dir: PathBuf) -> Self {
         MountConfig {
             store: StoreConfig::new(sources, public_keys, cache_dir),
@@ -115,10 +117,12 @@ impl Mounted {
         Ok(Mounted { session: Some(session), loader, mountpoint: mountpoint.to_path_buf() })
     }
 
+    /// Where the filesystem is mounted.
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
     }
 
+    /// The loader behind the mount (its counters feed `status.json`).
     pub fn loader(&self) -> &Arc<Loader> {
         &self.loader
     }

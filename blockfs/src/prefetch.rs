@@ -27,6 +27,7 @@ struct Job {
     stopped: Mutex<Option<String>>,
 }
 
+/// Runs at most one profile prefetch at a time (the snapshot opened last).
 #[derive(Default)]
 pub struct Prefetcher {
     current: Mutex<Option<Arc<Job>>>,

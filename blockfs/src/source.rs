@@ -30,6 +30,8 @@ pub(crate) enum Miss {
     Bad(String),
 }
 
+/// The store's sources (mirrors), tried in order with failover, hedging and retries, every
+/// wait bounded by the deadline.
 pub struct Sources {
     bases: Vec<Base>,
     client: reqwest::blocking::Client,
@@ -106,18 +108,22 @@ impl Sources {
         self.bases.len()
     }
 
+    /// True when no source was given (an offline mount).
     pub fn is_empty(&self) -> bool {
         self.bases.is_empty()
     }
 
+    /// True when the last request to any source got an answer.
     pub fn online(&self) -> bool {
         self.online.load(Ordering::Relaxed)
     }
 
+    /// Each source with what it last answered, for `status.json`.
     pub fn status(&self) -> Vec<SourceStatus> {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Answers that failed verification (bad copies) since the start.
     pub fn bad_copies(&self) -> u64 {
         self.bad_copies.load(Ordering::Relaxed)
     }

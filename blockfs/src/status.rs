@@ -16,33 +16,43 @@ use crate::error::{Error, ErrorReport, Result};
 /// under the store's own name ([`circular_format::layout::CATALOG`]).
 pub const STATUS_FILE: &str = "status.json";
 
+/// What a running mount reports in `status.json` (and `blockfs status --json`): the menu
+/// and people read it. Byte counts are in bytes, block counts in blocks of the store.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// True when the last request to a source got an answer.
     pub online: bool,
     /// True when the mount was started with `--offline`.
     pub offline_mode: bool,
+    /// Each source (mirror) in the order given, with what it last answered.
     pub sources: Vec<SourceStatus>,
     /// True when the catalog came from the cache because no source answered.
     pub catalog_from_cache: bool,
     /// RFC 3339 times of the catalog in use.
     pub catalog_generated: String,
+    /// See `catalog_generated`: when the catalog in use expires (RFC 3339).
     pub catalog_expires: String,
     /// Compressed bytes and blocks fetched from sources since the mount started.
     pub fetched_bytes: u64,
+    /// See `fetched_bytes`: blocks fetched from sources since the mount started.
     pub fetched_blocks: u64,
     /// Block reads answered from the disk cache, from memory, and from the network.
     pub cache_hits: u64,
+    /// See `cache_hits`: block reads answered from memory.
     pub memory_hits: u64,
+    /// See `cache_hits`: block reads that had to go to the network.
     pub cache_misses: u64,
     /// Fetches under way right now.
     pub in_flight: u64,
     /// Blocks that failed verification (from a source or the cache) and were refetched.
     pub corrupt_blocks: u64,
+    /// Blocks the cache cap evicted (least recently used first).
     pub evicted_blocks: u64,
     /// Bytes the cache holds, and its cap.
     pub cache_bytes: u64,
+    /// See `cache_bytes`: the cap, in bytes.
     pub cache_max_bytes: u64,
+    /// Every snapshot of the catalog, with how much of it is cached.
     pub snapshots: Vec<SnapshotStatus>,
     /// The profile prefetch under way, if any.
     pub prefetch: Option<PrefetchStatus>,
@@ -53,30 +63,42 @@ pub struct Status {
     pub last_error: Option<ErrorReport>,
 }
 
+/// One source (mirror) as `status.json` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceStatus {
+    /// The base URL as given (`https://…/`, `http://…/` or `file:///…/`).
     pub url: String,
     /// `None` until the source has been asked.
     pub reachable: Option<bool>,
+    /// What went wrong the last time it was asked, in words; `None` after a good answer.
     pub last_error: Option<String>,
 }
 
+/// How much of one snapshot the cache holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotStatus {
+    /// The distribution's name in the catalog (`bookworm`).
     pub distribution: String,
+    /// The snapshot's date (`YYYY-MM-DD`).
     pub date: String,
     /// False until the snapshot's index has been fetched; the counts are 0 then.
     pub index_cached: bool,
     /// Distinct stored blocks of the snapshot, and how many of them are cached.
     pub total_blocks: u64,
+    /// See `total_blocks`: how many of them are in the cache.
     pub cached_blocks: u64,
 }
 
+/// The boot-profile prefetch of one snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PrefetchStatus {
+    /// The distribution being prefetched.
     pub distribution: String,
+    /// Its snapshot's date (`YYYY-MM-DD`).
     pub date: String,
+    /// Profile blocks already local (cache or memory).
     pub done_blocks: u64,
+    /// Blocks the profile lists (those stored: zero blocks are not counted).
     pub total_blocks: u64,
     /// Why prefetch stopped early, if it did (for example, the cache cap).
     pub stopped: Option<String>,
@@ -106,10 +128,12 @@ impl Status {
         serde_json::from_slice(&bytes).map_err(|source| Error::Json { what: path.display().to_string(), source })
     }
 
+    /// The status of one snapshot, if the catalog has it.
     pub fn snapshot(&self, distribution: &str, date: &str) -> Option<&SnapshotStatus> {
         self.snapshots.iter().find(|s| s.distribution == distribution && s.date == date)
     }
 
+    /// The JSON bytes of `status.json` (pretty, one field per line).
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
         out.push(b'\n');

@@ -82,7 +82,9 @@ struct Counters {
 /// A block's verified bytes, and the fetched file when it came from a source
 /// (to be kept in the cache once the reader has its bytes).
 pub struct Loaded {
+    /// The block's bytes, decompressed and checked against its name and length.
     pub data: Vec<u8>,
+    /// The compressed file as the source sent it; `None` when it came from the cache.
     pub fetched: Option<Vec<u8>>,
 }
 
@@ -205,6 +207,7 @@ impl VerifiedStore {
         })
     }
 
+    /// The verified catalog in use.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
@@ -219,6 +222,7 @@ impl VerifiedStore {
         &self.catalog_bytes
     }
 
+    /// The verified block cache on disk.
     pub fn cache(&self) -> &Cache {
         &self.cache
     }

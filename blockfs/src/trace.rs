@@ -10,16 +10,22 @@ use circular_format::Sha1Name;
 /// Blocks seen, and their first-touch order.
 type Touched = (HashSet<u32>, Vec<u32>);
 
+/// The read trace of a mount (`blockfs mount --trace`): for each index, the blocks readers
+/// touched, in the order they first touched them. `image-build profile` turns it into a boot
+/// profile.
 #[derive(Debug, Default)]
 pub struct Trace {
     by_index: Mutex<HashMap<Sha1Name, Touched>>,
 }
 
 impl Trace {
+    /// An empty trace.
     pub fn new() -> Trace {
         Trace::default()
     }
 
+    /// Notes that a reader touched block number `block` of the image that `index` maps;
+    /// only the first touch of each block counts.
     pub fn record(&self, index: &Sha1Name, block: u32) {
         let mut map = self.by_index.lock().unwrap_or_else(|p| p.into_inner());
         let (seen, order) = map.entry(*index).or_default();
