@@ -90,7 +90,7 @@ pub enum Error {
     },
 
     /// Offline (or no source configured) and the cache lacks what is needed.
-    #[error("offline and {what} is not in the cache")]
+    #[error("offline, and {what} is not in the cache: connect to the network once, so that it is fetched and kept")]
     NotCached {
         /// What is missing.
         what: String,

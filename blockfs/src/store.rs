@@ -150,9 +150,7 @@ impl VerifiedStore {
         let (catalog, catalog_bytes, from_cache) = if sources.is_empty() {
             match cached {
                 Ok((catalog, bytes)) => (catalog, bytes, true),
-                Err(Error::NotCached { .. }) => {
-                    return Err(Error::NotCached { what: "a signed catalog (boot once with the network first)".into() })
-                }
+                Err(Error::NotCached { .. }) => return Err(Error::NotCached { what: "the signed catalog".into() }),
                 Err(e) => return Err(e),
             }
         } else {
