@@ -85,6 +85,13 @@ pub enum Stored {
 impl State {
     /// Picks the oldest unprotected blocks to free `need` bytes; `None` if impossible.
     fn victims(&self, need: u64) -> Option<Vec<Sha1Name>> {
+        let (out, freed) = self.evictable(need);
+        (freed >= need).then_some(out)
+    }
+
+    /// The oldest blocks that may go (neither protected nor kept), until they free `need`
+    /// bytes or run out, with the bytes they free.
+    fn evictable(&self, need: u64) -> (Vec<Sha1Name>, u64) {
         let mut freed = 0;
         let mut out = Vec::new();
         for (id, size) in self.lru.oldest_first() {
@@ -96,7 +103,7 @@ impl State {
                 out.push(*id);
             }
         }
-        (freed >= need).then_some(out)
+        (out, freed)
     }
 
     fn note_skipped(&mut self, id: Sha1Name) {
@@ -280,17 +287,7 @@ impl Cache {
                 return true;
             }
             // As many as it takes, or every one that may go.
-            let mut freed = 0;
-            let mut victims = Vec::new();
-            for (id, size) in state.lru.oldest_first() {
-                if freed >= need {
-                    break;
-                }
-                if !state.protected.contains(id) && !state.kept.contains(id) {
-                    freed += size;
-                    victims.push(*id);
-                }
-            }
+            let (victims, _) = state.evictable(need);
             for id in &victims {
                 state.lru.remove(id);
             }
