@@ -23,7 +23,7 @@ for t in $targets; do
 		target/release/"$t" <"$f" >/dev/null 2>&1 || { echo "fuzz: $t fails on $f" >&2; status=1; }
 	done
 	out=out/$t
-	rm -rf "$out"
+	rm -rf "$out"; mkdir -p out
 	timeout $((seconds + 120)) cargo afl fuzz -V "$seconds" $execs -i seeds/"$t" -o "$out" target/release/"$t" >"out-$t.log" 2>&1 || true
 	stats=$out/default/fuzzer_stats
 	if [ ! -f "$stats" ]; then echo "fuzz: $t did not run; see fuzz/out-$t.log" >&2; status=1; continue; fi
