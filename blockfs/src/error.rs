@@ -69,6 +69,16 @@ pub enum Error {
         tried: String,
     },
 
+    /// Every source answered, and none has a catalog: the URL names no store.
+    #[error(
+        "there is no Circular store at the source URL ({tried}). Check the URL: it must name the directory \
+         that holds catalog.json"
+    )]
+    NoStore {
+        /// What each source said.
+        tried: String,
+    },
+
     /// No source answered before the deadline.
     #[error("could not fetch {path} before the {deadline_secs} s deadline; last error: {last}. Check the network cable and the server")]
     Unreachable {
@@ -231,7 +241,7 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Json { .. } | Error::Invalid { .. } => ErrorKind::Invalid,
             Error::BadUrl { .. } => ErrorKind::BadUrl,
-            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::NoStore { .. } => ErrorKind::NotFound,
             Error::Unreachable { .. } => ErrorKind::NoNetwork,
             Error::NoValidCopy { .. } => ErrorKind::NoValidCopy,
             Error::NotCached { .. } => ErrorKind::NothingCached,

@@ -442,6 +442,9 @@ fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) ->
     let mut backoff = Duration::from_millis(200);
     // The one refusal to return as such when there is nothing else to say.
     let mut single: Option<Error> = None;
+    // What each source said last, kept across rounds: a source the deadline
+    // leaves unasked in the last round is reported by its previous answer.
+    let mut said: Vec<Option<String>> = vec![None; n];
     loop {
         let mut problems: Vec<String> = Vec::new();
         let mut any_transient = false;
@@ -451,9 +454,10 @@ fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) ->
             let now = Instant::now();
             if now >= end {
                 any_transient = true;
-                problems.push(format!("{label}: not asked before the deadline"));
+                problems.push(said[i].clone().unwrap_or_else(|| format!("{label}: not asked before the deadline")));
                 continue;
             }
+            let before = problems.len();
             // Each source gets a fair share of what is left, at least 3 s.
             let share = (end - now) / u32::try_from(n - i).unwrap_or(1);
             let source_end = (now + share.max(Duration::from_secs(3))).min(end);
@@ -524,11 +528,14 @@ fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) ->
                     }
                 }
             }
+            if let Some(latest) = problems.get(before..).filter(|p| !p.is_empty()).map(|p| p.join("; ")) {
+                said[i] = Some(latest);
+            }
         }
         let elapsed = started.elapsed();
         if !any_transient || elapsed >= wait {
             if !any_transient && refusals == 0 {
-                return Err(Error::NotFound { path: CATALOG.into(), tried: problems.join("; ") });
+                return Err(Error::NoStore { tried: problems.join("; ") });
             }
             if refusals == 0 {
                 return Err(Error::Unreachable {
@@ -687,5 +694,37 @@ mod tests {
         // A newer catalog is taken.
         let newer = publish(s.store.path(), &s.key, s.now, s.now + days(30));
         assert_eq!(s.open(vec![s.url()]).unwrap().catalog_bytes(), newer.as_slice());
+    }
+
+    #[test]
+    fn a_url_with_no_store_says_so_and_names_the_url() {
+        fn nothing_here(_path: &str, stream: &mut std::net::TcpStream) {
+            reply(stream, "404 Not Found", "", b"not found\n");
+        }
+        let s = Setup::new();
+        let url = serve(nothing_here);
+        let err = s.open(vec![url.clone()]).err().unwrap();
+        assert!(matches!(err, Error::NoStore { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("no Circular store") && text.contains(&url) && text.contains("404"), "{text}");
+        assert!(!text.contains("image-build verify"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_connection_is_reported_as_refused_after_the_deadline() {
+        // A port nothing listens on: bind, learn the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let s = Setup::new();
+        let mut config = StoreConfig::new(
+            vec![format!("http://127.0.0.1:{port}/")],
+            vec![s.key.verifying_key()],
+            s.cache.path().join("c"),
+        );
+        config.deadline = Duration::from_secs(4);
+        let err = VerifiedStore::open(config).err().unwrap();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Unreachable { .. }), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        assert!(!text.contains("not asked"), "{text}");
     }
 }
