@@ -66,6 +66,17 @@ impl Mounted {
         // question the kernel must ask the dead daemon (statfs) answers
         // ENOTCONN. Such a mount is cleared before mounting again.
         clear_stale_mounts(mountpoint);
+        if is_live_fuse_mount(mountpoint) {
+            // A second mount would hide the first, whose readers keep it busy.
+            return Err(Error::Mountpoint {
+                path: mountpoint.to_path_buf(),
+                reason: format!(
+                    "a FUSE filesystem (another blockfs?) is already mounted here; unmount it first \
+                     (`fusermount3 -u {}`) or choose another directory",
+                    mountpoint.display()
+                ),
+            });
+        }
         let meta = std::fs::metadata(mountpoint);
         if let Err(e) = &meta {
             return Err(Error::Mountpoint {
@@ -245,6 +256,19 @@ pub fn is_stale_mount(mountpoint: &Path) -> bool {
         Err(e) => dead(e),
         Ok(_) => false,
     }
+}
+
+/// True when `mountpoint` is itself the root of a FUSE mount that answers
+/// (not merely a directory inside one, such as a home on sshfs).
+fn is_live_fuse_mount(mountpoint: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let fuse =
+        nix::sys::statfs::statfs(mountpoint).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::FUSE_SUPER_MAGIC);
+    let root_of_a_mount = match (std::fs::metadata(mountpoint), std::fs::metadata(mountpoint.join(".."))) {
+        (Ok(dir), Ok(parent)) => dir.dev() != parent.dev(),
+        _ => false,
+    };
+    fuse && root_of_a_mount
 }
 
 /// Clears dead mounts left on `mountpoint` (a lazy unmount: a reader that

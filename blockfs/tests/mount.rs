@@ -157,6 +157,27 @@ fn works_offline_from_the_cache() {
 }
 
 #[test]
+fn a_second_mount_on_a_live_mount_is_refused_and_the_first_keeps_serving() {
+    if !testkit::need(&["fusermount3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = TestStore::new(&tmp.path().join("store"));
+    let image = sparse_image(1 << 20, 21);
+    store.add("deb", "2026-11-22", &image, BS);
+    let url = format!("file://{}/", store.dir.display());
+    let client = Client::new();
+    let first = client.mount(client.config(vec![url.clone()], &store)).unwrap();
+    let err = client.mount(client.config(vec![url.clone()], &store)).err().unwrap().to_string();
+    assert!(err.contains("already mounted") && err.contains("fusermount3 -u"), "{err}");
+    assert_eq!(read_all(&client.image("deb/latest")), image);
+    drop(first);
+    // Unmounted, the directory takes a mount again.
+    let _again = client.mount(client.config(vec![url], &store)).unwrap();
+    assert_eq!(read_all(&client.image("deb/latest")), image);
+}
+
+#[test]
 fn offline_with_nothing_cached_says_so() {
     if !testkit::need(&["nginx", "fusermount3"]) {
         return;
