@@ -503,7 +503,14 @@ fn parse_base(text: &str) -> Result<Base> {
             }
             Ok(Base::Http(url))
         }
-        "file" => url.to_file_path().map(Base::File).map_err(|()| bad("not a local path")),
+        "file" => url.to_file_path().map(Base::File).map_err(|()| match url.host_str() {
+            // `file://tmp/store` names the host "tmp", not the directory /tmp/store.
+            Some(host) if !host.is_empty() => bad(&format!(
+                "a file:// URL names a local directory and takes three slashes: file:///{host}{}",
+                url.path().trim_end_matches('/')
+            )),
+            _ => bad("not a local path"),
+        }),
         other => Err(bad(&format!("scheme {other:?} is not supported (use https://, http:// or file://)"))),
     }
 }
@@ -566,6 +573,9 @@ mod tests {
             let err = Sources::new(&[bad.into()], Duration::ZERO).err().unwrap();
             assert!(matches!(err, Error::BadUrl { .. }), "{bad}: {err}");
         }
+        // Two slashes make "srv" a host: the error gives the URL meant.
+        let err = Sources::new(&["file://srv/store/".into()], Duration::ZERO).err().unwrap().to_string();
+        assert!(err.contains("file:///srv/store"), "{err}");
     }
 
     #[test]
