@@ -64,8 +64,7 @@ impl Clock {
         if self.system + time::Duration::days(1) >= floor {
             return None;
         }
-        let fmt = &time::format_description::well_known::Rfc3339;
-        let show = |t: OffsetDateTime| t.format(fmt).unwrap_or_default();
+        let show = circular_format::catalog::rfc3339;
         Some(format!(
             "the PC's clock says {}: it is wrong (a flat clock battery?), since {} is known to have passed; \
              catalogs are judged as if it were {} (set the clock to fix it)",

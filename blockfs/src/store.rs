@@ -9,14 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use circular_format::block;
-use circular_format::catalog::Catalog;
+use circular_format::catalog::{rfc3339, Catalog};
 use circular_format::index::Index;
 use circular_format::layout::{block_path, index_path, profile_path, CATALOG, CATALOG_SIG};
 use circular_format::profile::Profile;
 use circular_format::signing::{check_not_future, verify_catalog, verify_signed};
 use circular_format::Sha1Name;
 use ed25519_dalek::VerifyingKey;
-use time::OffsetDateTime;
 
 use crate::cache::{Cache, Stored};
 use crate::error::{Error, Result};
@@ -338,7 +337,6 @@ impl VerifiedStore {
 
     /// Live figures; the caller adds what only it knows (memory hits, in flight).
     pub fn status(&self) -> Status {
-        let fmt = &time::format_description::well_known::Rfc3339;
         let c = &self.counters;
         let snapshots = self
             .catalog
@@ -363,8 +361,8 @@ impl VerifiedStore {
             offline_mode: self.sources.is_empty(),
             sources: self.sources.status(),
             catalog_from_cache: self.catalog_from_cache,
-            catalog_generated: self.catalog.generated.format(fmt).unwrap_or_default(),
-            catalog_expires: self.catalog.expires.format(fmt).unwrap_or_default(),
+            catalog_generated: rfc3339(self.catalog.generated),
+            catalog_expires: rfc3339(self.catalog.expires),
             fetched_bytes: c.fetched_bytes.load(Ordering::Relaxed),
             fetched_blocks: c.fetched_blocks.load(Ordering::Relaxed),
             cache_hits: c.cache_hits.load(Ordering::Relaxed),
@@ -393,10 +391,6 @@ fn decode_exact(id: &Sha1Name, file: &[u8], len: usize) -> Result<Vec<u8>> {
         .into());
     }
     Ok(data)
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Adds the clock's warning to a refusal, when the clock is known to be wrong.
@@ -563,6 +557,7 @@ mod tests {
     use circular_format::signing::{generate, sign};
     use ed25519_dalek::SigningKey;
     use std::path::Path;
+    use time::OffsetDateTime;
 
     fn days(n: i64) -> time::Duration {
         time::Duration::days(n)

@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 use crate::hash::Sha1Name;
 use crate::layout;
 
+/// A time as the catalog writes it (RFC 3339, as `generated` and `expires`
+/// are stored), for messages and listings: `2026-11-29T23:30:00Z`.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 /// The `format` field of a catalog this crate reads and writes.
 pub const CATALOG_FORMAT: &str = "circular-catalog/1";
 

@@ -12,7 +12,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use time::OffsetDateTime;
 
-use crate::catalog::Catalog;
+use crate::catalog::{rfc3339, Catalog};
 use crate::error::{Error, Result};
 use crate::layout;
 
@@ -53,7 +53,7 @@ pub fn write_keypair(key: &SigningKey, secret: &Path, public: &Path) -> Result<(
 /// [`Error::Io`] when the file cannot be read; [`Error::Key`] when it holds no
 /// ed25519 secret key.
 pub fn read_secret(path: &Path) -> Result<SigningKey> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_key_file(path, "the publisher's secret key: make a key pair with `image-build keygen`")?;
     SigningKey::from_pkcs8_pem(&text).map_err(|e| Error::Key {
         path: path.to_path_buf(),
         reason: format!("not an ed25519 secret key in PKCS#8 PEM ({e}); make one with `image-build keygen`"),
@@ -66,7 +66,7 @@ pub fn read_secret(path: &Path) -> Result<SigningKey> {
 /// [`Error::Io`] when the file cannot be read; [`Error::Key`] when a block is
 /// not an ed25519 public key or there is none.
 pub fn read_public(path: &Path) -> Result<Vec<VerifyingKey>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_key_file(path, "the publisher's public key: use the .pub file that `image-build keygen` wrote")?;
     let key_err = |reason: String| Error::Key { path: path.to_path_buf(), reason };
     let mut keys = Vec::new();
     let end = "-----END PUBLIC KEY-----";
@@ -79,6 +79,17 @@ pub fn read_public(path: &Path) -> Result<Vec<VerifyingKey>> {
         return Err(key_err("holds no PEM public key; use the .pub file that `image-build keygen` wrote".into()));
     }
     Ok(keys)
+}
+
+/// A key file's text; a missing file is a [`Error::Key`] that says which key
+/// was expected (`what`), since the bare OS error names only the path.
+fn read_key_file(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Key { path: path.to_path_buf(), reason: format!("no such file; it should hold {what}") }
+        }
+        _ => Error::io(path, e),
+    })
 }
 
 /// The text of `catalog.json.sig` for these catalog bytes.
@@ -101,11 +112,7 @@ pub fn verify_catalog(
 ) -> Result<Catalog> {
     let catalog = verify_signed(catalog_bytes, sig, keys)?;
     if catalog.expires <= now {
-        let fmt = &time::format_description::well_known::Rfc3339;
-        return Err(Error::Expired {
-            expires: catalog.expires.format(fmt).unwrap_or_default(),
-            now: now.format(fmt).unwrap_or_default(),
-        });
+        return Err(Error::Expired { expires: rfc3339(catalog.expires), now: rfc3339(now) });
     }
     Ok(catalog)
 }
@@ -140,14 +147,13 @@ pub const MAX_FUTURE_SKEW: time::Duration = time::Duration::hours(1);
 /// [`Error::Invalid`] naming both times.
 pub fn check_not_future(catalog: &Catalog, now: OffsetDateTime) -> Result<()> {
     if catalog.generated > now + MAX_FUTURE_SKEW {
-        let fmt = &time::format_description::well_known::Rfc3339;
         return Err(Error::invalid(
             layout::CATALOG,
             format!(
                 "it says it was generated at {}, in the future (now {}); a signed catalog from the future is \
                  refused so that it cannot pin clients: the publisher's clock is wrong",
-                catalog.generated.format(fmt).unwrap_or_default(),
-                now.format(fmt).unwrap_or_default()
+                rfc3339(catalog.generated),
+                rfc3339(now)
             ),
         ));
     }

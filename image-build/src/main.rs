@@ -23,6 +23,15 @@ use image_build::error::{BuildError, Result};
 /// How long a freshly signed catalog stays valid, unless told otherwise.
 const DEFAULT_VALID_DAYS: u32 = 30;
 
+/// `--valid-days`: a catalog must outlive its signing, or clients refuse it at once.
+fn valid_days(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Err("0 days would make a catalog that has already expired; give 1 or more (the default is 30)".into()),
+        Ok(days) => Ok(days),
+        Err(e) => Err(format!("{e}: give a whole number of days, such as 30")),
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "image-build", version, about = "Publish disk images as a Circular store")]
 struct Cli {
@@ -59,7 +68,7 @@ enum Command {
         keep: usize,
         #[arg(long, value_name = "SECRETFILE")]
         key: PathBuf,
-        #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
+        #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS, value_parser = valid_days)]
         valid_days: u32,
     },
     /// Build the appliance kernel + initramfs from Debian's packages.
@@ -81,7 +90,7 @@ enum Command {
         store: PathBuf,
         #[arg(long, value_name = "SECRETFILE")]
         key: PathBuf,
-        #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
+        #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS, value_parser = valid_days)]
         valid_days: u32,
     },
     /// Print the catalog as a table, newest snapshot first.
@@ -138,7 +147,7 @@ struct AddArgs {
     /// The store's secret key (from `image-build keygen`).
     #[arg(long, value_name = "SECRETFILE")]
     key: PathBuf,
-    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS, value_parser = valid_days)]
     valid_days: u32,
     /// The disk image to publish.
     image: PathBuf,
@@ -170,7 +179,7 @@ struct ProfileArgs {
     /// The serial console text that means the boot is done.
     #[arg(long, value_name = "TEXT", default_value = profile::LOGIN_PROMPT)]
     prompt: String,
-    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS)]
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS, value_parser = valid_days)]
     valid_days: u32,
 }
 
@@ -275,7 +284,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 return Err(BuildError::Usage(format!("{} has no snapshots to sign", store.display())));
             }
             dir.write_catalog(&mut catalog, &key, valid_days)?;
-            println!("signed {}; expires {}", store.display(), catalog.expires);
+            println!("signed {}; expires {}", store.display(), circular_format::catalog::rfc3339(catalog.expires));
         }
         Command::List { store, json } => list::run(&store, json, &mut std::io::stdout().lock())?,
         Command::Feed { store, base_url, out } => feed::run(&feed::FeedOptions { store, base_url, out })?,

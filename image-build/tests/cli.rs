@@ -204,6 +204,16 @@ fn publish_verify_mount_gc_as_a_person_would() {
     let before = fs::read_to_string(w.join("store/catalog.json")).unwrap();
     let signed = image_build(w).args(["sign", "--store", "store", "--key", "key", "--valid-days", "3"]).stdout();
     expect(&signed, "signed store; expires ");
+    // The expiry is printed as the catalog stores it (RFC 3339), 3 days from now.
+    let expires = signed.trim().rsplit(' ').next().unwrap();
+    let expires = time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{expires:?} is not RFC 3339: {e}"));
+    let hours = (expires - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!((71..=72).contains(&hours), "expires in {hours} h, not 3 days");
+    image_build(w)
+        .args(["sign", "--store", "store", "--key", "key", "--valid-days", "0"])
+        .fails_with("already expired");
+    image_build(w).args(["sign", "--store", "store", "--key", "gone.pem"]).fails_with("make a key pair");
     let after = fs::read_to_string(w.join("store/catalog.json")).unwrap();
     let without_times = |s: &str| {
         s.lines().filter(|l| !l.contains("\"generated\"") && !l.contains("\"expires\"")).collect::<Vec<_>>().join("\n")
@@ -214,7 +224,8 @@ fn publish_verify_mount_gc_as_a_person_would() {
 
     // -- bad flags and URLs
     blockfs(w).args(["mount", "--public", "key.pub", "ftp://x/", "mnt"]).fails_with("not supported");
-    blockfs(w).args(["mount", "--public", "nokey", &nginx.url(), "mnt"]).fails_with("nokey");
+    let missing = blockfs(w).args(["mount", "--public", "nokey", &nginx.url(), "mnt"]).fails_with("nokey");
+    expect(&missing, "public key");
 }
 
 /// A qcow2 whose backing file is gone (field case 17): `add` refuses it with qemu-img's
