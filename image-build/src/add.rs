@@ -248,15 +248,15 @@ impl RawImage {
         };
         let path = tmp_dir.join(format!("convert-{}.raw", std::process::id()));
         eprintln!("converting {} from {format} to raw with qemu-img", image.display());
-        let log = tmp_dir.join(format!("convert-{}.log", std::process::id()));
+        // The log is the system's temporary file, not the store's tmp/ (which keeps nothing
+        // of a run), so that the error's "see LOG" still points at a file.
+        let log = std::env::temp_dir().join(format!("image-build-convert-{}.log", std::process::id()));
         let mut runner = crate::tool::Runner::new(&log, convert_hint)?;
         let raw = RawImage { path, temporary: true };
         let mut convert = std::process::Command::new("qemu-img");
         convert.args(["convert", "-f", format, "-O", "raw"]).arg(image).arg(&raw.path);
-        let ran = runner.run(&format!("qemu-img convert {}", image.display()), &mut convert);
-        // The error carries the log's last lines; the store's tmp/ keeps nothing of a run.
+        runner.run(&format!("qemu-img convert {}", image.display()), &mut convert)?;
         let _ = std::fs::remove_file(&log);
-        ran?;
         Ok(raw)
     }
 }

@@ -248,10 +248,14 @@ fn a_qcow2_with_its_backing_file_gone_leaves_the_store_untouched() {
         .run();
     let before = fs::read(dir.join("store/catalog.json")).unwrap();
     fs::rename(dir.join("base.raw"), dir.join("base.moved")).unwrap();
-    image_build(dir)
+    let refused = image_build(dir)
         .args(["add", "--store", "store", "--distro", "t", "--date", "2026-11-22", "--key", "key", "overlay.qcow2"])
         .fails_with("base.raw");
     assert_eq!(fs::read(dir.join("store/catalog.json")).unwrap(), before, "the catalog changed");
+    // A log the error points at exists and holds qemu-img's own words.
+    let log = refused.split_whitespace().find(|w| w.ends_with(".log")).expect("the error names its log");
+    let text = fs::read_to_string(log).unwrap_or_else(|e| panic!("the error points at {log}: {e}"));
+    expect(&text, "base.raw");
     // The publisher's lock file stays (docs/FORMAT.md); nothing of the refused run may.
     let left: Vec<_> = fs::read_dir(dir.join("store/tmp"))
         .map(|d| d.flatten().map(|e| e.file_name()).filter(|n| n != ".lock").collect())
