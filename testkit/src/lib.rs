@@ -91,7 +91,9 @@ pub fn need(programs: &[&str]) -> bool {
         // Straight to the process's stderr: cargo's test harness swallows `eprintln!` of a
         // passing test, and a skip must be seen.
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "skipped under make check: needs {}", programs.join(", "));
+        // One line per skipped test, in a shape the suite's summary counts (e2e/suite.sh).
+        let test = std::thread::current().name().unwrap_or("a test").to_string();
+        let _ = writeln!(std::io::stderr(), "SKIP {test}: needs {} (skipped under make check)", programs.join(", "));
         return false;
     }
     if let Some(missing) = programs.iter().find(|p| find_program(p).is_none()) {
