@@ -34,4 +34,5 @@ pub use circular_format as format;
 pub use circular_format::{catalog, signing};
 pub use error::{Error, ErrorKind, ErrorReport, Result};
 pub use mount::{MountConfig, Mounted};
+pub use source::Network;
 pub use store::StoreConfig;

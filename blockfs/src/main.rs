@@ -62,6 +62,11 @@ struct MountArgs {
     /// private campus or company CA ($SSL_CERT_FILE and $SSL_CERT_DIR are read too).
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
+    /// Reach http:// and https:// sources through this HTTP proxy (http://host:port, with
+    /// user:password@ if it asks for a login). Default: $https_proxy/$http_proxy, and
+    /// $no_proxy for hosts reached directly.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
     /// Fetches in flight at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     fetchers: usize,
@@ -134,7 +139,7 @@ fn mount(args: MountArgs, error_file: Option<&Path>) -> Result<(), ErrorReport> 
     config.store.cache_max = args.cache_max;
     config.store.offline = args.offline;
     config.store.deadline = Duration::from_secs(args.deadline);
-    config.store.ca_file = args.ca;
+    config.store.network = blockfs::Network { ca_file: args.ca, proxy: args.proxy };
     config.fetchers = args.fetchers.max(1);
     config.readahead_blocks = args.readahead;
     config.prefetch = !args.no_prefetch;

@@ -46,6 +46,8 @@ pub struct Sources {
     /// once (the kernel retries a failed read, a read spans two halves of a
     /// block), they fail at once instead of waiting a whole deadline again.
     recent_timeouts: Mutex<std::collections::HashMap<String, (Instant, String)>>,
+    /// The proxy `http(s)://` requests go through, named in their errors.
+    proxy: Option<String>,
 }
 
 /// Longest a single HTTP attempt may take; the caller's deadline cuts it shorter.
@@ -68,16 +70,65 @@ const TIMEOUT_MEMORY: Duration = Duration::from_secs(3);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// How the sources are reached, beyond their URLs.
+///
+/// Without `proxy`, the usual variables are read, as curl and apt read them:
+/// `https_proxy`/`HTTPS_PROXY` for `https://` sources, `http_proxy`/`HTTP_PROXY`
+/// for `http://` ones, `all_proxy`, and `no_proxy` (hosts to reach directly).
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    /// Extra CA certificates (PEM bundle) for `https://` sources with a
+    /// certificate from a private CA (`--ca`, `circular.ca=`); `$SSL_CERT_FILE`
+    /// and `$SSL_CERT_DIR` are read too.
+    pub ca_file: Option<PathBuf>,
+    /// An HTTP proxy for every `http://` and `https://` source
+    /// (`--proxy http://host:port`, `circular.proxy=`), instead of the
+    /// variables; `no_proxy` still applies.
+    pub proxy: Option<String>,
+}
+
+/// The proxy the environment names (as reqwest reads it), for messages.
+fn proxy_from_env() -> Option<String> {
+    ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+/// A proxy URL fit for a message or a log: its password, if any, is not shown.
+fn without_password(proxy: &str) -> String {
+    match url::Url::parse(proxy) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => proxy.to_string(),
+    }
+}
+
+/// `http://[user:password@]host:port`: a proxy that `CONNECT`s to `https://`
+/// sources and forwards `http://` requests (squid, a school's filter).
+fn parse_proxy(text: &str) -> Result<reqwest::Proxy> {
+    let bad = |reason: String| Error::BadUrl { url: text.to_string(), reason };
+    let url = url::Url::parse(text).map_err(|e| bad(format!("{e}; give the proxy as http://host:port")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("a proxy is given as http://host:port (or https://host:port)".into()));
+    }
+    let proxy = reqwest::Proxy::all(url.as_str()).map_err(|e| bad(format!("not a usable proxy: {e}")))?;
+    Ok(proxy.no_proxy(reqwest::NoProxy::from_env()))
+}
+
 impl Sources {
     /// Parses base URLs. An empty list is allowed: it means offline.
     pub fn new(urls: &[String], deadline: Duration) -> Result<Sources> {
-        Sources::with_ca(urls, deadline, None)
+        Sources::with_network(urls, deadline, &Network::default())
     }
 
-    /// As [`Sources::new`], trusting also the CA certificates (PEM bundle) in
-    /// `ca` and in `$SSL_CERT_FILE` / `$SSL_CERT_DIR`, for stores served over
-    /// `https://` with a certificate from a private CA.
-    pub fn with_ca(urls: &[String], deadline: Duration, ca: Option<&Path>) -> Result<Sources> {
+    /// As [`Sources::new`], reaching the sources as `network` says: extra CA
+    /// certificates, and a proxy.
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] for a source URL, a CA file or a proxy URL that cannot be used.
+    pub fn with_network(urls: &[String], deadline: Duration, network: &Network) -> Result<Sources> {
         let bases = urls.iter().map(|u| parse_base(u)).collect::<Result<Vec<_>>>()?;
         let bad_client = |reason: String| Error::BadUrl { url: urls.join(","), reason };
         let mut builder = reqwest::blocking::Client::builder()
@@ -86,8 +137,11 @@ impl Sources {
             .pool_max_idle_per_host(64)
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .user_agent(concat!("circular-blockfs/", env!("CARGO_PKG_VERSION")));
-        for cert in extra_roots(ca).map_err(bad_client)? {
+        for cert in extra_roots(network.ca_file.as_deref()).map_err(bad_client)? {
             builder = builder.add_root_certificate(cert);
+        }
+        if let Some(proxy) = &network.proxy {
+            builder = builder.proxy(parse_proxy(proxy)?);
         }
         let client = builder.build().map_err(|e| bad_client(format!("cannot start the HTTP client: {e}")))?;
         let status = urls.iter().map(|u| SourceStatus { url: u.clone(), ..SourceStatus::default() }).collect();
@@ -100,6 +154,7 @@ impl Sources {
             status: Mutex::new(status),
             bad_copies: AtomicU64::new(0),
             recent_timeouts: Mutex::new(std::collections::HashMap::new()),
+            proxy: network.proxy.clone().or_else(proxy_from_env).map(|p| without_password(&p)),
         })
     }
 
@@ -302,8 +357,14 @@ impl Sources {
         let base = self.bases[i].clone();
         let client = self.client.clone();
         let path = path.to_string();
+        let proxy = self.proxy.clone().filter(|_| matches!(base, Base::Http(_)));
         let spawned = std::thread::Builder::new().name("blockfs-get".into()).spawn(move || {
-            let got = get(&client, &base, &path, max_bytes, end);
+            let got = match (get(&client, &base, &path, max_bytes, end), proxy) {
+                (Err(Miss::Transient(why)), Some(proxy)) => {
+                    Err(Miss::Transient(format!("{why} (through the proxy {proxy})")))
+                }
+                (got, _) => got,
+            };
             let _ = tx.send((i, got));
         });
         if let Err(e) = spawned {
@@ -374,6 +435,12 @@ fn get(
             let status = response.status();
             if status.is_success() {
                 read_progressing(response, max_bytes, end)
+            } else if status.as_u16() == 407 {
+                Err(Miss::Transient(
+                    "the proxy asks for a login (407 Proxy Authentication Required): give it in the proxy URL, \
+                     http://user:password@host:port"
+                        .into(),
+                ))
             } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
                 Err(Miss::Transient(format!("server answered {status}")))
             } else {

@@ -20,7 +20,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::cache::{Cache, Stored};
 use crate::error::{Error, Result};
 use crate::freshness::Clock;
-use crate::source::Sources;
+use crate::source::{Network, Sources};
 use crate::status::{SnapshotStatus, Status};
 
 /// Upper bounds on what is read from a source, so a broken or hostile server
@@ -49,9 +49,8 @@ pub struct StoreConfig {
     pub offline: bool,
     /// How long a read waits for an unreachable network before it fails (EIO).
     pub deadline: Duration,
-    /// Extra CA certificates (PEM bundle) for `https://` sources with a
-    /// certificate from a private CA (`--ca`, `circular.ca=`).
-    pub ca_file: Option<PathBuf>,
+    /// How the sources are reached: extra CA certificates, a proxy.
+    pub network: Network,
 }
 
 impl StoreConfig {
@@ -64,7 +63,7 @@ impl StoreConfig {
             cache_max: None,
             offline: false,
             deadline: Duration::from_secs(60),
-            ca_file: None,
+            network: Network::default(),
         }
     }
 }
@@ -111,7 +110,7 @@ impl VerifiedStore {
     /// catalog is used while it has not expired; a bad answer never beats it.
     pub fn open(config: StoreConfig) -> Result<VerifiedStore> {
         let urls = if config.offline { Vec::new() } else { config.sources.clone() };
-        let sources = Sources::with_ca(&urls, config.deadline, config.ca_file.as_deref())?;
+        let sources = Sources::with_network(&urls, config.deadline, &config.network)?;
         let cache = Cache::open(&config.cache_dir, config.cache_max)?;
         let keys = &config.public_keys;
 

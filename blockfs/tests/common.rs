@@ -1,6 +1,6 @@
 //! Fixtures for the integration tests: real FUSE mounts of stores. The stores (written
 //! with the publisher's own code), nginx on loopback and the rest come from testkit.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::time::Duration;

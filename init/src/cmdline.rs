@@ -34,6 +34,8 @@ pub struct Config {
     /// `circular.ca=FILE`: extra CA certificate(s) (PEM) for `https://` stores
     /// with a private CA; a relative path is on the stick's cache partition.
     pub ca: Option<String>,
+    /// `circular.proxy=http://host:port`: reach the stores through this HTTP proxy.
+    pub proxy: Option<String>,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             grow: true,
             menu: None,
             ca: None,
+            proxy: None,
         }
     }
 }
@@ -85,6 +88,12 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             },
             ("circular.menu", Some(v)) => c.menu = Some(v.to_string()),
             ("circular.ca", Some(v)) if !v.is_empty() => c.ca = Some(v.to_string()),
+            ("circular.proxy", Some(v)) if v.starts_with("http://") || v.starts_with("https://") => {
+                c.proxy = Some(v.to_string())
+            }
+            ("circular.proxy", _) => {
+                warnings.push(format!("{word}: give the proxy as circular.proxy=http://host:port"))
+            }
             (k, _) if k.starts_with("circular.") => warnings.push(format!("{word}: unknown or malformed option")),
             _ => {}
         }
@@ -143,5 +152,15 @@ mod tests {
         let (c, w) = parse("circular.server=https://lab.example/store circular.ca=certs/lab-ca.pem");
         assert_eq!(c.ca.as_deref(), Some("certs/lab-ca.pem"));
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_proxy_is_taken_and_a_malformed_one_is_reported() {
+        let (c, w) = parse("circular.proxy=http://squid.school.example:3128 quiet");
+        assert_eq!(c.proxy.as_deref(), Some("http://squid.school.example:3128"));
+        assert!(w.is_empty());
+        let (c, w) = parse("circular.proxy=squid:3128");
+        assert_eq!(c.proxy, None);
+        assert!(w[0].contains("http://host:port"), "{w:?}");
     }
 }

@@ -207,6 +207,7 @@ impl Supervisor {
             &self.cache.dir,
             cache_max,
             self.cfg.ca.as_deref().map(|f| self.cache.dir.join(f)).as_deref(),
+            self.cfg.proxy.as_deref(),
             &self.logdir(),
         ) {
             Ok(pid) => {

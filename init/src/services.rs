@@ -100,6 +100,7 @@ pub fn start_blockfs(
     cache_dir: &Path,
     cache_max: Option<u64>,
     ca: Option<&Path>,
+    proxy: Option<&str>,
     logdir: &Path,
 ) -> Result<Pid, ServiceError> {
     if !Path::new(BLOCKFS).exists() {
@@ -118,6 +119,9 @@ pub fn start_blockfs(
     c.arg("--error-file").arg(BLOCKFS_ERROR);
     if let Some(ca) = ca {
         c.arg("--ca").arg(ca);
+    }
+    if let Some(proxy) = proxy {
+        c.arg("--proxy").arg(proxy);
     }
     if offline {
         c.arg("--offline");

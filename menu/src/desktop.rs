@@ -33,6 +33,10 @@ pub struct Args {
     /// Also trust the CA certificate(s) in FILE (PEM) for https:// servers with a private CA.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// Reach the servers through this HTTP proxy (http://host:port). Default:
+    /// $https_proxy/$http_proxy, and $no_proxy for hosts reached directly.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     /// kvm or tcg (default: KVM when it works, else TCG after asking).
     #[arg(long, value_parser = |s: &str| s.parse::<Accel>())]
     pub accel: Option<Accel>,
@@ -111,7 +115,7 @@ pub fn run(args: Args) -> Result<(), DesktopError> {
     let mut config = MountConfig::new(args.server.clone(), keys, args.cache.clone());
     config.store.cache_max = args.cache_max;
     config.store.offline = args.offline;
-    config.store.ca_file = args.ca.clone();
+    config.store.network = blockfs::Network { ca_file: args.ca.clone(), proxy: args.proxy.clone() };
     let Some(mounted) = mount(config, &dir.0, &stop)? else {
         return Ok(());
     };

@@ -12,6 +12,7 @@
 //!
 //! # Fixtures
 //! - [`Nginx`]: nginx serving a directory on a free loopback port, stopped on drop.
+//! - [`Squid`]: a caching HTTP proxy on loopback whose requests come from [`SQUID_OUTGOING`].
 //! - [`TestStore`]: a store written with the publisher's own code (`image_build::add`,
 //!   `image_build::profile::publish`), never a second publisher.
 //! - [`TestCommand`]: runs one of the workspace's binaries (or any program) and, when it
@@ -22,10 +23,12 @@
 
 mod command;
 mod nginx;
+mod squid;
 mod store;
 
 pub use command::{cargo_bin, TestCommand};
 pub use nginx::Nginx;
+pub use squid::{Squid, SQUID_OUTGOING};
 pub use store::TestStore;
 
 use std::path::{Path, PathBuf};
