@@ -246,7 +246,7 @@ impl Runner<'_> {
             return Ok(());
         };
         let settings = app.settings_for(&target.distribution, &target.date);
-        let spec = VmSpec::new(
+        let mut spec = VmSpec::new(
             &target.distribution,
             &job.image.date,
             job.image.path.clone(),
@@ -257,6 +257,7 @@ impl Runner<'_> {
             self.config.display,
             self.config.cache_dir.clone(),
         );
+        spec.media = snapshot.media;
         if self.config.display.is_windowed() {
             match Vm::start(&spec, Stdio::Detached) {
                 Ok(vm) => {

@@ -539,6 +539,9 @@ pub(crate) mod tests {
             profile: None,
             boot: BootSettings { memory_mib: 1024, cpus: 2, firmware: blockfs::catalog::Firmware::Bios },
             notes: notes.to_string(),
+            media: Default::default(),
+            login: None,
+            source: None,
         }
     }
 
