@@ -9,8 +9,10 @@
 #      its own menu title "GNU GRUB  version" is in the VGA text buffer (read with QMP
 #      pmemsave at 0xb8000, the char/attribute pairs decoded);
 #   4. memtest86+ (BIOS and UEFI) boots under SeaBIOS to its banner "Memtest86+ v" in
-#      the same buffer, and under OVMF: the firmware loads and starts the CD's EFI boot
-#      image (its boot manager names the DVD-ROM on the serial console);
+#      the same buffer, and under OVMF: the firmware's boot manager starts the DVD-ROM
+#      (serial console), then memtest86+ draws its screen in the UEFI framebuffer, which
+#      has no text buffer: the screendump must show its layout (the light grey title bar
+#      at the top left, the blue test screen, the grey key bar at the bottom);
 #   5. nginx's access log shows that each boot fetched less than the ISO's size.
 # Images are Debian's files, untouched. Stops only what it started, by PID.
 # shellcheck source=lib/common.sh
@@ -123,46 +125,94 @@ PY
 }
 
 declare -A first_line=()
-# boot LABEL DISTRO bios|uefi WHAT PATTERN: boots the snapshot with the launcher's command
-# until PATTERN (extended regex) is in WHAT (vga: the text screen; serial: the console).
+label= distro= t0=0
+# The UEFI framebuffer, as a screendump (PPM), has memtest86+'s layout: its title bar
+# (light grey, 0xaaaaaa, top left), the blue test screen (0x0000aa) and its key bar
+# (light grey, bottom). Prints "memtest86+ screen" when it has, else what it saw.
+memtest_screen() {
+	python3 - "$1" "$2" <<'PY'
+import json, socket, sys
+sock, out = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX); s.connect(sock); f = s.makefile("rw")
+json.loads(f.readline())
+def call(cmd, **args):
+    f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n"); f.flush()
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r: return r["return"]
+        if "error" in r: raise SystemExit(f"qmp {cmd}: {r['error']}")
+call("qmp_capabilities")
+call("screendump", filename=out)
+data = open(out, "rb").read()
+magic, w, h, _max, pixels = data.split(maxsplit=4)
+w, h = int(w), int(h)
+px = lambda x, y: tuple(pixels[(y * w + x) * 3:(y * w + x) * 3 + 3])
+def share(x0, y0, x1, y1, want):
+    cells = [(x, y) for y in range(y0, y1, 2) for x in range(x0, x1, 2)]
+    return sum(1 for x, y in cells if all(abs(a - b) < 0x20 for a, b in zip(px(x, y), want))) / len(cells)
+grey, blue = (0xAA, 0xAA, 0xAA), (0x00, 0x00, 0xAA)
+title, screen, keys = share(0, 0, w // 4, 16, grey), share(0, h // 2, w, h * 3 // 4, blue), share(0, h - 64, w, h, grey)
+seen = f"title bar {title:.0%} grey, test screen {screen:.0%} blue, key bar {keys:.0%} grey"
+print("memtest86+ screen: " + seen if title > 0.5 and screen > 0.9 and keys > 0.2 else "not yet: " + seen)
+PY
+}
+
+# boot LABEL DISTRO bios|uefi: starts the snapshot with the launcher's command (QEMU_PID).
 boot() {
-	local label=$1 distro=$2 firmware=$3 what=$4 pattern=$5
-	local image=$work/mnt/$distro/$DATE.img qmp=$work/$label.qmp screen=$work/$label.screen
+	label=$1 distro=$2
+	local firmware=$3 image=$work/mnt/$2/$DATE.img
 	local -a flags=() qemu
-	[ "$firmware" = uefi ] && { cp /usr/share/OVMF/OVMF_VARS_4M.fd "$work/$label.vars.fd"; flags=(--uefi-vars "$work/$label.vars.fd"); }
+	if [ "$firmware" = uefi ]; then
+		cp /usr/share/OVMF/OVMF_VARS_4M.fd "$work/$label.vars.fd"
+		flags=(--uefi-vars "$work/$label.vars.fd")
+	fi
 	"$bin/circular" qemu-command --distribution "$distro" --date "$DATE" --accel tcg --display none \
 		--memory-mib 256 --cpus 1 --media cdrom --image "$image" "${flags[@]}" >"$work/$label.cmd"
 	grep -qx 'ide-cd,drive=base,bootindex=0' "$work/$label.cmd" || fail "$label: no CD drive in $(cat "$work/$label.cmd")"
 	mapfile -t qemu <"$work/$label.cmd"
 	# Counted from the distribution's first boot: a second boot reads from the cache.
 	[ -n "${first_line[$distro]:-}" ] || first_line[$distro]=$(log_lines)
-	local seen=${first_line[$distro]} t0=$SECONDS
-	"${qemu[@]}" -qmp "unix:$qmp,server=on,wait=off" </dev/null >"$work/$label.serial" 2>"$work/$label.qemu.log" &
+	t0=$SECONDS
+	"${qemu[@]}" -qmp "unix:$work/$label.qmp,server=on,wait=off" </dev/null >"$work/$label.serial" 2>"$work/$label.qemu.log" &
 	QEMU_PID=$!
+}
+
+# see WHAT PATTERN: waits until PATTERN (extended regex) is in WHAT (vga: the text screen;
+# serial: the console; memtest-fb: the UEFI framebuffer, see memtest_screen), then checks
+# what nginx served for the distribution so far.
+see() {
+	local what=$1 pattern=$2 qmp=$work/$label.qmp screen=$work/$label.$1.txt
 	while :; do
 		kill -0 "$QEMU_PID" 2>/dev/null || fail "$label: QEMU ended: $(cat "$work/$label.qemu.log")"
-		if [ "$what" = vga ]; then
-			[ -S "$qmp" ] && vga_text "$qmp" "$work/$label.vga" >"$screen" 2>/dev/null && grep -qE -- "$pattern" "$screen" && break
-		else
-			tr -d '\033' <"$work/$label.serial" >"$screen" && grep -qaE -- "$pattern" "$screen" && break
-		fi
+		case $what in
+		vga) [ -S "$qmp" ] && vga_text "$qmp" "$work/$label.vga" >"$screen" 2>/dev/null && grep -qE -- "$pattern" "$screen" && break ;;
+		memtest-fb) [ -S "$qmp" ] && memtest_screen "$qmp" "$work/$label.ppm" >"$screen" 2>/dev/null && grep -qE -- "$pattern" "$screen" && break ;;
+		serial) tr -d '\033' <"$work/$label.serial" >"$screen" && grep -qaE -- "$pattern" "$screen" && break ;;
+		esac
 		((SECONDS - t0 < BOOT_TIMEOUT)) || { cat "$screen" >&2; fail "$label: /$pattern/ not on the $what screen after ${BOOT_TIMEOUT}s"; }
 		sleep 1
 	done
-	kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
 	local size fetched
-	size=$(stat -c %s "$image")
-	fetched=$(block_bytes_since "$seen")
-	echo "$label: $(grep -aE -m1 -o -- "$pattern.{0,20}" "$screen") after $((SECONDS - t0)) s; $distro fetched so far: $fetched of $size bytes"
+	size=$(stat -c %s "$work/mnt/$distro/$DATE.img")
+	fetched=$(block_bytes_since "${first_line[$distro]}")
+	echo "$label: $(grep -aE -m1 -o -- "$pattern.{0,40}" "$screen") after $((SECONDS - t0)) s; $distro fetched so far: $fetched of $size bytes"
 	((fetched > 0)) || fail "$label: nginx served no block, so the boot did not read through the mount"
 	((fetched < size)) || fail "$label: fetched $fetched bytes, not less than the ISO's $size"
 }
+stop() { kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=; }
 
 step "GRUB rescue under SeaBIOS"
-boot grub-bios grub-rescue bios vga 'GNU GRUB +version'
+boot grub-bios grub-rescue bios
+see vga 'GNU GRUB +version'
+stop
 step "memtest86+ under SeaBIOS"
-boot memtest-bios memtest bios vga 'Memtest86\+ v[0-9]'
+boot memtest-bios memtest bios
+see vga 'Memtest86\+ v[0-9]'
+stop
 step "memtest86+ under OVMF"
-boot memtest-uefi memtest uefi serial 'BdsDxe: starting Boot[0-9A-F]+ "UEFI QEMU DVD-ROM'
+boot memtest-uefi memtest uefi
+see serial 'BdsDxe: starting Boot[0-9A-F]+ "UEFI QEMU DVD-ROM'
+see memtest-fb '^memtest86\+ screen'
+stop
 
 echo "PASS: ISOs published with their SHA-256, mounted lazily and booted as CD-ROMs under SeaBIOS and OVMF"
