@@ -128,7 +128,7 @@ declare -A first_line=()
 label= distro= t0=0
 # The UEFI framebuffer, as a screendump (PPM), has memtest86+'s layout: its title bar
 # (light grey, 0xaaaaaa, top left), the blue test screen (0x0000aa) and its key bar
-# (light grey, bottom). Prints "memtest86+ screen" when it has, else what it saw.
+# (light grey, the bottom row). Prints "memtest86+ screen" when it has, else what it saw.
 memtest_screen() {
 	python3 - "$1" "$2" <<'PY'
 import json, socket, sys
@@ -151,9 +151,14 @@ def share(x0, y0, x1, y1, want):
     cells = [(x, y) for y in range(y0, y1, 2) for x in range(x0, x1, 2)]
     return sum(1 for x, y in cells if all(abs(a - b) < 0x20 for a, b in zip(px(x, y), want))) / len(cells)
 grey, blue = (0xAA, 0xAA, 0xAA), (0x00, 0x00, 0xAA)
-title, screen, keys = share(0, 0, w // 4, 16, grey), share(0, h // 2, w, h * 3 // 4, blue), share(0, h - 64, w, h, grey)
+# Its 80x25 cells of 8x16 pixels are centred in the framebuffer: find the drawn rows.
+drawn = [y for y in range(h) if any(px(x, y) != (0, 0, 0) for x in range(0, w, 4))] or [0, h - 1]
+top, bottom = drawn[0], drawn[-1] + 1
+title = share(0, top, w // 4, top + 16, grey)
+screen = share(0, (top + bottom) // 2, w, (top + bottom) // 2 + 64, blue)
+keys = share(0, bottom - 16, w, bottom, grey)
 seen = f"title bar {title:.0%} grey, test screen {screen:.0%} blue, key bar {keys:.0%} grey"
-print("memtest86+ screen: " + seen if title > 0.5 and screen > 0.9 and keys > 0.2 else "not yet: " + seen)
+print("memtest86+ screen: " + seen if title > 0.5 and screen > 0.9 and keys > 0.5 else "not yet: " + seen)
 PY
 }
 
