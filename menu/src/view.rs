@@ -263,7 +263,8 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
             None => "bit-identical to the distribution's file".to_string(),
         };
         lines.push(Line::raw(format!(" Source       {}", format::truncate(&what, 62))));
-        lines.push(Line::raw(format!("              SHA-256 {}", source.sha256)));
+        // The whole hash, to compare with the distribution's SHA256SUMS: it fits 80 columns from here.
+        lines.push(Line::raw(format!("  SHA-256 {}", source.sha256)));
     }
     if !s.notes.is_empty() {
         lines.push(Line::raw(format!(" Notes        {}", format::truncate(&s.notes, 62))));
