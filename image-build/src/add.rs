@@ -459,6 +459,36 @@ mod tests {
     }
 
     #[test]
+    fn the_login_hint_is_the_flag_else_the_file_os_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("week1.img");
+        let opts = |login: Option<&str>| AddOptions {
+            store: dir.path().join("store"),
+            distro: "bookworm".into(),
+            date: "2026-11-22".into(),
+            title: None,
+            block_size: 4096,
+            level: 3,
+            memory_mib: None,
+            cpus: 1,
+            firmware: Firmware::Bios,
+            notes: String::new(),
+            media: None,
+            login: login.map(str::to_string),
+            source_url: None,
+            source_sha256: None,
+            key: dir.path().join("key"),
+            valid_days: 1,
+            image: image.clone(),
+        };
+        assert_eq!(login_hint(&opts(None)).unwrap(), None);
+        std::fs::write(dir.path().join("week1.img.login"), "root, no password\n").unwrap();
+        assert_eq!(login_hint(&opts(None)).unwrap().as_deref(), Some("root, no password"));
+        assert_eq!(login_hint(&opts(Some("user live"))).unwrap().as_deref(), Some("user live"));
+        assert_eq!(login_hint(&opts(Some("  "))).unwrap(), None, "an empty --login means no hint");
+    }
+
+    #[test]
     fn memory_by_medium_and_size() {
         assert_eq!(propose_memory_mib(Media::Disk, 4 << 30), 1024);
         assert_eq!(propose_memory_mib(Media::Cdrom, 6 << 20), 1280);
