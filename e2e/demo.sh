@@ -4,11 +4,13 @@
 # a terminal (or with DEMO_MOUNT_ONLY=1) it mounts the store, shows what is
 # there, and says what to do next.
 #
-# The store holds two distributions:
+# The store holds three distributions:
 #   tiny      a tiny bootable guest (Debian's kernel + busybox) that boots in
 #             seconds even without KVM, as two weekly snapshots;
 #   bookworm  a real Debian 12 image built with `image-build os`: week 1 from
-#             scratch, week 2 upgraded in place from it (e2e/lib/weekly-images.sh).
+#             scratch, week 2 upgraded in place from it (e2e/lib/weekly-images.sh);
+#   memtest   Debian's memtest86+ ISO, untouched, as a CD-ROM (BIOS and UEFI),
+#             with its SHA-256 recorded as its source.
 # Building the Debian weeks takes a few minutes once (needs root and Debian's
 # mirror); later runs reuse build/demo/os and the store when it verifies.
 # shellcheck source=lib/common.sh
@@ -47,7 +49,8 @@ store_complete() {
 	[ -n "$with_debian" ] && want_bookworm=2
 	[ "$(grep -c '"distribution": "tiny"' <<<"$json")" = 2 ] &&
 		[ "$(grep -c '"distribution": "bookworm"' <<<"$json")" = "$want_bookworm" ] &&
-		[ "$(grep -c '"distribution": ' <<<"$json")" = $((2 + want_bookworm)) ]
+		[ "$(grep -c '"distribution": "memtest"' <<<"$json")" = 1 ] &&
+		[ "$(grep -c '"distribution": ' <<<"$json")" = $((3 + want_bookworm)) ]
 }
 
 add() { # add LOG ARGS...: image-build add, its report shown and kept in LOG
@@ -67,11 +70,21 @@ if ! store_complete; then
 	add "$demo/add-tiny-2.log" --distro tiny \
 		--date "$week2" --memory-mib 256 --cpus 1 --notes "busybox guest that prints a marker" "$TINY_GUEST_IMG"
 	if [ -n "$with_debian" ]; then
+		# Images built before `image-build os` wrote its login hint beside them.
+		for img in "$WEEK1_IMG" "$WEEK2_IMG"; do
+			[ -e "$img.login" ] || echo "root, no password" >"$img.login"
+		done
 		add "$demo/add-bookworm-1.log" --distro bookworm --title "Debian 12 (bookworm)" --date "$week1" \
 			--notes "point release, built from scratch by image-build os" "$WEEK1_IMG"
 		add "$demo/add-bookworm-2.log" --distro bookworm --date "$week2" \
 			--notes "security and stable updates (kernel held), upgraded in place from $week1" "$WEEK2_IMG"
 	fi
+	# Debian's own bootable ISO, as a CD: add sees ISO 9660 and sets media cdrom.
+	memtest_iso=/usr/lib/memtest86+/memtest86+x64.iso
+	add "$demo/add-memtest.log" --distro memtest --title "Memtest86+ (Debian's CD image)" --date "$week2" \
+		--firmware uefi --source-url "https://packages.debian.org/bookworm/memtest86+" \
+		--source-sha256 "$(sha256sum "$memtest_iso" | cut -d' ' -f1)" \
+		--notes "memory tester; boots from a CD drive, BIOS or UEFI" "$memtest_iso"
 fi
 # A catalog expires; the demo keeps its own fresh.
 "$bin/image-build" sign --store "$demo/store" --key "$demo/demo.key" >/dev/null

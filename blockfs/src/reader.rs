@@ -172,6 +172,9 @@ pub(crate) mod tests {
                 profile: None,
                 boot: BootSettings::default(),
                 notes: String::new(),
+                media: Default::default(),
+                login: None,
+                source: None,
             };
             catalog.add_snapshot("deb", None, snapshot);
         }

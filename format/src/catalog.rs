@@ -69,6 +69,52 @@ pub struct Snapshot {
     /// Free text for people (what changed this week); may be empty.
     #[serde(default)]
     pub notes: String,
+    /// How the VM attaches the image: a disk (the default, and all a catalog
+    /// written before this field existed can mean) or a CD-ROM.
+    #[serde(default)]
+    pub media: Media,
+    /// How to log in to the booted system, from the publisher, for people
+    /// (e.g. `root, no password`); absent when the publisher gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// Where the image came from, when the publisher recorded it: the file's
+    /// SHA-256 as the distribution publishes it, checked by `image-build add`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+/// The medium a snapshot's image is, `"disk"` or `"cdrom"` in the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Media {
+    /// A hard disk image, attached under a qcow2 overlay that takes the guest's writes.
+    #[default]
+    Disk,
+    /// An ISO 9660 image (a live or installer CD), attached read-only as a CD
+    /// drive that the firmware boots through El Torito.
+    Cdrom,
+}
+
+impl Media {
+    /// `disk` or `cdrom`, as in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Media::Disk => "disk",
+            Media::Cdrom => "cdrom",
+        }
+    }
+}
+
+/// Provenance: the file the publisher cut into blocks, as the distribution
+/// ships it. The image's bytes are that file's (for a raw image or ISO: the
+/// same bytes; a qcow2 or other converted format: the file before conversion).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Where the distribution publishes the file, if the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The file's SHA-256, 64 lowercase hex digits.
+    pub sha256: String,
 }
 
 /// The VM a snapshot is meant to boot in.
@@ -248,6 +294,9 @@ mod tests {
             profile: None,
             boot: BootSettings::default(),
             notes: String::new(),
+            media: Media::Disk,
+            login: None,
+            source: None,
         }
     }
 
@@ -277,5 +326,30 @@ mod tests {
         c.distributions[0].snapshots.push(snapshot("2026-11-29"));
         let err = Catalog::parse(&c.to_bytes()).unwrap_err();
         assert!(err.to_string().contains("newest first"), "{err}");
+    }
+
+    #[test]
+    fn a_catalog_without_media_reads_as_disks_and_cdrom_round_trips() {
+        let mut c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        c.add_snapshot("bookworm", None, snapshot("2026-11-22"));
+        // What a catalog written before `media`, `login` and `source` looks like.
+        let mut old: serde_json::Value = serde_json::from_slice(&c.to_bytes()).unwrap();
+        let snap = old["distributions"][0]["snapshots"][0].as_object_mut().unwrap();
+        snap.remove("media");
+        assert!(!snap.contains_key("login") && !snap.contains_key("source"));
+        let parsed = Catalog::parse(&serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(parsed.distributions[0].snapshots[0].media, Media::Disk);
+
+        let mut s = snapshot("2026-11-29");
+        s.media = Media::Cdrom;
+        s.login = Some("user live, password live".into());
+        s.source = Some(Source { url: Some("https://cdimage.example/x.iso".into()), sha256: "ab".repeat(32) });
+        c.add_snapshot("bookworm", None, s.clone());
+        let text = String::from_utf8(c.to_bytes()).unwrap();
+        assert!(text.contains("\"media\": \"cdrom\""), "{text}");
+        assert_eq!(Catalog::parse(text.as_bytes()).unwrap().distributions[0].snapshots[0], s);
+        // A medium this client does not know is refused, not read as a disk.
+        let bad = text.replace("\"media\": \"cdrom\"", "\"media\": \"floppy\"");
+        assert!(Catalog::parse(bad.as_bytes()).is_err());
     }
 }

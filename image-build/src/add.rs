@@ -13,7 +13,7 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use circular_format::block::{self, check_block_size};
-use circular_format::catalog::{check_date, check_name, BootSettings, Firmware, Snapshot};
+use circular_format::catalog::{check_date, check_name, BootSettings, Firmware, Media, Snapshot, Source};
 use circular_format::index::Index;
 use circular_format::layout::TMP_DIR;
 use circular_format::signing;
@@ -35,13 +35,104 @@ pub struct AddOptions {
     pub block_size: u64,
     /// zstd level: higher stores less and takes longer to publish.
     pub level: i32,
-    pub memory_mib: u32,
+    /// Guest memory the menu proposes; `None`: [`propose_memory_mib`] from the medium and size.
+    pub memory_mib: Option<u32>,
     pub cpus: u32,
     pub firmware: Firmware,
     pub notes: String,
+    /// Disk or CD-ROM; `None`: a CD-ROM when the image is ISO 9660 ([`is_iso9660`]), else a disk.
+    pub media: Option<Media>,
+    /// How to log in, for people; `None`: the text of `<IMAGE>.login` if
+    /// `image-build os` wrote one beside the image, else no hint.
+    pub login: Option<String>,
+    /// Where the distribution publishes the image (recorded only with `source_sha256`).
+    pub source_url: Option<String>,
+    /// The SHA-256 the distribution publishes for the image file (64 hex digits):
+    /// checked before anything is written, then recorded in the catalog.
+    pub source_sha256: Option<String>,
     pub key: PathBuf,
     pub valid_days: u32,
     pub image: PathBuf,
+}
+
+/// The suffix of the login hint file that `image-build os` writes beside its image.
+pub const LOGIN_HINT_SUFFIX: &str = ".login";
+
+/// The memory `add` proposes when the publisher gives no `--memory-mib`, in MiB.
+///
+/// A disk image's system pages from its disk: 1024 MiB. A live CD keeps its
+/// writable layer in RAM and caches the squashfs it runs from, so it gets
+/// 1024 MiB plus half the image's size, rounded up to 256 MiB, at most 8192.
+pub fn propose_memory_mib(media: Media, image_size: u64) -> u32 {
+    match media {
+        Media::Disk => 1024,
+        Media::Cdrom => {
+            let half_mib = image_size.div_ceil(2 << 20);
+            let mib = (1024 + half_mib).div_ceil(256) * 256;
+            u32::try_from(mib.min(8192)).unwrap_or(8192)
+        }
+    }
+}
+
+/// True when `head` (the image's first 32774 bytes or more) holds an ISO 9660
+/// volume descriptor: `CD001` at byte 32769 (sector 16 at 2048 bytes, after
+/// its type byte), as every CD image, hybrid or not, has.
+pub fn is_iso9660(head: &[u8]) -> bool {
+    head.get(ISO9660_MAGIC_AT..ISO9660_MAGIC_AT + 5) == Some(b"CD001")
+}
+
+/// Where [`is_iso9660`] looks.
+const ISO9660_MAGIC_AT: usize = 32769;
+
+fn detect_media(image: &Path) -> Result<Media> {
+    let mut head = Vec::with_capacity(ISO9660_MAGIC_AT + 5);
+    File::open(image)
+        .and_then(|f| f.take((ISO9660_MAGIC_AT + 5) as u64).read_to_end(&mut head))
+        .map_err(|e| BuildError::io(image, e))?;
+    Ok(if is_iso9660(&head) { Media::Cdrom } else { Media::Disk })
+}
+
+/// The publisher's `--source-sha256`, lowercased, when it is 64 hex digits.
+fn parse_sha256(hex: &str) -> Result<String> {
+    let hex = hex.trim().to_ascii_lowercase();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(BuildError::Usage(format!(
+            "--source-sha256 {hex:?} is not a SHA-256 (64 hex digits, as in the distribution's SHA256SUMS)"
+        )))
+    }
+}
+
+/// SHA-256 of a whole file, as lowercase hex.
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut file = File::open(path).map_err(|e| BuildError::io(path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| BuildError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The login hint: the publisher's `--login`, else the `.login` file beside the image.
+fn login_hint(opts: &AddOptions) -> Result<Option<String>> {
+    if let Some(text) = &opts.login {
+        return Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()));
+    }
+    let mut file = opts.image.clone().into_os_string();
+    file.push(LOGIN_HINT_SUFFIX);
+    let file = PathBuf::from(file);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BuildError::io(&file, e)),
+    }
 }
 
 /// What `add` did, as printed for the publisher.
@@ -60,10 +151,32 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     check_name(&opts.distro).map_err(BuildError::Usage)?;
     check_date(&opts.date).map_err(BuildError::Usage)?;
     let block_size = check_block_size(opts.block_size)?;
+    if opts.source_url.is_some() && opts.source_sha256.is_none() {
+        return Err(BuildError::Usage(
+            "--source-url needs --source-sha256: a recorded source is one whose bytes were checked".into(),
+        ));
+    }
     let key = signing::read_secret(&opts.key)?;
+    let login = login_hint(opts)?;
+    // Checked before the store is opened: a wrong file leaves the store as it was.
+    let source = match &opts.source_sha256 {
+        Some(want) => {
+            let want = parse_sha256(want)?;
+            let got = sha256_file(&opts.image)?;
+            if got != want {
+                return Err(BuildError::SourceMismatch { image: opts.image.clone(), expected: want, actual: got });
+            }
+            Some(Source { url: opts.source_url.clone(), sha256: want })
+        }
+        None => None,
+    };
     let store = StoreDir::open_for_writing(&opts.store)?;
     let mut catalog = store.read_catalog(&key)?;
     let raw = RawImage::open(&opts.image, &store.local().path(TMP_DIR))?;
+    let media = match opts.media {
+        Some(media) => media,
+        None => detect_media(&raw.path)?,
+    };
     let started = Instant::now();
     if !(1..=19).contains(&opts.level) {
         return Err(BuildError::Usage(format!("--level {} is not a zstd level from 1 to 19", opts.level)));
@@ -78,9 +191,21 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         image_size: index.image_size,
         stored_bytes: report.stored_bytes,
         profile: None,
-        boot: BootSettings { memory_mib: opts.memory_mib, cpus: opts.cpus, firmware: opts.firmware },
+        boot: BootSettings {
+            memory_mib: opts.memory_mib.unwrap_or_else(|| propose_memory_mib(media, index.image_size)),
+            cpus: opts.cpus,
+            firmware: opts.firmware,
+        },
         notes: opts.notes.clone(),
+        media,
+        login,
+        source,
     };
+    let boot = snapshot.boot.clone();
+    let provenance = snapshot.source.as_ref().map(|s| match &s.url {
+        Some(url) => format!("sha256 {} (as published at {url})", s.sha256),
+        None => format!("sha256 {}", s.sha256),
+    });
     catalog.add_snapshot(&opts.distro, opts.title.as_deref(), snapshot);
     store.write_catalog(&mut catalog, &key, opts.valid_days)?;
     report.index = Some(index_id);
@@ -105,6 +230,20 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         format_size(r.stored_bytes)
     );
     println!("index:  indexes/{index_id}.json");
+    println!(
+        "boot:   {}, {} MiB{}, {} CPUs, {}",
+        media.as_str(),
+        boot.memory_mib,
+        if opts.memory_mib.is_none() { " (proposed; --memory-mib to change)" } else { "" },
+        boot.cpus,
+        match boot.firmware {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    );
+    if let Some(p) = provenance {
+        println!("source: {p}: the image is bit-identical to that file");
+    }
     Ok(report)
 }
 
@@ -305,5 +444,67 @@ mod tests {
         assert_eq!(detect_format(&vdi), Some("vdi"));
         assert_eq!(detect_format(&[0u8; 72]), None);
         assert_eq!(detect_format(b"\xeb\x63\x90"), None);
+    }
+
+    #[test]
+    fn iso9660_by_its_volume_descriptor() {
+        let mut iso = vec![0u8; 34816];
+        assert!(!is_iso9660(&iso));
+        iso[32768..32774].copy_from_slice(b"\x01CD001");
+        assert!(is_iso9660(&iso));
+        assert!(!is_iso9660(&iso[..32772]), "too short to hold the signature");
+        let mut shifted = vec![0u8; 34816];
+        shifted[32768..32773].copy_from_slice(b"CD001");
+        assert!(!is_iso9660(&shifted), "one byte early is not the signature");
+    }
+
+    #[test]
+    fn the_login_hint_is_the_flag_else_the_file_os_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("week1.img");
+        let opts = |login: Option<&str>| AddOptions {
+            store: dir.path().join("store"),
+            distro: "bookworm".into(),
+            date: "2026-11-22".into(),
+            title: None,
+            block_size: 4096,
+            level: 3,
+            memory_mib: None,
+            cpus: 1,
+            firmware: Firmware::Bios,
+            notes: String::new(),
+            media: None,
+            login: login.map(str::to_string),
+            source_url: None,
+            source_sha256: None,
+            key: dir.path().join("key"),
+            valid_days: 1,
+            image: image.clone(),
+        };
+        assert_eq!(login_hint(&opts(None)).unwrap(), None);
+        std::fs::write(dir.path().join("week1.img.login"), "root, no password\n").unwrap();
+        assert_eq!(login_hint(&opts(None)).unwrap().as_deref(), Some("root, no password"));
+        assert_eq!(login_hint(&opts(Some("user live"))).unwrap().as_deref(), Some("user live"));
+        assert_eq!(login_hint(&opts(Some("  "))).unwrap(), None, "an empty --login means no hint");
+    }
+
+    #[test]
+    fn memory_by_medium_and_size() {
+        assert_eq!(propose_memory_mib(Media::Disk, 4 << 30), 1024);
+        assert_eq!(propose_memory_mib(Media::Cdrom, 6 << 20), 1280);
+        assert_eq!(propose_memory_mib(Media::Cdrom, 4 << 30), 3072);
+        assert_eq!(propose_memory_mib(Media::Cdrom, 64 << 30), 8192);
+    }
+
+    #[test]
+    fn sha256_of_a_file_and_bad_hex() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("abc");
+        std::fs::write(&f, b"abc").unwrap();
+        // FIPS 180-2's example.
+        assert_eq!(sha256_file(&f).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(parse_sha256("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD").is_ok());
+        assert!(parse_sha256("ba7816bf").is_err());
+        assert!(parse_sha256(&"g".repeat(64)).is_err());
     }
 }

@@ -25,6 +25,12 @@ pub enum BuildError {
     Vm(#[from] circular_vm::VmError),
     #[error("{0}")]
     Usage(String),
+    /// `add --source-sha256`: the file is not the one the distribution published.
+    #[error(
+        "{image}: its SHA-256 is {actual}, not {expected} as given by --source-sha256; \
+         the store was not touched. Download the image again, or check the checksum against the distribution's SHA256SUMS"
+    )]
+    SourceMismatch { image: PathBuf, expected: String, actual: String },
     /// An outside program (qemu-img convert in `add`) failed or is missing.
     #[error(transparent)]
     Run(#[from] crate::tool::ToolError),

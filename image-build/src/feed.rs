@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use circular_format::catalog::{Catalog, Distribution, Snapshot};
+use circular_format::catalog::{Catalog, Distribution, Media, Snapshot};
 use circular_format::layout::index_path;
 use circular_format::local::{write_atomic, Durability};
 use circular_format::units::format_size;
@@ -119,8 +119,12 @@ fn item(
 ) -> std::io::Result<()> {
     w.create_element("item").write_inner_content(|w| {
         text(w, "title", &format!("{} — {}", d.title, s.date))?;
+        let medium = match s.media {
+            Media::Disk => "disk image",
+            Media::Cdrom => "CD-ROM image",
+        };
         let mut about = format!(
-            "{}, snapshot of {}: a {} disk image, {} stored.",
+            "{}, snapshot of {}: a {} {medium}, {} stored.",
             d.title,
             s.date,
             format_size(s.image_size),
@@ -129,6 +133,12 @@ fn item(
         if !s.notes.is_empty() {
             about.push(' ');
             about.push_str(&s.notes);
+        }
+        if let Some(login) = &s.login {
+            about.push_str(&format!(" Login: {login}."));
+        }
+        if let Some(source) = &s.source {
+            about.push_str(&format!(" Source: {}.", crate::list::provenance(source)));
         }
         text(w, "description", &about)?;
         w.create_element("category")

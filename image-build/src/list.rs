@@ -8,7 +8,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use circular_format::catalog::{Catalog, Distribution, Snapshot};
+use circular_format::catalog::{Catalog, Distribution, Snapshot, Source};
 use circular_format::layout::CATALOG;
 use circular_format::local::{LocalStore, Visibility};
 use circular_format::units::format_size;
@@ -49,7 +49,9 @@ pub fn run(store: &Path, json: bool, out: &mut impl Write) -> Result<()> {
 ///   "distributions": [ { "name", "title", "arch" } ... ]          (catalog order)
 ///   "snapshots": [ { "distribution", "title", "date", "image_size", "stored_bytes",
 ///                    "index", "profile" (null if none), "notes",
-///                    "memory_mib", "cpus", "firmware" } ... ] }    (newest first)
+///                    "memory_mib", "cpus", "firmware", "media" ("disk" or "cdrom"),
+///                    "login" (null if none), "source" (null, or { "url" (null if none),
+///                    "sha256" }) } ... ] }                              (newest first)
 /// ```
 pub fn render_json(catalog: &Catalog, blocks_on_disk: u64) -> String {
     let rfc3339 =
@@ -69,6 +71,9 @@ pub fn render_json(catalog: &Catalog, blocks_on_disk: u64) -> String {
                 "memory_mib": s.boot.memory_mib,
                 "cpus": s.boot.cpus,
                 "firmware": s.boot.firmware,
+                "media": s.media,
+                "login": s.login,
+                "source": s.source,
             })
         })
         .collect();
@@ -89,12 +94,13 @@ pub fn render_json(catalog: &Catalog, blocks_on_disk: u64) -> String {
     text
 }
 
-const HEADER: [&str; 7] = ["DISTRIBUTION", "TITLE", "DATE", "IMAGE", "STORED", "PROFILE", "NOTES"];
+const HEADER: [&str; 8] = ["DISTRIBUTION", "TITLE", "DATE", "IMAGE", "STORED", "MEDIA", "PROFILE", "NOTES"];
 
 /// The table, plus a footer with what the blocks really take on disk: a
 /// snapshot's stored size counts every block it uses, also those it shares.
+/// Under it, one line per snapshot that has a login hint or a recorded source.
 pub fn render(catalog: &Catalog, blocks_on_disk: u64) -> String {
-    let rows: Vec<[String; 7]> = newest_first(catalog)
+    let rows: Vec<[String; 8]> = newest_first(catalog)
         .into_iter()
         .map(|(d, s)| {
             [
@@ -103,6 +109,7 @@ pub fn render(catalog: &Catalog, blocks_on_disk: u64) -> String {
                 s.date.clone(),
                 format_size(s.image_size),
                 format_size(s.stored_bytes),
+                s.media.as_str().to_string(),
                 if s.profile.is_some() { "yes" } else { "no" }.to_string(),
                 one_line(&s.notes),
             ]
@@ -142,7 +149,23 @@ pub fn render(catalog: &Catalog, blocks_on_disk: u64) -> String {
         catalog.distributions.iter().filter(|d| !d.snapshots.is_empty()).count(),
         format_size(blocks_on_disk)
     ));
+    for (d, s) in newest_first(catalog) {
+        if let Some(login) = &s.login {
+            text.push_str(&format!("{}/{}: login: {}\n", d.name, s.date, one_line(login)));
+        }
+        if let Some(source) = &s.source {
+            text.push_str(&format!("{}/{}: source: {}\n", d.name, s.date, one_line(&provenance(source))));
+        }
+    }
     text
+}
+
+/// What a recorded source proves, in words, for `list` and `feed`.
+pub fn provenance(source: &Source) -> String {
+    match &source.url {
+        Some(url) => format!("bit-identical to {url} (SHA-256 {})", source.sha256),
+        None => format!("bit-identical to the file whose SHA-256 is {}", source.sha256),
+    }
 }
 
 /// Control characters (a newline in notes, say) would break the table's rows.
@@ -177,6 +200,9 @@ pub(crate) mod tests {
             profile: None,
             boot: BootSettings::default(),
             notes: notes.to_string(),
+            media: Default::default(),
+            login: None,
+            source: None,
         }
     }
 
@@ -207,7 +233,7 @@ pub(crate) mod tests {
         assert!(lines[0].starts_with("DISTRIBUTION  TITLE"), "{text}");
         assert!(
             lines[1].starts_with(
-                "bookworm      Debian 12 (bookworm)  2026-11-22  2.0 GiB  150 MiB  yes      security updates"
+                "bookworm      Debian 12 (bookworm)  2026-11-22  2.0 GiB  150 MiB  disk   yes      security updates"
             ),
             "{text}"
         );
@@ -221,6 +247,30 @@ pub(crate) mod tests {
             lines[5],
             "4 snapshots of 2 distributions; the blocks take 300 MiB on disk (shared blocks counted once)"
         );
+    }
+
+    #[test]
+    fn a_cd_shows_its_medium_login_and_source() {
+        let mut c = catalog();
+        let mut cd = snapshot("2026-11-29", 'e', "");
+        cd.media = circular_format::catalog::Media::Cdrom;
+        cd.login = Some("user, password live".into());
+        cd.source = Some(Source { url: Some("https://cdimage.example/live.iso".into()), sha256: "0f".repeat(32) });
+        c.add_snapshot("live", Some("Live CD"), cd);
+        let text = render(&c, 1);
+        assert!(text.lines().nth(1).unwrap().contains(" cdrom "), "{text}");
+        assert!(text.contains("live/2026-11-29: login: user, password live\n"), "{text}");
+        let want = format!(
+            "live/2026-11-29: source: bit-identical to https://cdimage.example/live.iso (SHA-256 {})",
+            "0f".repeat(32)
+        );
+        assert!(text.contains(&want), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&render_json(&c, 1)).unwrap();
+        assert_eq!(v["snapshots"][0]["media"], "cdrom");
+        assert_eq!(v["snapshots"][0]["login"], "user, password live");
+        assert_eq!(v["snapshots"][0]["source"]["sha256"], "0f".repeat(32));
+        assert_eq!(v["snapshots"][1]["media"], "disk");
+        assert!(v["snapshots"][1]["source"].is_null());
     }
 
     #[test]

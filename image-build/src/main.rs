@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use circular_format::block::DEFAULT_BLOCK_SIZE;
-use circular_format::catalog::Firmware;
+use circular_format::catalog::{Firmware, Media};
 use circular_format::layout::profile_path;
 use circular_format::signing;
 use circular_format::units::parse_size;
@@ -50,7 +50,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         public: PathBuf,
     },
-    /// Add a disk image (raw, qcow2, vmdk, vdi or vhdx) as a dated snapshot.
+    /// Add a disk image (raw, qcow2, vmdk, vdi or vhdx) or an ISO (a CD-ROM) as a dated snapshot.
     Add(AddArgs),
     /// Check every index and block the catalog names; exit non-zero on any problem.
     Verify {
@@ -133,9 +133,9 @@ struct AddArgs {
     /// zstd level, 1 (fastest) to 19 (smallest); clients decompress all levels equally fast.
     #[arg(long, value_name = "N", default_value_t = circular_format::block::DEFAULT_LEVEL)]
     level: i32,
-    /// Guest memory the menu proposes.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    memory_mib: u32,
+    /// Guest memory the menu proposes (default: 1024 for a disk; for a CD, 1024 plus half its size).
+    #[arg(long, value_name = "N")]
+    memory_mib: Option<u32>,
     /// Guest CPUs the menu proposes.
     #[arg(long, value_name = "N", default_value_t = 2)]
     cpus: u32,
@@ -144,6 +144,19 @@ struct AddArgs {
     /// A line about this snapshot for the menu.
     #[arg(long, value_name = "TEXT", default_value = "")]
     notes: String,
+    /// How the VM attaches the image (default: cdrom for an ISO 9660 image, else disk).
+    #[arg(long, value_enum)]
+    media: Option<MediaArg>,
+    /// How to log in, shown in the menu, e.g. "root, no password" (default: IMAGE.login if present).
+    #[arg(long, value_name = "TEXT")]
+    login: Option<String>,
+    /// Where the distribution publishes the image, recorded in the catalog (needs --source-sha256).
+    #[arg(long, value_name = "URL", requires = "source_sha256")]
+    source_url: Option<String>,
+    /// The SHA-256 the distribution publishes for the image: a different file is refused
+    /// before the store is touched; the right one is recorded in the catalog.
+    #[arg(long, value_name = "HEX")]
+    source_sha256: Option<String>,
     /// The store's secret key (from `image-build keygen`).
     #[arg(long, value_name = "SECRETFILE")]
     key: PathBuf,
@@ -190,6 +203,12 @@ enum AccelArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum MediaArg {
+    Disk,
+    Cdrom,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum FirmwareArg {
     Bios,
     Uefi,
@@ -227,6 +246,13 @@ fn run(command: Command) -> Result<ExitCode> {
                     FirmwareArg::Uefi => Firmware::Uefi,
                 },
                 notes: a.notes,
+                media: a.media.map(|m| match m {
+                    MediaArg::Disk => Media::Disk,
+                    MediaArg::Cdrom => Media::Cdrom,
+                }),
+                login: a.login,
+                source_url: a.source_url,
+                source_sha256: a.source_sha256,
                 key: a.key,
                 valid_days: a.valid_days,
                 image: a.image,

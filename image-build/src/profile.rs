@@ -174,7 +174,7 @@ fn boot_until_login(
     // (virtio-blk under a throwaway qcow2 overlay, here in `work`) as a person's
     // boot, so the profile matches what users' boots read. With Display::None the
     // serial console is QEMU's standard output, piped to us.
-    let spec = VmSpec::new(
+    let mut spec = VmSpec::new(
         &opts.distro,
         &opts.date,
         image.to_path_buf(),
@@ -185,6 +185,7 @@ fn boot_until_login(
         Display::None,
         work.to_path_buf(),
     );
+    spec.media = snapshot.media;
     let mut vm = Vm::start(&spec, Stdio::Piped)?;
     let result = match vm.take_stdout() {
         Some(console) => watch_serial(console, &opts.prompt, opts.timeout, serial_log),

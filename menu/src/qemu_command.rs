@@ -9,13 +9,14 @@
 //!
 //! What it does not do: make the overlay (the caller runs `qemu-img create -f
 //! qcow2 -u -F raw -b BASE OVERLAY SIZE`; the backing path recorded there is
-//! never opened), copy UEFI variables, or mount anything.
+//! never opened) or a CD's scratch disk (`qemu-img create -f qcow2 FILE SIZE`),
+//! copy UEFI variables, or mount anything.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use blockfs::catalog::{BootSettings, Firmware};
+use blockfs::catalog::{BootSettings, Firmware, Media};
 use circular_vm::{
     detect_accel, find_ovmf, qemu_args, Accel, BaseImage, Display, FirmwareFiles, VmError, VmSettings, VmSpec,
 };
@@ -29,9 +30,13 @@ pub struct Args {
     /// Instead of --image: an http:// or https:// URL that QEMU reads itself (its curl driver).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
-    /// The qcow2 overlay that takes the guest's writes, made by the caller.
+    /// The qcow2 file that takes the guest's writes, made by the caller: the
+    /// overlay over a disk image (needed), or a CD's scratch disk (optional).
     #[arg(long, value_name = "FILE")]
-    pub overlay: PathBuf,
+    pub overlay: Option<PathBuf>,
+    /// disk (under the overlay) or cdrom (a read-only CD drive the firmware boots), as the catalog's `media`.
+    #[arg(long, default_value = "disk", value_parser = parse_media)]
+    pub media: Media,
     /// The distribution, for QEMU's window title (-name circular:NAME:DATE).
     #[arg(long, value_name = "NAME")]
     pub distribution: String,
@@ -59,9 +64,20 @@ pub struct Args {
     pub uefi_vars: Option<PathBuf>,
 }
 
+fn parse_media(s: &str) -> Result<Media, String> {
+    match s {
+        "disk" => Ok(Media::Disk),
+        "cdrom" => Ok(Media::Cdrom),
+        other => Err(format!("medium {other:?} is not disk or cdrom")),
+    }
+}
+
 /// Why no command line was printed.
 #[derive(Debug, thiserror::Error)]
 pub enum QemuCommandError {
+    /// A disk image was given without `--overlay`.
+    #[error("a disk image needs --overlay FILE (make it with qemu-img create -f qcow2 -u -F raw -b IMAGE FILE SIZE)")]
+    NoOverlay,
     /// `--uefi-vars` was given and no OVMF is installed.
     #[error(transparent)]
     Vm(#[from] VmError),
@@ -76,8 +92,12 @@ pub enum QemuCommandError {
 /// The command line: [`VmSpec::qemu`] first, then [`qemu_args`].
 ///
 /// # Errors
-/// [`QemuCommandError::Vm`] for `--uefi-vars` on a machine without OVMF.
+/// [`QemuCommandError::Vm`] for `--uefi-vars` on a machine without OVMF,
+/// [`QemuCommandError::NoOverlay`] for a disk without `--overlay`.
 pub fn command_line(args: &Args) -> Result<Vec<OsString>, QemuCommandError> {
+    if args.media == Media::Disk && args.overlay.is_none() {
+        return Err(QemuCommandError::NoOverlay);
+    }
     let firmware = if args.uefi_vars.is_some() { Firmware::Uefi } else { Firmware::Bios };
     let settings = VmSettings {
         full_screen: args.full_screen,
@@ -103,12 +123,13 @@ pub fn command_line(args: &Args) -> Result<Vec<OsString>, QemuCommandError> {
         // clap requires one of the two.
         (None, None) => BaseImage::File(PathBuf::new()),
     };
+    spec.media = args.media;
     let uefi = match &args.uefi_vars {
         Some(vars) => Some(FirmwareFiles { code: PathBuf::from(find_ovmf()?.code), vars: vars.clone() }),
         None => None,
     };
     let mut line = vec![spec.qemu.clone().into_os_string()];
-    line.extend(qemu_args(&spec, &args.overlay, uefi.as_ref()));
+    line.extend(qemu_args(&spec, args.overlay.as_deref(), uefi.as_ref()));
     Ok(line)
 }
 
@@ -183,8 +204,10 @@ mod tests {
             Display::None,
             PathBuf::new(),
         );
-        let launcher: Vec<String> =
-            qemu_args(&vm, "/w/o.qcow2".as_ref(), None).into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let launcher: Vec<String> = qemu_args(&vm, Some("/w/o.qcow2".as_ref()), None)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(lines[1..], launcher[..], "exactly what the launcher runs");
     }
 
@@ -220,6 +243,20 @@ mod tests {
             }
             Err(e) => assert!(e.to_string().contains("install Debian's ovmf"), "{e}"),
         }
+    }
+
+    #[test]
+    fn a_cd_with_and_without_a_scratch_disk() {
+        let a = parse(&["--image", "/m/memtest/2026-11-22.img", "--media", "cdrom", "--accel", "tcg"]).unwrap();
+        let joined = printed(&a).join(" ");
+        assert!(joined.contains("-device ide-cd,drive=base,bootindex=0"), "{joined}");
+        assert!(!joined.contains("virtio-blk"), "{joined}");
+        let a = parse(&["--image", "i.iso", "--media", "cdrom", "--overlay", "/w/s.qcow2", "--accel", "tcg"]).unwrap();
+        let joined = printed(&a).join(" ");
+        assert!(joined.contains("filename=/w/s.qcow2") && joined.contains("drive=disk,bootindex=1"), "{joined}");
+        let a = parse(&["--image", "i.img", "--accel", "tcg"]).unwrap();
+        assert!(matches!(command_line(&a), Err(QemuCommandError::NoOverlay)));
+        assert!(parse(&["--image", "i.img", "--media", "floppy"]).is_err());
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Runner<'_> {
             return Ok(());
         };
         let settings = app.settings_for(&target.distribution, &target.date);
-        let spec = VmSpec::new(
+        let mut spec = VmSpec::new(
             &target.distribution,
             &job.image.date,
             job.image.path.clone(),
@@ -257,6 +257,7 @@ impl Runner<'_> {
             self.config.display,
             self.config.cache_dir.clone(),
         );
+        spec.media = snapshot.media;
         if self.config.display.is_windowed() {
             match Vm::start(&spec, Stdio::Detached) {
                 Ok(vm) => {
@@ -268,13 +269,16 @@ impl Runner<'_> {
             // The job (and its open image) ends here; QEMU holds its own.
             return Ok(());
         }
-        let banner = format!(
+        let mut banner = format!(
             "Circular: {} {} is starting under QEMU ({}). The guest's console follows.\r\n\
              Power the guest off to come back to the menu (ctrl-a x stops QEMU at once).\r\n",
             target.title,
             target.date,
             app.accel.accel.as_str().to_uppercase()
         );
+        if let Some(login) = &snapshot.login {
+            banner.push_str(&format!("Log in: {login}\r\n"));
+        }
         term.suspend(&banner)?;
         let outcome = Vm::start(&spec, Stdio::Terminal).and_then(|mut vm| loop {
             if self.stop.load(Ordering::Relaxed) {

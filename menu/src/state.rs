@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use blockfs::catalog::{Catalog, Distribution, Snapshot};
+use blockfs::catalog::{Catalog, Distribution, Media, Snapshot};
 use blockfs::status::Status;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -120,6 +120,8 @@ pub enum Field {
     Memory,
     Cpus,
     Changes,
+    /// The size of a CD's empty scratch disk (only for a CD snapshot).
+    Scratch,
     FullScreen,
     Boot,
 }
@@ -149,6 +151,8 @@ pub struct App {
 }
 
 const MEMORY_STEP_MIB: u32 = 256;
+/// The sizes ←/→ offer for a CD's scratch disk, in GiB (0: none).
+const SCRATCH_STEPS_GIB: [u32; 7] = [0, 4, 8, 16, 32, 64, 128];
 const MEMORY_MIN_MIB: u32 = 256;
 
 impl App {
@@ -217,7 +221,11 @@ impl App {
     }
 
     pub fn fields(&self) -> Vec<Field> {
-        let mut f = vec![Field::Memory, Field::Cpus, Field::Changes];
+        let mut f = vec![Field::Memory, Field::Cpus];
+        if self.snapshot().is_some_and(|s| s.media == Media::Cdrom) {
+            f.push(Field::Scratch);
+        }
+        f.push(Field::Changes);
         if self.display.is_windowed() {
             f.push(Field::FullScreen);
         }
@@ -486,6 +494,11 @@ impl App {
                     DiskChanges::Keep => DiskChanges::Discard,
                 }
             }
+            Field::Scratch => {
+                let at = SCRATCH_STEPS_GIB.iter().position(|&g| g >= s.scratch_gib).unwrap_or(0);
+                let next = if dir < 0 { at.saturating_sub(1) } else { (at + 1).min(SCRATCH_STEPS_GIB.len() - 1) };
+                s.scratch_gib = SCRATCH_STEPS_GIB[next];
+            }
             Field::FullScreen => s.full_screen = !s.full_screen,
             Field::Boot => return,
         }
@@ -539,6 +552,9 @@ pub(crate) mod tests {
             profile: None,
             boot: BootSettings { memory_mib: 1024, cpus: 2, firmware: blockfs::catalog::Firmware::Bios },
             notes: notes.to_string(),
+            media: Default::default(),
+            login: None,
+            source: None,
         }
     }
 

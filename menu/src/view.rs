@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use blockfs::catalog::{Distribution, Firmware, Snapshot};
+use blockfs::catalog::{Distribution, Firmware, Media, Snapshot};
 use blockfs::status::Status;
 
 use crate::format;
@@ -185,12 +185,25 @@ fn snapshots(frame: &mut Frame, area: Rect, app: &App) {
         let mut about = vec![Line::raw("")];
         let (words, style) = offline_sentence(status, &d.name, &s.date);
         about.push(Line::styled(format!(" {words}"), style));
+        let mut what = medium(s).to_string();
+        if let Some(login) = &s.login {
+            what.push_str(&format!(". Log in: {login}"));
+        }
+        about.push(Line::raw(format!(" {what}")));
         if !s.notes.is_empty() {
             about.push(Line::raw(format!(" Notes: {}", s.notes)));
         }
         frame.render_widget(Paragraph::new(about).wrap(Wrap { trim: true }), about_area);
     }
     frame.render_widget(Paragraph::new(notice(app)), notice_area);
+}
+
+/// What the snapshot is, for people: a disk, or a live or installer CD.
+fn medium(s: &Snapshot) -> &'static str {
+    match s.media {
+        Media::Disk => "A disk image",
+        Media::Cdrom => "A CD-ROM (live or installer), read-only",
+    }
 }
 
 fn snapshot_row(label: &str, d: &Distribution, s: &Snapshot, status: Option<&Status>) -> Line<'static> {
@@ -240,6 +253,19 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
     ))];
     let (words, style) = offline_sentence(app.status(), &d.name, &s.date);
     lines.push(Line::from(vec![Span::raw(" Cache        "), Span::styled(words, style)]));
+    lines.push(Line::raw(format!(" Medium       {}", medium(s))));
+    if let Some(login) = &s.login {
+        lines.push(Line::raw(format!(" Log in       {}", format::truncate(login, 62))));
+    }
+    if let Some(source) = &s.source {
+        let what = match &source.url {
+            Some(url) => format!("bit-identical to {url}"),
+            None => "bit-identical to the distribution's file".to_string(),
+        };
+        lines.push(Line::raw(format!(" Source       {}", format::truncate(&what, 62))));
+        // The whole hash, to compare with the distribution's SHA256SUMS: it fits 80 columns from here.
+        lines.push(Line::raw(format!("  SHA-256 {}", source.sha256)));
+    }
     if !s.notes.is_empty() {
         lines.push(Line::raw(format!(" Notes        {}", format::truncate(&s.notes, 62))));
     }
@@ -258,9 +284,16 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
         let text = match f {
             Field::Memory => format!("Memory        {} MiB", settings.memory_mib),
             Field::Cpus => format!("CPUs          {}", settings.cpus),
-            Field::Changes => match settings.changes {
-                DiskChanges::Discard => "Disk changes  discard at power-off".to_string(),
-                DiskChanges::Keep => "Disk changes  keep for the next boot".to_string(),
+            Field::Changes => match (s.media, settings.changes) {
+                (Media::Disk, DiskChanges::Discard) => "Disk changes  discard at power-off".to_string(),
+                (Media::Disk, DiskChanges::Keep) => "Disk changes  keep for the next boot".to_string(),
+                (Media::Cdrom, _) if settings.scratch_gib == 0 => "Scratch disk  none: nothing is kept".to_string(),
+                (Media::Cdrom, DiskChanges::Discard) => "Scratch disk  emptied at power-off".to_string(),
+                (Media::Cdrom, DiskChanges::Keep) => "Scratch disk  kept for the next boot".to_string(),
+            },
+            Field::Scratch => match settings.scratch_gib {
+                0 => "Scratch size  none (the CD only)".to_string(),
+                gib => format!("Scratch size  {gib} GiB, an empty disk beside the CD"),
             },
             Field::FullScreen => format!("Full screen   {}", if settings.full_screen { "yes" } else { "no" }),
             Field::Boot => "[ Boot ]".to_string(),
@@ -323,6 +356,10 @@ fn running(frame: &mut Frame, area: Rect, app: &App, r: &Running) {
         Line::raw(" window, to come back to this menu."),
         Line::raw(""),
     ];
+    if let Some(login) = app.find_snapshot(&r.target).and_then(|s| s.login.as_deref()) {
+        lines.push(Line::raw(format!(" Log in: {login}")));
+        lines.push(Line::raw(""));
+    }
     if let Some(p) = progress_of(app, &r.target, r.fetched_at_start) {
         lines.push(bar(inner.width, &p));
         lines.push(Line::raw(format!(" {}", p.label)));

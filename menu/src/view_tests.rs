@@ -137,6 +137,56 @@ fn details_show_the_snapshot_and_editable_settings() {
 }
 
 #[test]
+fn a_cd_shows_its_medium_login_source_and_scratch_disk() {
+    let mut a = app();
+    {
+        let s = &mut a.catalog.distributions[0].snapshots[0];
+        s.media = blockfs::catalog::Media::Cdrom;
+        s.login = Some("user live, password live".into());
+        s.source = Some(blockfs::catalog::Source {
+            url: Some("https://cdimage.debian.org/live.iso".into()),
+            sha256: "0f".repeat(32),
+        });
+    }
+    a.on_key(key(KeyCode::Enter));
+    let text = screen(&a);
+    has(&text, "A CD-ROM (live or installer), read-only. Log in: user live, password live");
+    a.on_key(key(KeyCode::Enter));
+    let text = screen(&a);
+    has(&text, "Medium       A CD-ROM (live or installer), read-only");
+    has(&text, "Log in       user live, password live");
+    has(&text, "Source       bit-identical to https://cdimage.debian.org/live.iso");
+    has(&text, &format!("SHA-256 {}", "0f".repeat(32)));
+    has(&text, "Scratch size  16 GiB, an empty disk beside the CD");
+    has(&text, "Scratch disk  emptied at power-off");
+    has(&text, "> [ Boot ]");
+    // Keep it, then make it smaller, then none.
+    a.field_sel = 3;
+    a.on_key(key(KeyCode::Right));
+    has(&screen(&a), "> Scratch disk  kept for the next boot");
+    a.field_sel = 2;
+    a.on_key(key(KeyCode::Left));
+    let s = a.settings_for("bookworm", "2026-11-22");
+    assert_eq!((s.scratch_gib, s.changes), (8, circular_vm::DiskChanges::Keep));
+    for _ in 0..3 {
+        a.on_key(key(KeyCode::Left));
+    }
+    let text = screen(&a);
+    has(&text, "Scratch size  none (the CD only)");
+    has(&text, "Scratch disk  none: nothing is kept");
+}
+
+#[test]
+fn a_disk_says_so_and_has_no_scratch_setting() {
+    let mut a = app();
+    a.on_key(key(KeyCode::Enter));
+    a.on_key(key(KeyCode::Enter));
+    let text = screen(&a);
+    has(&text, "Medium       A disk image");
+    assert!(!text.contains("Scratch") && !text.contains("Log in") && !text.contains("Source"), "{text}");
+}
+
+#[test]
 fn terminal_displays_have_no_full_screen_setting() {
     let mut a = app();
     a.display = Display::None;

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::accel::Accel;
-use crate::catalog::{BootSettings, Firmware};
+use crate::catalog::{BootSettings, Firmware, Media};
 use crate::firmware::FirmwareFiles;
 
 /// Where the guest's screen goes.
@@ -57,14 +57,20 @@ impl std::str::FromStr for Display {
     }
 }
 
-/// What happens to the guest's writes when it powers off.
+/// What happens to the guest's writes when it powers off: to a disk
+/// snapshot's overlay, or to the scratch disk beside a CD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskChanges {
-    /// A fresh overlay at every start: the snapshot boots as published.
+    /// A fresh overlay (or empty scratch disk) at every start: the snapshot boots as published.
     Discard,
-    /// The snapshot's overlay is kept and reused at the next start.
+    /// The snapshot's overlay (or scratch disk) is kept and reused at the next start.
     Keep,
 }
+
+/// The size of the empty scratch disk a CD snapshot gets unless the person
+/// changes it, in GiB: room for a Debian desktop install. It is a sparse qcow2,
+/// so it takes only what the guest writes.
+pub const DEFAULT_SCRATCH_GIB: u32 = 16;
 
 /// The settings a person can change before booting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +83,11 @@ pub struct VmSettings {
     pub changes: DiskChanges,
     /// Ask a windowed display for full screen.
     pub full_screen: bool,
+    /// The empty scratch disk beside a CD snapshot, in GiB (0: none), where an
+    /// installer installs and a live system can keep files. A disk snapshot has
+    /// its overlay instead and ignores this. A kept scratch disk keeps the size
+    /// it was made with.
+    pub scratch_gib: u32,
 }
 
 impl Default for VmSettings {
@@ -87,14 +98,16 @@ impl Default for VmSettings {
 }
 
 impl VmSettings {
-    /// The catalog's memory and CPUs, changes discarded. Memory is at least
-    /// 64 MiB and CPUs at least 1, whatever the catalog says.
+    /// The catalog's memory and CPUs, changes discarded, a
+    /// [`DEFAULT_SCRATCH_GIB`] scratch disk for a CD. Memory is at least 64 MiB
+    /// and CPUs at least 1, whatever the catalog says.
     pub fn from_catalog(boot: &BootSettings, full_screen: bool) -> Self {
         VmSettings {
             memory_mib: boot.memory_mib.max(64),
             cpus: boot.cpus.max(1),
             changes: DiskChanges::Discard,
             full_screen,
+            scratch_gib: DEFAULT_SCRATCH_GIB,
         }
     }
 }
@@ -134,7 +147,9 @@ pub struct VmSpec {
     pub image_size: u64,
     /// BIOS or UEFI, from the catalog.
     pub firmware: Firmware,
-    /// Memory, CPUs, kept changes, full screen.
+    /// Disk or CD-ROM, from the catalog ([`Media::Disk`] unless set).
+    pub media: Media,
+    /// Memory, CPUs, kept changes, full screen, scratch disk.
     pub settings: VmSettings,
     /// KVM or TCG.
     pub accel: Accel,
@@ -168,6 +183,7 @@ impl VmSpec {
             image: BaseImage::File(image),
             image_size,
             firmware,
+            media: Media::Disk,
             settings,
             accel,
             display,
@@ -203,10 +219,12 @@ fn base_file(image: &BaseImage) -> String {
 /// (QEMU's `-sandbox` documentation; libvirt's default `seccomp_sandbox = 1` passes the same).
 pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
-/// The arguments after the program name ([`VmSpec::qemu`]). `overlay` is the
-/// qcow2 file the guest writes to; `uefi` must be set when the snapshot boots
-/// with UEFI firmware (it is ignored for BIOS).
-pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) -> Vec<OsString> {
+/// The arguments after the program name ([`VmSpec::qemu`]). `writable` is the
+/// qcow2 file the guest writes to: for a disk snapshot, the overlay over the
+/// image (with none, the guest gets the image read-only); for a CD, the scratch
+/// disk beside it (none: no second drive). `uefi` must be set when the snapshot
+/// boots with UEFI firmware (it is ignored for BIOS).
+pub fn qemu_args(spec: &VmSpec, writable: Option<&Path>, uefi: Option<&FirmwareFiles>) -> Vec<OsString> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-name", &format!("circular:{}:{}", spec.distribution, spec.date)]);
@@ -231,13 +249,32 @@ pub fn qemu_args(spec: &VmSpec, overlay: &Path, uefi: Option<&FirmwareFiles>) ->
         push(&["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={}", escape(fw.code.as_os_str()))]);
         push(&["-drive", &format!("if=pflash,format=raw,unit=1,file={}", escape(fw.vars.as_os_str()))]);
     }
-    // The snapshot's image, read-only, under the guest's qcow2 overlay.
     push(&["-blockdev", &base_file(&spec.image)]);
     push(&["-blockdev", "driver=raw,node-name=base,file=base-file,read-only=on"]);
-    push(&["-blockdev", &format!("driver=file,node-name=overlay-file,filename={}", escape(overlay.as_os_str()))]);
-    // `backing=base` overrides the path recorded in the overlay.
-    push(&["-blockdev", "driver=qcow2,node-name=disk,file=overlay-file,backing=base"]);
-    push(&["-device", "virtio-blk-pci,drive=disk,bootindex=0"]);
+    let writable_file =
+        |path: &Path| format!("driver=file,node-name=overlay-file,filename={}", escape(path.as_os_str()));
+    match (spec.media, writable) {
+        // The snapshot's image, read-only, under the guest's qcow2 overlay.
+        (Media::Disk, Some(overlay)) => {
+            push(&["-blockdev", &writable_file(overlay)]);
+            // `backing=base` overrides the path recorded in the overlay.
+            push(&["-blockdev", "driver=qcow2,node-name=disk,file=overlay-file,backing=base"]);
+            push(&["-device", "virtio-blk-pci,drive=disk,bootindex=0"]);
+        }
+        (Media::Disk, None) => push(&["-device", "virtio-blk-pci,drive=base,bootindex=0"]),
+        // A CD drive on the machine's own IDE (i440fx's PIIX, q35's AHCI): SeaBIOS
+        // and OVMF both boot it through El Torito, and a live system finds its
+        // medium there as /dev/sr0. A CD is read-only by nature, so no overlay.
+        (Media::Cdrom, scratch) => {
+            push(&["-device", "ide-cd,drive=base,bootindex=0"]);
+            if let Some(scratch) = scratch {
+                push(&["-blockdev", &writable_file(scratch)]);
+                push(&["-blockdev", "driver=qcow2,node-name=disk,file=overlay-file"]);
+                // After the CD: an installed system boots from here once the CD is done.
+                push(&["-device", "virtio-blk-pci,drive=disk,bootindex=1"]);
+            }
+        }
+    }
     push(&["-netdev", "user,id=net0"]);
     push(&["-device", "virtio-net-pci,netdev=net0"]);
     match spec.display {
@@ -269,7 +306,7 @@ mod tests {
             PathBuf::from("/mnt/lbcas/bookworm/2026-11-22.img"),
             2 << 30,
             Firmware::Bios,
-            VmSettings { memory_mib: 1536, cpus: 3, changes: DiskChanges::Discard, full_screen: true },
+            VmSettings { memory_mib: 1536, cpus: 3, changes: DiskChanges::Discard, full_screen: true, scratch_gib: 0 },
             Accel::Kvm,
             Display::Sdl,
             PathBuf::from("/var/tmp/blocks"),
@@ -277,7 +314,7 @@ mod tests {
     }
 
     fn args(spec: &VmSpec, uefi: Option<&FirmwareFiles>) -> String {
-        qemu_args(spec, Path::new("/var/tmp/blocks/overlays/o.qcow2"), uefi)
+        qemu_args(spec, Some(Path::new("/var/tmp/blocks/overlays/o.qcow2")), uefi)
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
@@ -368,6 +405,51 @@ mod tests {
     }
 
     #[test]
+    fn a_cd_is_a_read_only_ide_cd_that_boots_first_and_the_scratch_disk_follows() {
+        let mut s = spec();
+        s.media = Media::Cdrom;
+        let scratch = Path::new("/var/tmp/blocks/overlays/bookworm/2026-11-22.qcow2");
+        let line = qemu_args(&s, Some(scratch), None)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for want in [
+            "-machine pc",
+            "filename=/mnt/lbcas/bookworm/2026-11-22.img,read-only=on",
+            "-blockdev driver=raw,node-name=base,file=base-file,read-only=on -device ide-cd,drive=base,bootindex=0",
+            "-blockdev driver=file,node-name=overlay-file,filename=/var/tmp/blocks/overlays/bookworm/2026-11-22.qcow2",
+            "-blockdev driver=qcow2,node-name=disk,file=overlay-file -device virtio-blk-pci,drive=disk,bootindex=1",
+        ] {
+            assert!(line.contains(want), "missing {want:?} in {line}");
+        }
+        assert!(!line.contains("backing="), "the scratch disk is empty, over nothing: {line}");
+        assert_eq!(line.matches("bootindex=0").count(), 1, "{line}");
+
+        // No scratch disk: the CD alone. UEFI: the same drive on q35's AHCI.
+        s.firmware = Firmware::Uefi;
+        let fw = FirmwareFiles { code: PathBuf::from(crate::OVMF[0].code), vars: PathBuf::from("/c/o.vars.fd") };
+        let line = qemu_args(&s, None, Some(&fw))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(line.contains("-machine q35") && line.contains("-device ide-cd,drive=base,bootindex=0"), "{line}");
+        assert!(!line.contains("virtio-blk") && !line.contains("overlay-file"), "{line}");
+    }
+
+    #[test]
+    fn a_disk_without_an_overlay_is_attached_read_only() {
+        let line = qemu_args(&spec(), None, None)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(line.contains("read-only=on -device virtio-blk-pci,drive=base,bootindex=0"), "{line}");
+        assert!(!line.contains("ide-cd") && !line.contains("overlay-file"), "{line}");
+    }
+
+    #[test]
     fn parse_names() {
         assert_eq!("none".parse::<Display>(), Ok(Display::None));
         assert!("vnc".parse::<Display>().is_err());
@@ -412,7 +494,7 @@ mod tests {
         s.display = Display::None;
         s.settings.memory_mib = 64;
         s.settings.cpus = 1;
-        let ours = qemu_args(&s, &overlay, None);
+        let ours = qemu_args(&s, Some(&overlay), None);
         let mut plain: Vec<OsString> = Vec::new();
         let mut it = ours.iter().peekable();
         while let Some(a) = it.next() {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::catalog::{check_date, Firmware};
+use crate::catalog::{check_date, Firmware, Media};
 
 use crate::command::{DiskChanges, VmSpec};
 use crate::error::VmError;
@@ -116,8 +116,9 @@ pub fn remove_kept_overlay(cache_dir: &Path, distribution: &str, date: &str) -> 
 /// The disk files of one start; throw-away ones are deleted by [`PreparedDisk::cleanup`].
 #[derive(Debug)]
 pub struct PreparedDisk {
-    /// The qcow2 overlay the guest writes to.
-    pub overlay: PathBuf,
+    /// The qcow2 file the guest writes to: a disk snapshot's overlay, or a CD's
+    /// scratch disk (`None` for a CD without one).
+    pub overlay: Option<PathBuf>,
     /// The firmware files, for a UEFI snapshot.
     pub uefi: Option<FirmwareFiles>,
     /// The overlay (and variables) are throw-away: [`PreparedDisk::cleanup`] deletes them.
@@ -129,7 +130,9 @@ impl PreparedDisk {
     pub fn cleanup(&self) {
         if self.temporary {
             // Best effort: a leftover is removed by the next start's sweep.
-            let _ = std::fs::remove_file(&self.overlay);
+            if let Some(overlay) = &self.overlay {
+                let _ = std::fs::remove_file(overlay);
+            }
             if let Some(fw) = &self.uefi {
                 let _ = std::fs::remove_file(&fw.vars);
             }
@@ -157,9 +160,16 @@ pub fn prepare_overlay(spec: &VmSpec) -> Result<PreparedDisk, VmError> {
     sweep_dead_discards(&dir);
     let overlay = overlay_path(&spec.cache_dir, &spec.distribution, &spec.date, spec.settings.changes);
     let temporary = spec.settings.changes == DiskChanges::Discard;
+    let wanted = spec.media == Media::Disk || spec.settings.scratch_gib > 0;
     let reuse = !temporary && std::fs::symlink_metadata(&overlay).is_ok();
-    if reuse {
-        check_our_overlay(spec, &overlay)?;
+    if !wanted {
+        // A CD without a scratch disk: nothing to write to, and a kept scratch
+        // disk from an earlier start stays where it is, unused this time.
+    } else if reuse {
+        match spec.media {
+            Media::Disk => check_our_overlay(spec, &overlay)?,
+            Media::Cdrom => check_our_scratch(&overlay)?,
+        }
         make_private(&overlay)?;
     } else {
         remove_entry(&overlay)?;
@@ -182,17 +192,25 @@ pub fn prepare_overlay(spec: &VmSpec) -> Result<PreparedDisk, VmError> {
             Some(FirmwareFiles { code: PathBuf::from(ovmf.code), vars })
         }
     };
-    Ok(PreparedDisk { overlay, uefi, temporary })
+    Ok(PreparedDisk { overlay: wanted.then_some(overlay), uefi, temporary })
 }
 
 fn create_qcow2(spec: &VmSpec, overlay: &Path) -> Result<(), VmError> {
-    // -u: do not open the backing file. The size comes from the catalog, so
-    // creating an overlay costs no read from the (maybe slow) network.
-    let output = Command::new(&spec.qemu_img)
-        .args(["create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b"])
-        .arg(spec.image.to_os_string())
-        .arg(overlay)
-        .arg(spec.image_size.to_string())
+    let mut create = Command::new(&spec.qemu_img);
+    match spec.media {
+        // -u: do not open the backing file. The size comes from the catalog, so
+        // creating an overlay costs no read from the (maybe slow) network.
+        Media::Disk => create
+            .args(["create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b"])
+            .arg(spec.image.to_os_string())
+            .arg(overlay)
+            .arg(spec.image_size.to_string()),
+        // An empty disk: sparse, so its size costs nothing until written.
+        Media::Cdrom => {
+            create.args(["create", "-q", "-f", "qcow2"]).arg(overlay).arg(format!("{}G", spec.settings.scratch_gib))
+        }
+    };
+    let output = create
         .output()
         .map_err(|source| VmError::NoProgram { program: spec.qemu_img.display().to_string(), source })?;
     if output.status.success() {
@@ -309,6 +327,24 @@ fn check_our_overlay(spec: &VmSpec, path: &Path) -> Result<(), VmError> {
     Ok(())
 }
 
+/// A kept scratch disk must be this user's regular file, a qcow2 with no
+/// backing file (a disk snapshot's overlay left under a CD's name is not one).
+fn check_our_scratch(path: &Path) -> Result<(), VmError> {
+    use std::io::Read;
+    let mut file = check_our_file(path)?;
+    let mut header = [0u8; 16];
+    if file.read_exact(&mut header).is_err() || &header[..4] != b"QFI\xfb" {
+        return Err(VmError::NotQcow2 { path: path.to_path_buf() });
+    }
+    if header[8..16] != [0; 8] {
+        return Err(VmError::NotOurOverlay {
+            path: path.to_path_buf(),
+            reason: "it has a backing file, so it is a disk's overlay, not a CD's scratch disk".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Deletes throw-away overlays left by a process that no longer runs (a crash
 /// or a power cut), so they never fill the cache partition.
 fn sweep_dead_discards(dir: &Path) {
@@ -378,19 +414,21 @@ mod tests {
         let keep = spec(mnt.path(), cache.path(), DiskChanges::Keep);
         let disk = prepare_overlay(&keep).unwrap();
         assert!(!disk.temporary);
-        assert_eq!(disk.overlay, cache.path().join("overlays/bookworm/2026-11-22.qcow2"));
+        let overlay = disk.overlay.clone().unwrap();
+        assert_eq!(overlay, cache.path().join("overlays/bookworm/2026-11-22.qcow2"));
         // Mark the overlay: a second keep start must hand back the same file.
-        let marker = std::fs::metadata(&disk.overlay).unwrap().ino();
+        let marker = std::fs::metadata(&overlay).unwrap().ino();
         let again = prepare_overlay(&keep).unwrap();
-        assert_eq!(std::fs::metadata(&again.overlay).unwrap().ino(), marker);
+        assert_eq!(std::fs::metadata(again.overlay.unwrap()).unwrap().ino(), marker);
         assert!(kept_overlay(cache.path(), "bookworm", "2026-11-22").is_some());
 
         let discard = spec(mnt.path(), cache.path(), DiskChanges::Discard);
         let d = prepare_overlay(&discard).unwrap();
-        assert!(d.temporary && d.overlay.exists());
-        assert!(d.overlay.to_string_lossy().contains(".discard-"));
+        let o = d.overlay.clone().unwrap();
+        assert!(d.temporary && o.exists());
+        assert!(o.to_string_lossy().contains(".discard-"));
         d.cleanup();
-        assert!(!d.overlay.exists());
+        assert!(!o.exists());
 
         remove_kept_overlay(cache.path(), "bookworm", "2026-11-22").unwrap();
         assert!(kept_overlay(cache.path(), "bookworm", "2026-11-22").is_none());
@@ -411,7 +449,7 @@ mod tests {
         assert_eq!(fw.vars, cache.path().join("overlays/bookworm/2026-11-22.vars.fd"));
         assert_eq!(std::fs::read(&fw.vars).unwrap(), std::fs::read(OVMF[0].vars_template).unwrap());
         remove_kept_overlay(cache.path(), "bookworm", "2026-11-22").unwrap();
-        assert!(!fw.vars.exists() && !disk.overlay.exists());
+        assert!(!fw.vars.exists() && !disk.overlay.unwrap().exists());
     }
 
     #[test]
@@ -424,6 +462,58 @@ mod tests {
         std::fs::write(&path, b"junk").unwrap();
         let err = prepare_overlay(&keep).unwrap_err();
         assert!(matches!(err, VmError::NotQcow2 { .. }), "{err}");
+    }
+
+    /// What `qemu-img info` says of a file: its virtual size and backing file.
+    fn info(path: &Path) -> (u64, Option<String>) {
+        let out = Command::new("qemu-img").args(["info", "--output=json"]).arg(path).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["virtual-size"].as_u64().unwrap(), v["backing-filename"].as_str().map(str::to_string))
+    }
+
+    #[test]
+    fn a_cd_gets_an_empty_scratch_disk_kept_or_discarded_like_an_overlay() {
+        if !testkit::need(&["qemu-img"]) {
+            return;
+        }
+        let mnt = fake_mount();
+        let cache = tempfile::tempdir().unwrap();
+        let mut cd = spec(mnt.path(), cache.path(), DiskChanges::Discard);
+        cd.media = Media::Cdrom;
+        cd.settings.scratch_gib = 3;
+        let d = prepare_overlay(&cd).unwrap();
+        let scratch = d.overlay.clone().unwrap();
+        assert!(d.temporary && scratch.to_string_lossy().contains(".discard-"));
+        assert_eq!(info(&scratch), (3 << 30, None), "empty, of the chosen size, over nothing");
+        assert_eq!(mode(&scratch), 0o600);
+        d.cleanup();
+        assert!(!scratch.exists());
+
+        cd.settings.changes = DiskChanges::Keep;
+        let k = prepare_overlay(&cd).unwrap();
+        let kept = k.overlay.clone().unwrap();
+        assert_eq!(kept, cache.path().join("overlays/bookworm/2026-11-22.qcow2"));
+        let ino = std::fs::metadata(&kept).unwrap().ino();
+        k.cleanup();
+        // Kept: the same file at the next start, whatever size is asked now.
+        cd.settings.scratch_gib = 5;
+        let again = prepare_overlay(&cd).unwrap();
+        assert_eq!(std::fs::metadata(again.overlay.as_ref().unwrap()).unwrap().ino(), ino);
+        assert_eq!(info(&kept).0, 3 << 30);
+
+        // No scratch disk this time: nothing attached, the kept one left alone.
+        cd.settings.scratch_gib = 0;
+        let none = prepare_overlay(&cd).unwrap();
+        assert!(none.overlay.is_none());
+        none.cleanup();
+        assert!(kept.exists());
+
+        // A disk's overlay under that name is not taken for a scratch disk.
+        remove_kept_overlay(cache.path(), "bookworm", "2026-11-22").unwrap();
+        prepare_overlay(&spec(mnt.path(), cache.path(), DiskChanges::Keep)).unwrap();
+        cd.settings.scratch_gib = 3;
+        let err = prepare_overlay(&cd).unwrap_err();
+        assert!(err.to_string().contains("not a CD's scratch disk"), "{err}");
     }
 
     #[test]
@@ -453,7 +543,7 @@ mod tests {
         std::fs::set_permissions(cache.path().join("overlays"), std::fs::Permissions::from_mode(0o777)).unwrap();
         for changes in [DiskChanges::Keep, DiskChanges::Discard] {
             let disk = prepare_overlay(&spec(mnt.path(), cache.path(), changes)).unwrap();
-            assert_eq!(mode(&disk.overlay), 0o600, "{changes:?}");
+            assert_eq!(mode(disk.overlay.as_ref().unwrap()), 0o600, "{changes:?}");
             assert_eq!(mode(&cache.path().join("overlays")), 0o700);
             assert_eq!(mode(&cache.path().join("overlays/bookworm")), 0o700);
             disk.cleanup();

@@ -80,7 +80,7 @@ impl Vm {
     pub fn start(spec: &VmSpec, stdio: Stdio) -> Result<Vm, VmError> {
         let disk = prepare_overlay(spec)?;
         let mut cmd = Command::new(&spec.qemu);
-        cmd.args(qemu_args(spec, &disk.overlay, disk.uefi.as_ref()));
+        cmd.args(qemu_args(spec, disk.overlay.as_deref(), disk.uefi.as_ref()));
         cmd.stderr(std::process::Stdio::piped());
         match stdio {
             Stdio::Terminal => {}
@@ -127,9 +127,9 @@ impl Vm {
         self.child.id()
     }
 
-    /// The overlay the guest writes to.
-    pub fn overlay(&self) -> &std::path::Path {
-        &self.disk.overlay
+    /// The file the guest writes to: the overlay, or a CD's scratch disk (`None`: a CD without one).
+    pub fn overlay(&self) -> Option<&std::path::Path> {
+        self.disk.overlay.as_deref()
     }
 
     /// Time since QEMU was started (not counting the overlay's making).
@@ -251,7 +251,7 @@ mod tests {
             image,
             1 << 20,
             Firmware::Bios,
-            VmSettings { memory_mib: 64, cpus: 1, changes: DiskChanges::Discard, full_screen: false },
+            VmSettings { memory_mib: 64, cpus: 1, changes: DiskChanges::Discard, full_screen: false, scratch_gib: 0 },
             Accel::Tcg,
             Display::None,
             dir.join("cache"),
@@ -280,7 +280,7 @@ mod tests {
             "echo 'qemu-system-x86_64: -accel kvm: failed to initialize kvm: No such file or directory' >&2; exit 1",
         );
         let mut vm = Vm::start(&spec(dir.path(), q), Stdio::Detached).unwrap();
-        let overlay = vm.overlay().to_path_buf();
+        let overlay = vm.overlay().unwrap().to_path_buf();
         let o = vm.wait().unwrap();
         assert!(!o.powered_off && o.could_not_start, "{o:?}");
         assert!(o.reason().contains("failed to initialize kvm"), "{o:?}");

@@ -153,8 +153,18 @@ pub fn run(args: &OsArgs) -> Result<()> {
         (meta.blocks() * 512) >> 20,
         started.elapsed().as_secs_f64()
     );
+    // rootfs::fix_shadow empties root's password for the console: say so to whoever boots it.
+    let mut hint = out.clone().into_os_string();
+    hint.push(crate::add::LOGIN_HINT_SUFFIX);
+    std::fs::write(&hint, format!("{LOGIN_HINT}\n"))
+        .map_err(|e| OsError::io(format!("writing the login hint {}", Path::new(&hint).display()), e))?;
+    eprintln!("    login hint for `image-build add`: {} ({LOGIN_HINT})", Path::new(&hint).display());
     Ok(())
 }
+
+/// How to log in to the images `os` makes (see `rootfs::fix_shadow`), written
+/// beside the image as `<OUT>.login`, which `image-build add` records.
+pub const LOGIN_HINT: &str = "root, no password";
 
 fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).map_err(|e| OsError::io(format!("resolving {}", p.display()), e))
