@@ -766,7 +766,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("ca.pem");
         std::fs::write(&bad, "not a certificate").unwrap();
-        let err = Sources::with_ca(&["https://example.org/".into()], Duration::ZERO, Some(&bad)).err().unwrap();
+        let network = Network { ca_file: Some(bad), proxy: None };
+        let err = Sources::with_network(&["https://example.org/".into()], Duration::ZERO, &network).err().unwrap();
         assert!(err.to_string().contains("no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_proxy_password_never_reaches_a_message() {
+        assert_eq!(without_password("http://ann:secret@proxy:3128/"), "http://ann:***@proxy:3128/");
+        assert_eq!(without_password("http://proxy:3128"), "http://proxy:3128");
+        let network = Network { ca_file: None, proxy: Some("ftp://proxy:21".into()) };
+        let err = Sources::with_network(&["http://example.org/".into()], Duration::ZERO, &network).err().unwrap();
+        assert!(err.to_string().contains("http://host:port"), "{err}");
     }
 }

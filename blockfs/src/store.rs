@@ -442,12 +442,12 @@ fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) ->
         let mut problems: Vec<String> = Vec::new();
         let mut any_transient = false;
         let mut refusals = 0;
-        for i in 0..n {
+        for (i, said) in said.iter_mut().enumerate() {
             let label = sources.label_of(i);
             let now = Instant::now();
             if now >= end {
                 any_transient = true;
-                problems.push(said[i].clone().unwrap_or_else(|| format!("{label}: not asked before the deadline")));
+                problems.push(said.clone().unwrap_or_else(|| format!("{label}: not asked before the deadline")));
                 continue;
             }
             let before = problems.len();
@@ -522,7 +522,7 @@ fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) ->
                 }
             }
             if let Some(latest) = problems.get(before..).filter(|p| !p.is_empty()).map(|p| p.join("; ")) {
-                said[i] = Some(latest);
+                *said = Some(latest);
             }
         }
         let elapsed = started.elapsed();

@@ -1,11 +1,12 @@
 //! Fixtures for the integration tests: real FUSE mounts of stores. The stores (written
 //! with the publisher's own code), nginx on loopback and the rest come from testkit.
-#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use blockfs::{MountConfig, Mounted};
+#[allow(unused_imports)] // each test file uses a different part
 pub use testkit::{random_bytes, wait_for, Nginx, TestStore};
 
 /// A mount point and cache directory of one test.
