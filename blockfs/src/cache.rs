@@ -310,13 +310,20 @@ impl Cache {
         }
     }
 
-    /// Evicts least-recently-used, unprotected blocks worth at least `need` bytes.
-    fn evict(&self, need: u64) -> bool {
+    /// Makes room on a full disk: evicts least-recently-used blocks that may go
+    /// (neither kept nor protected) until they free `want` bytes, or every one of
+    /// them when they hold less. `want` is a batch, not a need: any room lets the
+    /// write that met ENOSPC be tried again. False when no block may go.
+    fn evict(&self, want: u64) -> bool {
         let victims = {
             let mut state = self.lock();
-            let Some(victims) = state.victims(need) else {
+            // Not `victims()`, which is all or nothing: with less than `want`
+            // evictable (any cache under 16 MiB), a full disk evicted nothing
+            // and stopped caching for good (found by the soak test, e2e/soak.sh).
+            let (victims, _) = state.evictable(want);
+            if victims.is_empty() {
                 return false;
-            };
+            }
             for id in &victims {
                 state.lru.remove(id);
             }
@@ -496,6 +503,25 @@ mod tests {
         assert!(!dir.path().join("tmp/leftover").exists());
         cache.remove_block(&id(1));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_full_disk_evicts_what_may_go_even_when_it_is_less_than_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1 << 30)).unwrap();
+        let data = [0u8; 100];
+        for n in 0..3 {
+            cache.store_block(&id(n), &data);
+        }
+        cache.protect([id(2)].into_iter().collect());
+        // ENOSPC asks for a 16 MiB batch; 200 evictable bytes must still go.
+        assert!(cache.evict(16 << 20));
+        assert!(!cache.has_block(&id(0)) && !cache.has_block(&id(1)));
+        assert!(cache.has_block(&id(2)), "a protected block was evicted");
+        assert_eq!(cache.evicted_blocks(), 2);
+        // Only protected blocks left: nothing may go, and it says so.
+        assert!(!cache.evict(16 << 20));
+        assert_eq!(cache.evicted_blocks(), 2);
     }
 
     #[test]

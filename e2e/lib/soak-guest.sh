@@ -51,7 +51,7 @@ soak_guest_build() {
 		ls busybox-static_*.deb >/dev/null 2>&1 || apt-get download busybox-static >&2
 		cd "$out/work"
 		# The kernel and, of its modules, only the virtio disk's chain, in load order.
-		local mods="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk" m
+		local mods="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk" m
 		dpkg-deb --fsys-tarfile "$out/debs/$kpkg"_*.deb |
 			tar -x --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/virtio/*' \
 				'./lib/modules/*/kernel/drivers/block/virtio_blk.ko'
