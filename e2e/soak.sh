@@ -80,7 +80,7 @@ nginx_start "$work/www" "$NGINX_PORT"
 PORT_A=$(free_port)
 PORT_B=$(free_port)
 start_proxy() { # NAME PORT
-	"$bin/netshape" --listen "127.0.0.1:$2" --to "127.0.0.1:$NGINX_PORT" --rtt-ms 10 --rate-mbit 200 \
+	"$bin/netshape" --listen "127.0.0.1:$2" --to "127.0.0.1:$NGINX_PORT" --rtt-ms 10 --rate-mbit 24 \
 		--fault-file "$work/fault-$1" --stats "$work/netshape-$1.json" >/dev/null 2>>"$work/netshape-$1.log" &
 }
 start_proxy a "$PORT_A"
@@ -174,9 +174,9 @@ for boot in $(seq "$BOOTS"); do
 	if [ $((boot % 4)) -eq 1 ]; then
 		rm -rf "$cachefs/cache/blocks"
 	elif [ -d "$cachefs/cache/blocks" ]; then
-		find "$cachefs/cache/blocks" -type f | while read -r f; do
-			[ $((RANDOM % 2)) -eq 0 ] && rm -f "$f"
-		done
+		while read -r f; do
+			if [ $((RANDOM % 2)) -eq 0 ]; then rm -f "$f"; fi
+		done < <(find "$cachefs/cache/blocks" -type f)
 	fi
 	"$bin/blockfs" mount --cache "$cachefs/cache" --cache-max 1G --deadline $DEADLINE \
 		--public "$work/key.pub" "$sources" "$work/mnt" 2>>"$work/blockfs.log" &
