@@ -14,10 +14,13 @@
 # every one of those blocks is really fetched and really stored.
 # Its console lines:
 #   SOAK-GUEST-READING <sectors>          the disk is there, the read starts
-#   SOAK-GUEST-SHA1 <sha1>  /dev/vda rc=N the whole disk's hash (rc 0 = read without error)
+#   SOAK-GUEST-SHA1 <sha1>  - rc=N        the whole disk's hash (rc 0 = every read without error)
+#   SOAK-GUEST-LONGEST-MIB <s> s          the longest any 1 MiB read took (the guest's worst stall)
+#   SOAK-GUEST-READ-FAILED at MiB <n>: .. a read that failed
 #   SOAK-GUEST-DMESG <line>               any kernel line about a failed read
 #   SOAK-GUEST-DONE                       then it powers off
 # Result: $BUILD/soak-guest/soak-guest.img; rebuilt when this file changes.
+# The disk is a whole number of MiB: the guest reads it 1 MiB at a time.
 # Needs (make deps): apt-get, dpkg-deb, cpio, zstd, e2fsprogs, grub-pc-bin, python3, cargo.
 
 soak_guest_build() {
@@ -73,10 +76,28 @@ for m in $mods; do
 done
 i=0
 while [ ! -b /dev/vda ] && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i + 1)); done
-echo "SOAK-GUEST-READING \$(cat /sys/block/vda/size 2>/dev/null) sectors"
-sum=\$(sha1sum /dev/vda 2>&1)
-rc=\$?
+sectors=\$(cat /sys/block/vda/size 2>/dev/null)
+mib=\$((\${sectors:-0} / 2048))
+echo "SOAK-GUEST-READING \$sectors sectors"
+# MiB by MiB, each one's end time noted (/proc/uptime, 10 ms): the longest a MiB
+# took is the longest the guest waited on its disk.
+start=\$(cut -d' ' -f1 /proc/uptime)
+sum=\$(
+	i=0
+	while [ \$i -lt \$mib ]; do
+		if ! dd if=/dev/vda bs=1M skip=\$i count=1 2>/tmp/dd.err; then
+			echo "SOAK-GUEST-READ-FAILED at MiB \$i: \$(cat /tmp/dd.err)" >/dev/console
+			touch /tmp/failed
+		fi
+		cut -d' ' -f1 /proc/uptime >>/tmp/times
+		i=\$((i + 1))
+	done | sha1sum
+)
+rc=0
+[ -e /tmp/failed ] && rc=1
+[ \$mib -gt 0 ] || rc=2
 echo "SOAK-GUEST-SHA1 \$sum rc=\$rc"
+echo "SOAK-GUEST-LONGEST-MIB \$(awk -v p=\$start '{ g = \$1 - p; if (g > m) m = g; p = \$1 } END { printf "%.2f", m }' /tmp/times) s"
 dmesg | grep -E 'I/O error|blk_update_request|Buffer I/O|critical medium' | sed 's/^/SOAK-GUEST-DMESG /'
 echo "SOAK-GUEST-DONE"
 poweroff -f
