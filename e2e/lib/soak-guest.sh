@@ -71,6 +71,7 @@ soak_guest_build() {
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /tmp
 for m in $mods; do
 	insmod /lib/modules/\$m.ko || echo "SOAK-GUEST: insmod \$m failed"
 done
