@@ -67,6 +67,8 @@ struct State {
     protected: HashSet<Sha1Name>,
     /// Blocks of the snapshots that boot offline: never evicted for others.
     kept: HashSet<Sha1Name>,
+    /// [`Cache::keep`] has run: until then any block may belong to an offline copy.
+    keep_known: bool,
     /// Blocks whose last store was skipped (prefetch waits on them to settle).
     skipped: HashSet<Sha1Name>,
     /// Bytes of writes under way, already counted against the cap.
@@ -313,10 +315,16 @@ impl Cache {
     /// Makes room on a full disk: evicts least-recently-used blocks that may go
     /// (neither kept nor protected) until they free `want` bytes, or every one of
     /// them when they hold less. `want` is a batch, not a need: any room lets the
-    /// write that met ENOSPC be tried again. False when no block may go.
+    /// write that met ENOSPC be tried again. False when no block may go, which
+    /// is also the case before [`Cache::keep`] has run.
     fn evict(&self, want: u64) -> bool {
         let victims = {
             let mut state = self.lock();
+            // Before the mount has said which blocks are kept (the catalog is
+            // written first), any block may be an offline copy's: none may go.
+            if !state.keep_known {
+                return false;
+            }
             // Not `victims()`, which is all or nothing: with less than `want`
             // evictable (any cache under 16 MiB), a full disk evicted nothing
             // and stopped caching for good (found by the soak test, e2e/soak.sh).
@@ -358,7 +366,9 @@ impl Cache {
     /// Sets the blocks of the snapshots that boot offline: they are never
     /// evicted to make room for other blocks (see the module documentation).
     pub fn keep(&self, ids: HashSet<Sha1Name>) {
-        self.lock().kept = ids;
+        let mut state = self.lock();
+        state.kept = ids;
+        state.keep_known = true;
     }
 
     /// True when the last attempt to store `id` was skipped (cap or disk full).
@@ -514,6 +524,10 @@ mod tests {
             cache.store_block(&id(n), &data);
         }
         cache.protect([id(2)].into_iter().collect());
+        // Before the mount says which blocks are kept, any may be an offline copy's.
+        assert!(!cache.evict(16 << 20));
+        assert_eq!(cache.evicted_blocks(), 0);
+        cache.keep(HashSet::new());
         // ENOSPC asks for a 16 MiB batch; 200 evictable bytes must still go.
         assert!(cache.evict(16 << 20));
         assert!(!cache.has_block(&id(0)) && !cache.has_block(&id(1)));
