@@ -67,6 +67,8 @@ struct State {
     protected: HashSet<Sha1Name>,
     /// Blocks of the snapshots that boot offline: never evicted for others.
     kept: HashSet<Sha1Name>,
+    /// [`Cache::keep`] has run: until then any block may belong to an offline copy.
+    keep_known: bool,
     /// Blocks whose last store was skipped (prefetch waits on them to settle).
     skipped: HashSet<Sha1Name>,
     /// Bytes of writes under way, already counted against the cap.
@@ -310,13 +312,26 @@ impl Cache {
         }
     }
 
-    /// Evicts least-recently-used, unprotected blocks worth at least `need` bytes.
-    fn evict(&self, need: u64) -> bool {
+    /// Makes room on a full disk: evicts least-recently-used blocks that may go
+    /// (neither kept nor protected) until they free `want` bytes, or every one of
+    /// them when they hold less. `want` is a batch, not a need: any room lets the
+    /// write that met ENOSPC be tried again. False when no block may go, which
+    /// is also the case before [`Cache::keep`] has run.
+    fn evict(&self, want: u64) -> bool {
         let victims = {
             let mut state = self.lock();
-            let Some(victims) = state.victims(need) else {
+            // Before the mount has said which blocks are kept (the catalog is
+            // written first), any block may be an offline copy's: none may go.
+            if !state.keep_known {
                 return false;
-            };
+            }
+            // Not `victims()`, which is all or nothing: with less than `want`
+            // evictable (any cache under 16 MiB), a full disk evicted nothing
+            // and stopped caching for good (found by the soak test, e2e/soak.sh).
+            let (victims, _) = state.evictable(want);
+            if victims.is_empty() {
+                return false;
+            }
             for id in &victims {
                 state.lru.remove(id);
             }
@@ -351,7 +366,9 @@ impl Cache {
     /// Sets the blocks of the snapshots that boot offline: they are never
     /// evicted to make room for other blocks (see the module documentation).
     pub fn keep(&self, ids: HashSet<Sha1Name>) {
-        self.lock().kept = ids;
+        let mut state = self.lock();
+        state.kept = ids;
+        state.keep_known = true;
     }
 
     /// True when the last attempt to store `id` was skipped (cap or disk full).
@@ -496,6 +513,29 @@ mod tests {
         assert!(!dir.path().join("tmp/leftover").exists());
         cache.remove_block(&id(1));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_full_disk_evicts_what_may_go_even_when_it_is_less_than_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1 << 30)).unwrap();
+        let data = [0u8; 100];
+        for n in 0..3 {
+            cache.store_block(&id(n), &data);
+        }
+        cache.protect([id(2)].into_iter().collect());
+        // Before the mount says which blocks are kept, any may be an offline copy's.
+        assert!(!cache.evict(16 << 20));
+        assert_eq!(cache.evicted_blocks(), 0);
+        cache.keep(HashSet::new());
+        // ENOSPC asks for a 16 MiB batch; 200 evictable bytes must still go.
+        assert!(cache.evict(16 << 20));
+        assert!(!cache.has_block(&id(0)) && !cache.has_block(&id(1)));
+        assert!(cache.has_block(&id(2)), "a protected block was evicted");
+        assert_eq!(cache.evicted_blocks(), 2);
+        // Only protected blocks left: nothing may go, and it says so.
+        assert!(!cache.evict(16 << 20));
+        assert_eq!(cache.evicted_blocks(), 2);
     }
 
     #[test]

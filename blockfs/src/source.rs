@@ -42,12 +42,31 @@ pub struct Sources {
     status: Mutex<Vec<SourceStatus>>,
     /// Copies that a verifier refused.
     bad_copies: AtomicU64,
+    /// How hard the fetches had to work: see [`FetchCounts`].
+    retries: AtomicU64,
+    hedged: AtomicU64,
+    failovers: AtomicU64,
     /// Paths whose fetch just ran into the deadline, and when: asked again at
     /// once (the kernel retries a failed read, a read spans two halves of a
     /// block), they fail at once instead of waiting a whole deadline again.
     recent_timeouts: Mutex<std::collections::HashMap<String, (Instant, String)>>,
     /// The proxy `http(s)://` requests go through, named in their errors.
     proxy: Option<String>,
+}
+
+/// How hard fetches had to work to get their copies (counts since the mount started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchCounts {
+    /// Rounds asked again, after a backoff, because no source answered (the
+    /// network was down, a server was dead, a source stalled to the deadline of
+    /// an attempt).
+    pub retries: u64,
+    /// Requests sent to the next source while an earlier one of the same round
+    /// was still unanswered after the hedge delay (1.5 s).
+    pub hedged: u64,
+    /// Copies that came from another source than the one a round asked first
+    /// (after a miss, a bad copy, or by winning a hedge).
+    pub failovers: u64,
 }
 
 /// Longest a single HTTP attempt may take; the caller's deadline cuts it shorter.
@@ -153,6 +172,9 @@ impl Sources {
             online: AtomicBool::new(false),
             status: Mutex::new(status),
             bad_copies: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            hedged: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
             recent_timeouts: Mutex::new(std::collections::HashMap::new()),
             proxy: network.proxy.clone().or_else(proxy_from_env).map(|p| without_password(&p)),
         })
@@ -181,6 +203,15 @@ impl Sources {
     /// Answers that failed verification (bad copies) since the start.
     pub fn bad_copies(&self) -> u64 {
         self.bad_copies.load(Ordering::Relaxed)
+    }
+
+    /// How hard the fetches since the start had to work, for `status.json`.
+    pub fn fetch_counts(&self) -> FetchCounts {
+        FetchCounts {
+            retries: self.retries.load(Ordering::Relaxed),
+            hedged: self.hedged.load(Ordering::Relaxed),
+            failovers: self.failovers.load(Ordering::Relaxed),
+        }
     }
 
     /// Fetches `path` (relative to each base) and returns what `verify` makes of
@@ -226,6 +257,9 @@ impl Sources {
                 let now = Instant::now();
                 if started_count < n && (started_count == answered || now >= next_hedge) {
                     let i = (first + started_count) % n;
+                    if started_count > answered {
+                        self.hedged.fetch_add(1, Ordering::Relaxed);
+                    }
                     self.spawn_attempt(i, path, max_bytes, end, tx.clone());
                     started_count += 1;
                     next_hedge = now + HEDGE_AFTER;
@@ -250,6 +284,9 @@ impl Sources {
                         all_not_found = false;
                         match verify(bytes) {
                             Ok(value) => {
+                                if i != first {
+                                    self.failovers.fetch_add(1, Ordering::Relaxed);
+                                }
                                 self.preferred.store(i, Ordering::Relaxed);
                                 return Ok(value);
                             }
@@ -308,6 +345,7 @@ impl Sources {
                 });
             }
             last_round = problems;
+            self.retries.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(backoff.min(deadline - elapsed));
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
@@ -662,6 +700,7 @@ mod tests {
         };
         assert_eq!(sources.fetch("x", 100, verify).unwrap(), b"good");
         assert_eq!(sources.bad_copies(), 1);
+        assert_eq!(sources.fetch_counts(), FetchCounts { retries: 0, hedged: 0, failovers: 1 });
         let err = sources.fetch("missing", 100, Ok).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{err}");
         let err = sources.fetch("x", 2, Ok).unwrap_err();
@@ -676,6 +715,8 @@ mod tests {
         let err = sources.fetch("x", 100, Ok).unwrap_err();
         assert!(matches!(err, Error::Unreachable { .. }), "{err}");
         assert!(started.elapsed() >= Duration::from_millis(500));
+        // Refused at once, asked again after 100, 200 ms...: at least two more rounds.
+        assert!(sources.fetch_counts().retries >= 2, "{:?}", sources.fetch_counts());
         assert!(!sources.online());
         assert_eq!(sources.status()[0].reachable, Some(false));
     }
@@ -714,6 +755,8 @@ mod tests {
             let started = Instant::now();
             assert_eq!(sources.fetch("x", 5000, Ok).unwrap(), b"good");
             assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+            // The good mirror was asked by the hedge, and won.
+            assert_eq!(sources.fetch_counts(), FetchCounts { retries: 0, hedged: 1, failovers: 1 });
         }
     }
 

@@ -44,6 +44,16 @@ pub struct Status {
     pub cache_misses: u64,
     /// Fetches under way right now.
     pub in_flight: u64,
+    /// Fetch rounds asked again after a backoff because no source answered
+    /// (see [`crate::source::FetchCounts`]).
+    #[serde(default)]
+    pub retries: u64,
+    /// Requests sent to the next source while an earlier one was unanswered after 1.5 s.
+    #[serde(default)]
+    pub hedged_requests: u64,
+    /// Copies that came from another source than the one first asked.
+    #[serde(default)]
+    pub failovers: u64,
     /// Blocks that failed verification (from a source or the cache) and were refetched.
     pub corrupt_blocks: u64,
     /// Blocks the cache cap evicted (least recently used first).

@@ -337,6 +337,7 @@ impl VerifiedStore {
     /// Live figures; the caller adds what only it knows (memory hits, in flight).
     pub fn status(&self) -> Status {
         let c = &self.counters;
+        let work = self.sources.fetch_counts();
         let snapshots = self
             .catalog
             .snapshots()
@@ -366,6 +367,9 @@ impl VerifiedStore {
             fetched_blocks: c.fetched_blocks.load(Ordering::Relaxed),
             cache_hits: c.cache_hits.load(Ordering::Relaxed),
             cache_misses: c.cache_misses.load(Ordering::Relaxed),
+            retries: work.retries,
+            hedged_requests: work.hedged,
+            failovers: work.failovers,
             corrupt_blocks: c.corrupt_in_cache.load(Ordering::Relaxed) + self.sources.bad_copies(),
             evicted_blocks: self.cache.evicted_blocks(),
             cache_bytes: self.cache.total_bytes(),

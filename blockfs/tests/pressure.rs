@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use blockfs::status::Status;
 use circular_format::layout::block_path;
 use common::{random_bytes, wait_for, Client, Nginx, TestStore};
 
@@ -123,14 +124,18 @@ fn a_full_cache_disk_keeps_the_offline_copy_and_the_mount_still_starts() {
 
     // Online on the full disk: the new catalog and signature cannot be kept,
     // and that is not an error; the new snapshot reads right from the network,
-    // and is cached less: the offline copy is never evicted for it.
+    // and is cached less: the offline copy is never evicted for it. (The new
+    // snapshot's own blocks may evict one another in what little room the
+    // filler left: `ENOSPC` evicts what may go.)
     {
         let m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
         assert_eq!(fs::read(client.image("deb/2026-11-22")).unwrap(), two);
         assert_eq!(fs::read(client.image("deb/2026-11-15")).unwrap(), one);
-        assert_eq!(m.loader().store().cache().evicted_blocks(), 0);
+        let status = Status::read(m.mountpoint()).unwrap();
+        let first = status.snapshot("deb", "2026-11-15").unwrap();
+        assert!(first.fully_cached(), "the offline copy lost blocks: {first:?}");
     }
-    assert_eq!(block_files(&client.cache()), cached, "the offline copy is whole");
+    assert!(block_files(&client.cache()) >= cached, "the offline copy is whole");
 
     // The catalog and its signature on the disk are still a matching pair:
     // the next offline mount verifies them and reads the first snapshot.

@@ -20,14 +20,21 @@
 //! requests (client-to-server header blocks, i.e. `\r\n\r\n`, which is exact for
 //! the GET and HEAD requests that block stores see).
 //!
+//! It can also break the link while it runs ([`Fault`], [`Proxy::set_fault`];
+//! the command line's `--fault-file`): `drop` resets every connection and
+//! refuses new ones, `stall` keeps them open and moves nothing, `none` restores
+//! the link, and what a stall held flows on.
+//!
 //! What it is not: a packet-level emulator. There is no loss, no jitter and no
 //! congestion control; TCP on loopback underneath never sees the delay.
 
+mod fault;
 mod pacer;
 mod proxy;
 mod queue;
 mod stats;
 
+pub use fault::Fault;
 pub use proxy::{Proxy, Shape, QUEUE_BYTES};
 pub use stats::{RequestCounter, Stats, StatsSnapshot};
 
@@ -43,6 +50,8 @@ pub enum Error {
     },
     #[error("invalid shape: {0}")]
     Shape(String),
+    #[error("invalid fault: {0}")]
+    Fault(String),
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
 }

@@ -2,13 +2,16 @@
 //! run the shaping proxy until SIGTERM or SIGINT, then print what it moved as
 //! one JSON line on stdout. SIGUSR1 prints the line without stopping;
 //! `--stats FILE` keeps the same line in a file, rewritten four times a second.
+//! `--fault-file FILE` breaks the link while it runs: the file holds one word,
+//! `none`, `drop` or `stall` (see [`netshape::Fault`]), read ten times a second;
+//! a missing file means `none`. Each change is logged on stderr.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use netshape::{Proxy, Shape, StatsSnapshot};
+use netshape::{Fault, Proxy, Shape, StatsSnapshot};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
 #[derive(Parser)]
@@ -35,6 +38,11 @@ struct Cli {
     /// Keep the figures (one JSON line) in this file while running.
     #[arg(long, value_name = "FILE")]
     stats: Option<PathBuf>,
+    /// Read the link's fault from this file ten times a second: `none`, `drop`
+    /// (reset every connection, refuse new ones) or `stall` (move no bytes).
+    /// A missing file means none; replace it atomically (write, then rename).
+    #[arg(long, value_name = "FILE")]
+    fault_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +76,10 @@ fn run(cli: Cli) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])
         .map_err(|e| format!("cannot handle signals: {e}"))?;
     let proxy = Proxy::start(&cli.listen, &cli.to, shape).map_err(|e| e.to_string())?;
+    if let Some(path) = &cli.fault_file {
+        let mut complained = String::new();
+        poll_fault(path, &proxy, &mut complained);
+    }
     eprintln!(
         "netshape: {} -> {}, rtt {} ms, total {}, per connection {}{}",
         proxy.local_addr(),
@@ -77,24 +89,62 @@ fn run(cli: Cli) -> Result<(), String> {
         cli.per_conn_mbit.map_or("unlimited".into(), |m| format!("{m} Mbit/s")),
         if cli.no_handshake { ", no handshake cost" } else { "" }
     );
-    if let Some(path) = cli.stats.clone() {
-        let proxy_stats = StatsWriter { path };
-        let handle = signals.handle();
-        // Scoped: the writer reads the proxy's counters while main waits for signals.
-        return std::thread::scope(|scope| {
-            scope.spawn(|| loop {
-                proxy_stats.write(proxy.stats());
+    let writer = cli.stats.clone().map(|path| StatsWriter { path });
+    let handle = signals.handle();
+    // Scoped: the helpers read and steer the proxy while main waits for signals.
+    std::thread::scope(|scope| {
+        if let Some(w) = &writer {
+            let (proxy, handle) = (&proxy, &handle);
+            scope.spawn(move || loop {
+                w.write(proxy.stats());
                 if handle.is_closed() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(250));
             });
-            let result = wait_for_stop(&mut signals, &proxy, Some(&proxy_stats));
-            signals.handle().close();
-            result
-        });
+        }
+        if let Some(path) = &cli.fault_file {
+            let (proxy, handle) = (&proxy, &handle);
+            scope.spawn(move || {
+                let mut complained = String::new();
+                while !handle.is_closed() {
+                    poll_fault(path, proxy, &mut complained);
+                    std::thread::sleep(FAULT_POLL);
+                }
+            });
+        }
+        let result = wait_for_stop(&mut signals, &proxy, writer.as_ref());
+        handle.close();
+        result
+    })
+}
+
+/// How often `--fault-file` is read: a tenth of a second is far below any
+/// deadline the tests measure, and costs nothing.
+const FAULT_POLL: Duration = Duration::from_millis(100);
+
+/// Reads the fault file once and applies a change. A bad word (or an
+/// unreadable file) is said once per distinct problem and leaves the fault as it was.
+fn poll_fault(path: &Path, proxy: &Proxy, complained: &mut String) {
+    let wanted = match std::fs::read_to_string(path) {
+        Ok(text) => text.parse::<Fault>().map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Fault::None),
+        Err(e) => Err(format!("cannot read the fault file {}: {e}", path.display())),
+    };
+    match wanted {
+        Ok(fault) => {
+            complained.clear();
+            if fault != proxy.fault() {
+                eprintln!("netshape: fault {} (was {})", fault, proxy.fault());
+                proxy.set_fault(fault);
+            }
+        }
+        Err(problem) if problem != *complained => {
+            eprintln!("netshape: {problem}; the fault stays {}", proxy.fault());
+            *complained = problem;
+        }
+        Err(_) => {}
     }
-    wait_for_stop(&mut signals, &proxy, None)
 }
 
 struct StatsWriter {

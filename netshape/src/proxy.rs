@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::fault::{reset, Fault, FaultGate};
 use crate::pacer::Pacer;
 use crate::queue::{Item, Queue};
 use crate::stats::{RequestCounter, Stats, StatsSnapshot};
@@ -68,8 +69,10 @@ pub struct Proxy {
 
 struct Shared {
     stopping: AtomicBool,
-    /// Both sockets of each live connection, so that `stop` can close them.
+    /// Both sockets of each live connection, so that `stop` and the drop fault can close them.
     live: Mutex<HashMap<u64, [TcpStream; 2]>>,
+    /// The fault in force; every pump checks it before it moves bytes.
+    fault: FaultGate,
 }
 
 impl Proxy {
@@ -85,7 +88,11 @@ impl Proxy {
             TcpListener::bind(listen).map_err(|source| Error::Listen { addr: listen.to_string(), source })?;
         let addr = listener.local_addr().map_err(|source| Error::Listen { addr: listen.to_string(), source })?;
         let stats = Arc::new(Stats::default());
-        let shared = Arc::new(Shared { stopping: AtomicBool::new(false), live: Mutex::new(HashMap::new()) });
+        let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
+            live: Mutex::new(HashMap::new()),
+            fault: FaultGate::default(),
+        });
         let total = shape.total_bits_per_sec.map(|b| Arc::new([Pacer::new(b), Pacer::new(b)]));
         let acceptor = {
             let (stats, shared) = (stats.clone(), shared.clone());
@@ -97,12 +104,36 @@ impl Proxy {
         Ok(Proxy { addr, stats, shared, acceptor: Some(acceptor) })
     }
 
+    /// The address the proxy listens on (with the port chosen when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// The counters now.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// The fault in force.
+    pub fn fault(&self) -> Fault {
+        self.shared.fault.get()
+    }
+
+    /// Switches the link's fault, at once, for open and new connections alike.
+    /// [`Fault::Drop`] resets every open connection (an RST to both ends) and
+    /// every new one as soon as it is accepted; [`Fault::Stall`] keeps every
+    /// connection open but moves no byte until the fault changes again, when
+    /// what was held flows on; [`Fault::None`] lets everything flow.
+    pub fn set_fault(&self, fault: Fault) {
+        self.shared.fault.set(fault);
+        if fault == Fault::Drop {
+            let live = std::mem::take(&mut *self.shared.live.lock().unwrap_or_else(|e| e.into_inner()));
+            for [a, b] in live.values() {
+                reset(a);
+                reset(b);
+                self.stats.reset();
+            }
+        }
     }
 
     /// Stops accepting, closes every connection, and returns the final figures.
@@ -116,6 +147,8 @@ impl Proxy {
             return;
         };
         self.shared.stopping.store(true, Ordering::SeqCst);
+        // Pumps held by a stall wake up and find their sockets closed.
+        self.shared.fault.set(Fault::None);
         // The accept loop blocks in accept(): one connection wakes it to see the flag.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         let _ = acceptor.join();
@@ -155,6 +188,13 @@ fn accept_loop(
                 continue;
             }
         };
+        if shared.fault.get() == Fault::Drop {
+            // A link that is down: the client's connect "succeeds" (the kernel
+            // completed it) and the first thing it sees is a reset.
+            reset(&client);
+            stats.reset();
+            continue;
+        }
         let accepted = Instant::now();
         let server = match TcpStream::connect(target) {
             Ok(s) => s,
@@ -198,7 +238,18 @@ fn start_connection(
     // Chunks are already paced; Nagle plus delayed ACKs would add 40 ms stalls.
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    shared.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id, [client.try_clone()?, server.try_clone()?]);
+    {
+        let mut live = shared.live.lock().unwrap_or_else(|e| e.into_inner());
+        // `set_fault` sets the fault before it takes this lock: a connection
+        // accepted as the link went down is either in the map it empties or cut here.
+        if shared.fault.get() == Fault::Drop {
+            reset(&client);
+            reset(&server);
+            stats.reset();
+            return Ok(());
+        }
+        live.insert(id, [client.try_clone()?, server.try_clone()?]);
+    }
     let pending = Arc::new(AtomicUsize::new(2));
     let half_rtt = shape.rtt / 2;
     for up in [true, false] {
@@ -217,13 +268,13 @@ fn start_connection(
         let to = dir.to.try_clone()?;
         let from = dir.from.try_clone()?;
         let (wq, wstats, wshared, wpending) = (queue.clone(), stats.clone(), shared.clone(), pending.clone());
-        let rstats = stats.clone();
+        let (rstats, rshared) = (stats.clone(), shared.clone());
         let name = if up { "up" } else { "down" };
         std::thread::Builder::new()
             .name(format!("netshape-{id}-{name}-r"))
-            .spawn(move || read_side(dir, &queue, &rstats))?;
+            .spawn(move || read_side(dir, &queue, &rstats, &rshared))?;
         std::thread::Builder::new().name(format!("netshape-{id}-{name}-w")).spawn(move || {
-            write_side(up, to, from, &wq, &wstats);
+            write_side(up, to, from, &wq, &wstats, &wshared);
             // The last direction to finish forgets the connection.
             if wpending.fetch_sub(1, Ordering::SeqCst) == 1 {
                 wshared.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -233,7 +284,7 @@ fn start_connection(
     Ok(())
 }
 
-fn read_side(mut dir: Direction, queue: &Queue, stats: &Stats) {
+fn read_side(mut dir: Direction, queue: &Queue, stats: &Stats, shared: &Shared) {
     let mut buf = vec![0u8; CHUNK];
     let mut counter = RequestCounter::default();
     let mut last = Instant::now();
@@ -241,6 +292,8 @@ fn read_side(mut dir: Direction, queue: &Queue, stats: &Stats) {
         if !queue.wait_for_room(CHUNK) {
             return;
         }
+        // A stalled link reads nothing: the sender's bytes wait in its socket.
+        shared.fault.wait_while_stalled(&shared.stopping);
         match dir.from.read(&mut buf) {
             Ok(0) => {
                 // The sender's FIN travels the link like data.
@@ -275,11 +328,13 @@ fn read_side(mut dir: Direction, queue: &Queue, stats: &Stats) {
     }
 }
 
-fn write_side(up: bool, mut to: TcpStream, from: TcpStream, queue: &Queue, stats: &Stats) {
+fn write_side(up: bool, mut to: TcpStream, from: TcpStream, queue: &Queue, stats: &Stats, shared: &Shared) {
     loop {
         match queue.pop() {
             Item::Data { deliver_at, bytes } => {
                 sleep_until(deliver_at);
+                // Nor does it deliver what it already holds; that flows once the stall ends.
+                shared.fault.wait_while_stalled(&shared.stopping);
                 if to.write_all(&bytes).is_err() {
                     // The receiver is gone: tear the whole connection down.
                     queue.close();

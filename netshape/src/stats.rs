@@ -8,6 +8,7 @@ pub struct Stats {
     requests: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    resets: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -20,14 +21,16 @@ pub struct StatsSnapshot {
     pub bytes_up: u64,
     /// Server to client.
     pub bytes_down: u64,
+    /// Connections the drop fault cut (open ones) or refused (new ones).
+    pub resets: u64,
 }
 
 impl StatsSnapshot {
     /// One line of JSON, the form the CLI prints and writes.
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"connections\":{},\"requests\":{},\"bytes_up\":{},\"bytes_down\":{}}}",
-            self.connections, self.requests, self.bytes_up, self.bytes_down
+            "{{\"connections\":{},\"requests\":{},\"bytes_up\":{},\"bytes_down\":{},\"resets\":{}}}",
+            self.connections, self.requests, self.bytes_up, self.bytes_down, self.resets
         )
     }
 }
@@ -39,11 +42,16 @@ impl Stats {
             requests: self.requests.load(Ordering::Relaxed),
             bytes_up: self.bytes_up.load(Ordering::Relaxed),
             bytes_down: self.bytes_down.load(Ordering::Relaxed),
+            resets: self.resets.load(Ordering::Relaxed),
         }
     }
 
     pub(crate) fn connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reset(&self) {
+        self.resets.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn moved(&self, up: bool, n: usize) {
