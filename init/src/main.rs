@@ -90,8 +90,11 @@ fn boot() -> String {
                 "sd_mod",
                 "usb_storage",
                 "uas",
-                "efivarfs",
-            ] {
+            ]
+            .into_iter()
+            // UEFI variables, for the boot mode; a BIOS boot has none (the module says ENODEV).
+            .chain(Path::new(bootmode::EFI_DIR).is_dir().then_some("efivarfs"))
+            {
                 if let Err(e) = loader.load(m) {
                     info!("{e}");
                 }
