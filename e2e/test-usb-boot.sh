@@ -94,7 +94,7 @@ expect 'subject: /CN=Debian Secure Boot Signer .* - grub2' "$E/grubx64.efi.signe
 signers "$E/vmlinuz" >/dev/null
 expect 'subject: /CN=Debian Secure Boot Signer .* - linux' "$E/vmlinuz.signers"
 for f in BOOTX64.EFI grubx64.efi vmlinuz; do
-	sed -n "s|^ *- subject: .*CN=\(.*\)|   $f signed by: \1|p" "$E/$f.signers"
+	sed -n "s|^ *- subject: .*CN=\\(.*\\)|   $f: certificate \\1|p" "$E/$f.signers"
 done
 cmp "$E/vmlinuz" "$BUILD"/debs/linux-image-*/boot/vmlinuz-"$(sed -n 's/^initramfs: kernel .* (\(.*\)),.*/\1/p' "$W/initramfs-report.txt")" ||
 	fail "the kernel on the stick is not Debian's signed vmlinuz byte for byte"
