@@ -7,8 +7,20 @@
 #     serial console; the test picks the tiny guest snapshot with keys, the
 #     nested QEMU prints the guest's marker, the guest powers off, the menu is
 #     back; "Power off" in the menu powers the appliance off cleanly.
-#   boot 2, OVMF, same stick, nginx stopped: the same snapshot boots from the
-#     cache, the marker appears again, power off from the menu.
+#   Before booting: `sbverify --list` on the image's BOOTX64.EFI, grubx64.efi and
+#     kernel shows Microsoft's and Debian's signers; the kernel is Debian's byte for byte.
+#   boot 2, OVMF with Secure Boot enforced (OVMF_CODE_4M.secboot.fd, Microsoft's
+#     keys enrolled in OVMF_VARS_4M.ms.fd; q35 with SMM), same stick, nginx
+#     stopped: shim, signed GRUB and the signed kernel start; the serial log
+#     says Secure Boot is on and lockdown is integrity, and so does the menu's
+#     status line; under lockdown the signed modules load (fuse, kvm), DHCP
+#     works, blockfs mounts through FUSE, the snapshot boots from the cache in
+#     the nested QEMU, the marker appears again, power off from the menu.
+#   boot 3, plain OVMF (Secure Boot off), same stick: up to the menu, which
+#     says UEFI without Secure Boot; power off.
+#   boot 4, the Secure Boot firmware with today's unsigned grub-mkimage
+#     BOOTX64.EFI put in place of shim: the firmware refuses it ("Access
+#     Denied" on the serial console) and GRUB never starts.
 # Downloads and builds are cached under build/; each run uses a fresh stick.
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -66,25 +78,94 @@ log "USB image"
 	--initramfs "$W/appliance/initramfs.img" --default-entry serial --timeout 1 \
 	--extra-args "circular.accel=tcg circular.dhcp=20" --out "$W/circular-usb.img" | tee "$W/usb-report.txt"
 
+log "the signed UEFI chain on the image (sbverify --list)"
+ESP="$W/circular-usb.img@@$(($(sfdisk --dump "$W/circular-usb.img" | sed -n 's/.*img1 : start= *\([0-9]*\),.*/\1/p') * 512))"
+E=$W/esp
+rm -rf "$E"; mkdir -p "$E"
+for f in EFI/BOOT/BOOTX64.EFI EFI/BOOT/grubx64.efi EFI/BOOT/mmx64.efi EFI/debian/grub.cfg boot/vmlinuz; do
+	mcopy -i "$ESP" "::/$f" "$E/$(basename "$f")" || fail "$f is not on the image's ESP"
+done
+signers() { sbverify --list "$1" 2>/dev/null | tee "$E/$(basename "$1").signers"; }
+signers "$E/BOOTX64.EFI" >/dev/null
+expect 'issuer: .*CN=Microsoft Corporation UEFI CA 2011' "$E/BOOTX64.EFI.signers"
+expect 'issuer: .*CN=Microsoft UEFI CA 2023' "$E/BOOTX64.EFI.signers"
+signers "$E/grubx64.efi" >/dev/null
+expect 'subject: /CN=Debian Secure Boot Signer .* - grub2' "$E/grubx64.efi.signers"
+signers "$E/vmlinuz" >/dev/null
+expect 'subject: /CN=Debian Secure Boot Signer .* - linux' "$E/vmlinuz.signers"
+for f in BOOTX64.EFI grubx64.efi vmlinuz; do
+	sed -n "s|^ *- subject: .*CN=\\(.*\\)|   $f: certificate \\1|p" "$E/$f.signers"
+done
+cmp "$E/vmlinuz" "$BUILD"/debs/linux-image-*/boot/vmlinuz-"$(sed -n 's/^initramfs: kernel .* (\(.*\)),.*/\1/p' "$W/initramfs-report.txt")" ||
+	fail "the kernel on the stick is not Debian's signed vmlinuz byte for byte"
+cmp "$E/grub.cfg" "$W/circular-usb.parts/grub.cfg" || fail "EFI/debian/grub.cfg is not the stick's menu"
+
+# Secure Boot variables for boot 2 and 4: Debian's OVMF_VARS_4M.ms.fd (Microsoft's keys,
+# Secure Boot on) with the Microsoft UEFI CA 2023 added to db. Bookworm's OVMF (edk2
+# 2022.11) accepts an image only when *every* Authenticode signature on it chains to db, and
+# its db holds only the 2011 CA, so it refuses Debian's dual-signed shim ("Access Denied";
+# the 2011 signature alone passes). PCs get the 2023 CA in db by firmware or OS updates;
+# this firmware is given it the same way, as an authenticated db entry. The CA certificate
+# is taken from shim's own 2023 signature (no download); virt-fw-vars (PyPI virt-firmware,
+# not packaged in bookworm) writes it into a copy of the variable store.
+SB_VARS=$W/OVMF_VARS_4M.ms+2023.fd
+if [ ! -s "$SB_VARS" ]; then
+	log "OVMF variables with Microsoft's 2011 and 2023 UEFI CAs in db"
+	[ -x "$BUILD/virt-firmware/bin/virt-fw-vars" ] || {
+		python3 -m venv "$BUILD/virt-firmware"
+		"$BUILD/virt-firmware/bin/pip" install -q virt-firmware
+	}
+	python3 - "$W/shim-2023.p7" <<'PY'
+import struct, sys
+d = open("/usr/lib/shim/shimx64.efi.signed", "rb").read()
+pe = struct.unpack_from("<I", d, 0x3C)[0]
+dirs = pe + 24 + (112 if struct.unpack_from("<H", d, pe + 24)[0] == 0x20B else 96)
+va, size = struct.unpack_from("<II", d, dirs + 4 * 8)  # the security directory
+sigs, o = [], va
+while o < va + size:  # WIN_CERTIFICATE entries, 8-byte aligned
+    n = struct.unpack_from("<I", d, o)[0]
+    sigs.append(d[o + 8 : o + n])
+    o += (n + 7) & ~7
+open(sys.argv[1], "wb").write(sigs[1])
+PY
+	openssl pkcs7 -inform DER -in "$W/shim-2023.p7" -print_certs |
+		awk '/^subject=.*CN ?= ?Microsoft UEFI CA 2023$/ {p = 1} p && /BEGIN/ {q = 1} q {print} q && /END/ {exit}' >"$W/ms-uefi-ca-2023.pem"
+	openssl x509 -in "$W/ms-uefi-ca-2023.pem" -noout -subject | grep -q 'Microsoft UEFI CA 2023' ||
+		fail "could not take the Microsoft UEFI CA 2023 from shim's signature"
+	"$BUILD/virt-firmware/bin/virt-fw-vars" -i /usr/share/OVMF/OVMF_VARS_4M.ms.fd -o "$SB_VARS.tmp" \
+		--add-db 77fa9abd-0359-4d32-bd60-28f4e78f784b "$W/ms-uefi-ca-2023.pem" >/dev/null 2>&1
+	mv "$SB_VARS.tmp" "$SB_VARS"
+fi
+
 # A 2 GiB "stick": the image is much smaller, so first boot must grow p2.
 STICK=$W/stick.img
 cp "$W/circular-usb.img" "$STICK"
 truncate -s 2G "$STICK"
 
-boot() { # boot FIRMWARE NAME STEPS...
+# boot FIRMWARE NAME STEPS...: seabios, ovmf (Secure Boot off), or secboot (OVMF
+# enforcing Secure Boot with Microsoft's keys: it needs SMM, so q35, and the flash
+# writable only from SMM). The disk is $STICK; with BOOT_END=kill the VM is stopped
+# after the last step instead of waiting for it to power off.
+boot() {
 	local fw=$1 name=$2; shift 2
 	local sock=$W/$name.sock fwargs=()
 	rm -f "$sock" "$W/$name.log"
-	if [ "$fw" = ovmf ]; then
+	case $fw in
+	ovmf)
 		cp /usr/share/OVMF/OVMF_VARS_4M.fd "$W/$name.vars"
 		fwargs=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
-			-drive "if=pflash,format=raw,file=$W/$name.vars")
-	fi
+			-drive "if=pflash,format=raw,file=$W/$name.vars") ;;
+	secboot)
+		cp "$SB_VARS" "$W/$name.vars"
+		fwargs=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
+			-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
+			-drive "if=pflash,format=raw,unit=1,file=$W/$name.vars") ;;
+	esac
 	qemu-system-x86_64 -accel tcg -m 2048 -smp 2 -display none -vga std -no-reboot \
 		"${fwargs[@]}" \
 		-chardev "socket,id=s0,path=$sock,server=on,wait=off" -serial chardev:s0 \
 		-qmp "unix:$W/$name.qmp,server=on,wait=off" \
-		-device qemu-xhci -drive "if=none,id=stick,format=raw,file=$STICK" \
+		-device qemu-xhci -drive "if=none,id=stick,format=raw,file=${DISK:-$STICK}" \
 		-device usb-storage,drive=stick,bootindex=0 \
 		-nic user,model=virtio-net-pci &
 	QEMU_PID=$!
@@ -97,6 +178,7 @@ boot() { # boot FIRMWARE NAME STEPS...
 		QEMU_PID=
 		return 1
 	fi
+	[ "${BOOT_END:-}" = kill ] && kill "$QEMU_PID"
 	wait "$QEMU_PID" || true
 	QEMU_PID=
 	log "$name passed in $((SECONDS - t0)) s"
@@ -140,14 +222,61 @@ boot seabios boot1 \
 	"expect:120:store mounted" \
 	"${choose_and_boot[@]}"
 
+expect 'boot mode: BIOS' "$W/boot1.log"
+
 nginx_stop
-log "boot 2: OVMF, same stick, store offline (nginx stopped)"
-boot ovmf boot2 \
+log "boot 2: OVMF with Secure Boot enforced, same stick, store offline (nginx stopped)"
+boot secboot boot2 \
+	"expect:300:Kernel is locked down from EFI Secure Boot" \
+	"expect:60:secureboot: Secure boot enabled" \
 	"expect:120:Circular appliance starting" \
+	"expect:120:boot mode: UEFI Secure Boot, lockdown integrity" \
+	"expect:120:eth0: 10\.0\.2\.15/24" \
 	"expect:120:cache: CIRCULAR is" \
 	"expect:120:store mounted" \
+	"screen:120:TCG · UEFI Secure Boot, lockdown integrity" \
 	"${choose_and_boot[@]}"
 if grep -aq "growing the filesystem" "$W/boot2.log"; then
 	fail "boot 2 grew the cache again: the first grow did not stick"
 fi
+# Under lockdown only modules with Debian's signature load; PID 1 logs any it could not
+# load (finit_module: EKEYREJECTED …), and the kernel logs what lockdown stopped. The one
+# expected line is the kernel's own "hibernation is restricted" at boot.
+if grep -aE 'finit_module: (EKEYREJECTED|EPERM|EACCES)|Lockdown: .*(restricted|denied)' "$W/boot2.log" |
+	grep -v 'hibernation is restricted'; then
+	fail "lockdown refused something the appliance did (lines above; $W/boot2.log)"
+fi
+# fuse (FUSE mount), the NIC (DHCP) and QEMU (the marker) were proven by the steps above.
+if grep -aE 'modules: .*' "$W/boot2.log" | head -1 | grep -qwE 'kvm_(amd|intel)'; then
+	log "under lockdown: Debian's signed modules (kvm included) loaded; DHCP, FUSE mount, nested QEMU worked"
+else
+	log "under lockdown: DHCP, FUSE mount, nested QEMU worked (no kvm module: this vCPU has no VT-x/AMD-V)"
+fi
+
+log "boot 3: plain OVMF (Secure Boot off), same stick, up to the menu"
+boot ovmf boot3 \
+	"expect:120:Circular appliance starting" \
+	"expect:120:boot mode: UEFI[\r\n]" \
+	"screen:300:Choose an operating system" \
+	"screen:30:TCG · UEFI *\n" \
+	"send:j" \
+	"screen:30:> Power off" \
+	"send:\r" \
+	"expect:60:powering off" \
+	"eof:60"
+
+log "boot 4: Secure Boot firmware, today's unsigned grub-mkimage BOOTX64.EFI"
+DISK=$W/unsigned.img
+cp "$W/circular-usb.img" "$DISK"
+UNSIGNED_ESP="$DISK@@${ESP##*@@}"
+grub-mkimage -O x86_64-efi -p /boot/grub -o "$W/unsigned-BOOTX64.EFI" part_msdos fat normal linux configfile search
+mcopy -o -i "$UNSIGNED_ESP" "$W/unsigned-BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+# OVMF's boot manager prints the refusal on its console (the serial line):
+#   BdsDxe: failed to load Boot0001 "UEFI QEMU USB HARDDRIVE ..." from PciRoot(...): Access Denied
+DISK=$DISK BOOT_END=kill boot secboot boot4 \
+	"expect:300:BdsDxe: failed to load Boot[0-9A-F]+ [^\r\n]*USB[^\r\n]*: Access Denied"
+if grep -aq "GNU GRUB\|Loading Linux" "$W/boot4.log"; then
+	fail "the firmware started the unsigned GRUB under Secure Boot"
+fi
+rm -f "$DISK"
 log "test-usb-boot: PASS"

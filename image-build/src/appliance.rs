@@ -49,6 +49,11 @@ pub enum ApplianceError {
     #[error("{path}: unknown kernel module compression (expected .ko, .ko.xz or .ko.zst)")]
     ModuleCompression { path: PathBuf },
 
+    /// A kernel module lacks the signature Debian appended (`~Module signature appended~`):
+    /// under Secure Boot the kernel is in lockdown and would refuse to load it.
+    #[error("{path} carries no module signature (it does not end with `~Module signature appended~`): under Secure Boot the kernel would refuse it; use Debian's signed kernel package unmodified (delete its directory under --cache and run again)")]
+    UnsignedModule { path: PathBuf },
+
     #[error("{path} is missing: run cargo build --release (or point --bins at the binaries)")]
     MissingBinary { path: PathBuf },
 

@@ -9,6 +9,7 @@
 //!
 //! It is not a general init system: no service files, no runlevels, no getty.
 
+pub mod bootmode;
 pub mod cache;
 pub mod cmdline;
 pub mod console;

@@ -13,7 +13,7 @@
 //! instead of panicking the kernel. Each job lives in its own small module.
 
 use init::protocol::MenuExit;
-use init::{cache, cmdline, console, kmod, log, mounts, net, procs, services};
+use init::{bootmode, cache, cmdline, console, kmod, log, mounts, net, procs, services};
 use init::{error, info, say, warn};
 
 use std::os::fd::AsRawFd;
@@ -90,7 +90,11 @@ fn boot() -> String {
                 "sd_mod",
                 "usb_storage",
                 "uas",
-            ] {
+            ]
+            .into_iter()
+            // UEFI variables, for the boot mode; a BIOS boot has none (the module says ENODEV).
+            .chain(Path::new(bootmode::EFI_DIR).is_dir().then_some("efivarfs"))
+            {
                 if let Err(e) = loader.load(m) {
                     info!("{e}");
                 }
@@ -101,6 +105,13 @@ fn boot() -> String {
         }
         Err(e) => warn!("kernel modules: {e}; continuing with what the kernel has built in"),
     }
+
+    // How the firmware started us, for the log and the menu's status line: a support
+    // person asks this first when a PC refuses the stick or a module.
+    for p in bootmode::mount_sources() {
+        info!("boot mode: {p}");
+    }
+    say!("boot mode: {}", bootmode::detect());
 
     // Network (unless told to stay offline).
     let mut online = false;

@@ -125,6 +125,7 @@ pub fn run(args: Args) -> Result<(), DesktopError> {
         accel: args.accel,
         display: args.display.unwrap_or_else(default_display),
         appliance: false,
+        boot_mode: None,
     };
     let result = run_until(menu, &stop);
     // Unmount before the directory goes (PrivateDir drops after this).

@@ -46,6 +46,9 @@ pub struct MenuConfig {
     /// Running as the appliance's PID 1: adds Power off and Reboot, and there is
     /// no "quit".
     pub appliance: bool,
+    /// How the PC booted ("UEFI Secure Boot, lockdown integrity"), shown at the right of
+    /// the status line; the appliance sets it, desktop mode has none.
+    pub boot_mode: Option<String>,
 }
 
 /// Why the menu returned.

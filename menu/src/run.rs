@@ -74,6 +74,7 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
     app.host_cpus = host::cpus();
     app.host_memory_mib = host::memory_mib();
     app.address = host::address();
+    app.boot_mode = config.boot_mode.clone();
     app
 }
 

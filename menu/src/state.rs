@@ -132,6 +132,8 @@ pub struct App {
     pub status: Result<Status, String>,
     /// This machine's address for the network line, e.g. "10.0.2.15 on eth0".
     pub address: Option<String>,
+    /// How the appliance booted, for the status line (`MenuConfig::boot_mode`).
+    pub boot_mode: Option<String>,
     pub appliance: bool,
     pub display: Display,
     pub accel: AccelState,
@@ -167,6 +169,7 @@ impl App {
             catalog,
             status,
             address: None,
+            boot_mode: None,
             appliance,
             display,
             accel,

@@ -83,6 +83,10 @@ fn header_line(app: &App, width: u16) -> Line<'static> {
     if !matches!(app.screen, Screen::Problem(_)) {
         parts.push(accel);
     }
+    // Last, so that on a narrow screen it is what gets cut, not the catalog's date.
+    if let Some(mode) = &app.boot_mode {
+        parts.push(mode.clone());
+    }
     let right = format!("{} ", parts.join(" · "));
     let pad = usize::from(width).saturating_sub(left.len() + right.chars().count());
     let style = Style::new().fg(Color::White).bg(Color::Blue).add_modifier(Modifier::BOLD);

@@ -76,6 +76,18 @@ fn appliance_shows_power_entries_and_no_quit() {
 }
 
 #[test]
+fn the_status_line_says_how_the_appliance_booted() {
+    let mut a = app();
+    a.appliance = true;
+    let first = screen(&a).lines().next().unwrap_or_default().to_string();
+    assert!(!first.contains("UEFI") && !first.contains("BIOS"), "no boot mode given, none shown: {first}");
+    a.boot_mode = Some("UEFI Secure Boot, lockdown integrity".into());
+    let first = screen(&a).lines().next().unwrap_or_default().to_string();
+    assert!(first.contains("KVM · UEFI Secure Boot, lockdown integrity"), "{first}");
+    assert!(first.contains("catalog of"), "the catalog's date stays: {first}");
+}
+
+#[test]
 fn level_two_lists_snapshots_newest_first_with_latest_on_top() {
     let mut a = app();
     a.on_key(key(KeyCode::Enter));

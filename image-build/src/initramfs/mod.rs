@@ -223,8 +223,11 @@ struct ModuleSubset {
     by_class: BTreeMap<&'static str, (usize, u64)>,
 }
 
-/// Step 2: the module subset, decompressed (this kernel has no in-kernel module
-/// decompression; the whole initramfs is zstd-compressed anyway).
+/// Step 2: the module subset, byte for byte as Debian signed it (a compressed one is
+/// decompressed, never stripped or recompressed: this kernel has no in-kernel module
+/// decompression, and the whole initramfs is zstd-compressed anyway). Under Secure Boot
+/// the kernel is in lockdown and loads only modules whose appended signature checks, so
+/// each one is checked to still carry it.
 fn module_subset(runner: &mut Runner, kernel: &Kernel, out: &Path) -> Result<ModuleSubset, ApplianceError> {
     let full = &kernel.modules;
     let dep = modules::parse_dep(&io(full, std::fs::read_to_string(full.join("modules.dep")))?);
@@ -237,6 +240,7 @@ fn module_subset(runner: &mut Runner, kernel: &Kernel, out: &Path) -> Result<Mod
     let mut by_class: BTreeMap<&'static str, (usize, u64)> = BTreeMap::new();
     for (m, class) in &selected {
         let bytes = decompress_module(runner, &full.join(m))?;
+        check_signed(&full.join(m), &bytes)?;
         let dst = subset.join(format!("{}.ko", modules::stem(m)));
         if let Some(parent) = dst.parent() {
             io(parent, std::fs::create_dir_all(parent))?;
@@ -478,6 +482,19 @@ fn listing(a: &Archive) -> (String, BTreeMap<&str, (usize, u64)>) {
     (listing, groups)
 }
 
+/// What the kernel's `sign-file` appends after a module's signature: a module without it
+/// would be refused under lockdown (`Lockdown: ... unsigned module loading is restricted`).
+pub const MODULE_SIG_MAGIC: &[u8] = b"~Module signature appended~\n";
+
+/// Refuses a module (`path`, its decompressed `bytes`) that no longer ends with its signature.
+fn check_signed(path: &Path, bytes: &[u8]) -> Result<(), ApplianceError> {
+    if bytes.ends_with(MODULE_SIG_MAGIC) {
+        Ok(())
+    } else {
+        Err(ApplianceError::UnsignedModule { path: path.to_path_buf() })
+    }
+}
+
 fn decompress_module(runner: &mut Runner, src: &Path) -> Result<Vec<u8>, ApplianceError> {
     let name = src.to_string_lossy();
     if name.ends_with(".ko.zst") {
@@ -511,6 +528,18 @@ mod tests {
         assert!(text.contains("f          3 /etc/circular/build.txt\n"), "{text}");
         assert_eq!(groups.get("circular binaries"), Some(&(1, 3)));
         assert_eq!(groups.len(), 1, "only files are counted");
+    }
+
+    #[test]
+    fn a_module_without_its_signature_is_refused_by_name() {
+        let signed = [b"\x7fELF...module...signature".as_slice(), MODULE_SIG_MAGIC].concat();
+        assert!(check_signed(Path::new("/m/ok.ko"), &signed).is_ok());
+        // Stripped (the signature gone), or cut short by one byte.
+        for bytes in [&b"\x7fELF...module"[..], &signed[..signed.len() - 1]] {
+            let err = check_signed(Path::new("/m/kernel/fs/fuse/fuse.ko"), bytes).unwrap_err();
+            assert!(matches!(err, ApplianceError::UnsignedModule { .. }), "{err}");
+            assert!(err.to_string().contains("/m/kernel/fs/fuse/fuse.ko"), "{err}");
+        }
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("filesystems", "kernel/fs/nls/nls_ascii"),
     ("filesystems", "kernel/fs/nls/nls_utf8"),
     ("filesystems", "kernel/fs/fuse/fuse"),
+    // UEFI variables: PID 1 reads SecureBoot-8be4df61-… to report the boot mode.
+    ("filesystems", "kernel/fs/efivarfs/efivarfs"),
     // ext4 asks for crc32c (a softdep, not in modules.dep).
     ("filesystems", "kernel/crypto/crc32c_generic"),
     ("filesystems", "kernel/arch/x86/crypto/crc32c-intel"),

@@ -2,8 +2,10 @@
 //!
 //! Layout (MBR): sector 0 holds GRUB's boot.img and the partition table; the
 //! post-MBR gap (sectors 1..2047) holds GRUB's i386-pc core.img; p1 is a FAT32
-//! ESP (type 0xEF, boot flag) with EFI/BOOT/BOOTX64.EFI, boot/vmlinuz,
-//! boot/initramfs.img and boot/grub/grub.cfg; p2 is a small ext4 labelled
+//! ESP (type 0xEF, boot flag) with Debian's signed UEFI chain (EFI/BOOT/BOOTX64.EFI
+//! = shim, mmx64.efi, grubx64.efi, and EFI/debian/grub.cfg, where signed GRUB looks),
+//! boot/vmlinuz (Debian's signed kernel), boot/initramfs.img and boot/grub/grub.cfg
+//! (for the BIOS core.img); p2 is a small ext4 labelled
 //! CIRCULAR, the block cache, which the appliance grows to fill the stick on
 //! first boot. Built without loop devices: `crate::disk` writes the MBR and
 //! GRUB's boot sectors, mkfs.fat/mke2fs write at an offset, mtools copies into
@@ -22,8 +24,9 @@ use crate::tool::{self, Runner};
 const GRUB_CFG: &str = include_str!("../../../grub/grub.cfg.in");
 const EARLY_CFG: &str = include_str!("../../../grub/early.cfg.in");
 
-/// GRUB modules built into both core images, so nothing is loaded from disk
-/// later (the stick carries no module directories).
+/// GRUB modules built into the BIOS core image, so nothing is loaded from disk
+/// later (the stick carries no module directories). The UEFI side is Debian's signed
+/// GRUB, a monolithic image with its own module set.
 const GRUB_MODULES: &[&str] = &[
     "part_msdos",
     "part_gpt",
@@ -108,17 +111,20 @@ pub fn run_usb(args: &Args) -> Result<(), ApplianceError> {
     let volid = volume_id();
     let cfgs = write_grub_configs(&work, args, volid)?;
     let grub = make_grub_images(&mut runner, &work, &cfgs.early)?;
+    let efi_chain = SIGNED_CHAIN.iter().map(|(host, _, _)| size_of(Path::new(host))).sum::<Result<u64, _>>()?;
 
-    let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + size_of(&grub.efi)? + 65536;
+    let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + efi_chain + 65536;
     let layout = Layout::plan(content, args.cache_mib);
     let tmp = args.out.with_extension("img.tmp");
     create_disk(&tmp, &layout, volid, &grub.core)?;
-    let esp_files = [
-        (grub.efi.as_path(), "::/EFI/BOOT/BOOTX64.EFI"),
+    let mut esp_files: Vec<(&Path, &str)> =
+        SIGNED_CHAIN.iter().map(|(host, fat, _)| (Path::new(*host), *fat)).collect();
+    esp_files.extend([
+        (cfgs.cfg.as_path(), SIGNED_GRUB_CFG),
         (args.kernel.as_path(), "::/boot/vmlinuz"),
         (args.initramfs.as_path(), "::/boot/initramfs.img"),
         (cfgs.cfg.as_path(), "::/boot/grub/grub.cfg"),
-    ];
+    ]);
     make_esp(&mut runner, &tmp, &layout, volid, &esp_files)?;
     make_cache(&mut runner, &tmp, &layout, &args.cache_label)?;
     io(&args.out, std::fs::rename(&tmp, &args.out))?;
@@ -147,12 +153,32 @@ fn check_args(args: &Args) -> Result<(), ApplianceError> {
         return Err(ApplianceError::Usage("--cache-label: 1 to 16 characters (ext4 label)".into()));
     }
     tool::require_file(grub::BOOT_IMG, "grub-pc-bin")?;
-    tool::require_file(EFI_MODULES, "grub-efi-amd64-bin")?;
+    for (host, _, package) in SIGNED_CHAIN {
+        tool::require_file(host, package)?;
+    }
     Ok(())
 }
 
-/// GRUB's x86_64-efi modules, which grub-mkimage builds BOOTX64.EFI from.
-const EFI_MODULES: &str = "/usr/lib/grub/x86_64-efi";
+/// Debian's signed UEFI boot chain: (file on the build host, path in the ESP, Debian
+/// package). The firmware runs the removable-media path `EFI/BOOT/BOOTX64.EFI`: shim,
+/// signed by Microsoft's UEFI CA 2011 and 2023, which carries Debian's CA and verifies
+/// what it starts; it starts `grubx64.efi` from its own directory (and MokManager,
+/// `mmx64.efi`, when a MOK change is pending). Shim's fallback `fbx64.efi` is left out on
+/// purpose: from `EFI/BOOT` shim would run it, and it writes boot entries into the PC's
+/// NVRAM and reboots. Signed GRUB verifies the kernel through shim.
+pub const SIGNED_CHAIN: [(&str, &str, &str); 3] = [
+    ("/usr/lib/shim/shimx64.efi.signed", "::/EFI/BOOT/BOOTX64.EFI", "shim-signed"),
+    ("/usr/lib/shim/mmx64.efi.signed", "::/EFI/BOOT/mmx64.efi", "shim-helpers-amd64-signed"),
+    ("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "::/EFI/BOOT/grubx64.efi", "grub-efi-amd64-signed"),
+];
+
+/// Where signed GRUB reads its menu. Debian builds it with prefix `/EFI/debian`, which
+/// GRUB completes with the partition it was loaded from; its embedded config sources
+/// `$prefix/x86_64-efi/grub.cfg`, else `$prefix/grub.cfg`, else `$cmdpath/grub.cfg`, and
+/// only when `$prefix` does not exist does it search every disk for `/.disk/info` (and
+/// could take another disk's config). The directory exists on the stick, so GRUB never
+/// searches, and reads this file from the stick's own ESP (docs/APPLIANCE.md).
+pub const SIGNED_GRUB_CFG: &str = "::/EFI/debian/grub.cfg";
 
 /// Volume id of the FAT: GRUB's early config finds the stick by it. It is also the
 /// disk signature. New for every image, so that two sticks in one PC are told apart.
@@ -165,7 +191,7 @@ fn volume_id() -> u32 {
 
 /// GRUB's configuration files in the work directory.
 struct GrubConfigs {
-    /// Built into both core images: finds the FAT by its volume id.
+    /// Built into the BIOS core image: finds the FAT by its volume id.
     early: PathBuf,
     /// The menu, copied into the FAT.
     cfg: PathBuf,
@@ -196,12 +222,10 @@ fn write_grub_configs(work: &Path, args: &Args, volid: u32) -> Result<GrubConfig
     Ok(GrubConfigs { early, cfg, fat_uuid })
 }
 
-/// GRUB for both firmwares.
+/// GRUB for BIOS PCs (UEFI PCs get Debian's signed GRUB, [`SIGNED_CHAIN`]).
 struct GrubImages {
     /// The i386-pc core.img, as grub-mkimage made it (the disk writer patches a copy).
     core: Vec<u8>,
-    /// BOOTX64.EFI.
-    efi: PathBuf,
 }
 
 fn make_grub_images(runner: &mut Runner, work: &Path, early: &Path) -> Result<GrubImages, ApplianceError> {
@@ -217,19 +241,7 @@ fn make_grub_images(runner: &mut Runner, work: &Path, early: &Path) -> Result<Gr
             .arg(&core)
             .args(&bios_mods),
     )?;
-    let efi = work.join("BOOTX64.EFI");
-    let mut efi_mods: Vec<&str> = GRUB_MODULES.to_vec();
-    efi_mods.extend(["efi_gop", "efi_uga"]);
-    runner.run(
-        "grub-mkimage -O x86_64-efi",
-        Command::new("grub-mkimage")
-            .args(["-O", "x86_64-efi", "-p", "/boot/grub", "-c"])
-            .arg(early)
-            .arg("-o")
-            .arg(&efi)
-            .args(&efi_mods),
-    )?;
-    Ok(GrubImages { core: io(&core, std::fs::read(&core))?, efi })
+    Ok(GrubImages { core: io(&core, std::fs::read(&core))? })
 }
 
 fn size_of(p: &Path) -> Result<u64, ApplianceError> {
@@ -300,7 +312,13 @@ fn make_esp(
     let target = format!("{}@@{}", tmp.display(), layout.p1_start * SECTOR);
     runner.run(
         "mmd",
-        Command::new("mmd").arg("-i").arg(&target).args(["::/EFI", "::/EFI/BOOT", "::/boot", "::/boot/grub"]),
+        Command::new("mmd").arg("-i").arg(&target).args([
+            "::/EFI",
+            "::/EFI/BOOT",
+            "::/EFI/debian",
+            "::/boot",
+            "::/boot/grub",
+        ]),
     )?;
     for (src, dst) in files {
         runner.run("mcopy", Command::new("mcopy").arg("-i").arg(&target).arg(src).arg(dst))?;
@@ -328,8 +346,15 @@ fn report(args: &Args, layout: &Layout, volid: u32, fat_uuid: &str, grub: &GrubI
     println!("usb: {} ({})", args.out.display(), format_size(layout.total_bytes()));
     println!("  sector 0      GRUB boot.img + MBR (disk signature {volid:08x})");
     println!("  sectors 1-    GRUB i386-pc core.img ({})", format_size(grub.core.len() as u64));
-    println!("  p1 FAT32 ESP  {} at sector {p1_start}, volume {fat_uuid}: BOOTX64.EFI ({}), vmlinuz ({}), initramfs.img ({})",
-        format_size(p1_sectors * SECTOR), format_size(size_of(&grub.efi)?), format_size(size_of(&args.kernel)?), format_size(size_of(&args.initramfs)?));
+    println!(
+        "  p1 FAT32 ESP  {} at sector {p1_start}, volume {fat_uuid}: vmlinuz ({}), initramfs.img ({})",
+        format_size(p1_sectors * SECTOR),
+        format_size(size_of(&args.kernel)?),
+        format_size(size_of(&args.initramfs)?)
+    );
+    println!(
+        "  UEFI chain    EFI/BOOT/BOOTX64.EFI (shim) -> grubx64.efi -> EFI/debian/grub.cfg, Debian's signed binaries"
+    );
     println!(
         "  p2 ext4 {:<6} {} at sector {p2_start} (grows to fill the stick on first boot)",
         args.cache_label,
@@ -400,8 +425,19 @@ mod tests {
     /// sfdisk reads, GRUB's sectors, the files in the FAT, and the cache's ext4.
     #[test]
     fn usb_image_from_real_tools() {
-        let tools =
-            ["grub-mkimage", "mkfs.fat", "mmd", "mcopy", "mke2fs", "e2fsck", "sfdisk", grub::BOOT_IMG, EFI_MODULES];
+        let tools = [
+            "grub-mkimage",
+            "mkfs.fat",
+            "mmd",
+            "mcopy",
+            "mke2fs",
+            "e2fsck",
+            "sfdisk",
+            grub::BOOT_IMG,
+            SIGNED_CHAIN[0].0,
+            SIGNED_CHAIN[1].0,
+            SIGNED_CHAIN[2].0,
+        ];
         if !testkit::need(&tools) {
             return;
         }
@@ -446,11 +482,23 @@ mod tests {
         assert!(st.success());
         let cfg = std::fs::read_to_string(&cfg).unwrap();
         assert!(cfg.contains("circular.server=http://store.example/circular/"), "{cfg}");
-        for (i, f) in ["::/EFI/BOOT/BOOTX64.EFI", "::/boot/vmlinuz", "::/boot/initramfs.img"].iter().enumerate() {
-            let st = Command::new("mcopy").args(["-i", &esp, f]).arg(dir.path().join(format!("copy{i}"))).status();
+        let read = |f: &str| {
+            let copy = dir.path().join("copy");
+            let st = Command::new("mcopy").args(["-o", "-i", &esp, f]).arg(&copy).status();
             assert!(st.unwrap().success(), "{f}");
+            std::fs::read(&copy).unwrap()
+        };
+        assert_eq!(read("::/boot/vmlinuz"), b"a kernel");
+        assert_eq!(read("::/boot/initramfs.img"), b"an initramfs");
+        // Debian's signed binaries byte for byte, and signed GRUB's menu where it looks.
+        for (host, fat, _) in SIGNED_CHAIN {
+            assert_eq!(read(fat), std::fs::read(host).unwrap(), "{fat}");
         }
-        assert_eq!(std::fs::read(dir.path().join("copy1")).unwrap(), b"a kernel");
+        assert_eq!(read(SIGNED_GRUB_CFG), cfg.as_bytes());
+        // No fallback: from EFI/BOOT, shim would run it and rewrite the PC's boot entries.
+        let fallback =
+            Command::new("mcopy").args(["-i", &esp, "::/EFI/BOOT/fbx64.efi"]).arg(dir.path().join("fb")).output();
+        assert!(!fallback.unwrap().status.success());
         let fsck = Command::new("e2fsck").arg("-fn").arg(format!("{}?offset={}", out.display(), 198656 * 512)).status();
         assert!(fsck.unwrap().success());
     }

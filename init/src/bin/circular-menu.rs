@@ -95,6 +95,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<u8, menu::MenuError> {
                     accel: args.accel,
                     display: args.display,
                     appliance: true,
+                    boot_mode: Some(init::bootmode::detect().to_string()),
                 },
                 stop,
             )?;
