@@ -310,13 +310,17 @@ impl Cache {
         }
     }
 
-    /// Evicts least-recently-used, unprotected blocks worth at least `need` bytes.
-    fn evict(&self, need: u64) -> bool {
+    /// On a full disk: evicts least-recently-used blocks that may go (neither
+    /// kept nor protected) worth `want` bytes, or every one of them when they
+    /// are fewer. False when none may go. Less than `want` can still be enough
+    /// room: on a small disk `want` may be more than the whole cache.
+    fn evict(&self, want: u64) -> bool {
         let victims = {
             let mut state = self.lock();
-            let Some(victims) = state.victims(need) else {
+            let (victims, _) = state.evictable(want);
+            if victims.is_empty() {
                 return false;
-            };
+            }
             for id in &victims {
                 state.lru.remove(id);
             }
