@@ -443,6 +443,9 @@ fn fetch_catalog_pair(sources: &Sources, wait: Duration, accept: &Accept<'_>) ->
         let mut problems: Vec<String> = Vec::new();
         let mut any_transient = false;
         let mut refusals = 0;
+        // `i` names the source (sources.label_of, fetch_one, its fair share
+        // n - i), not only a slot of `said`.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..n {
             let label = sources.label_of(i);
             let now = Instant::now();
