@@ -330,6 +330,24 @@ impl Cache {
         true
     }
 
+    /// Evicts least-recently-used blocks that may go worth at least `need`
+    /// bytes, or none. For small files written at mount start, before the
+    /// offline copy is marked kept: all or nothing spares a small cache whole.
+    fn evict_all_or_nothing(&self, need: u64) -> bool {
+        let victims = {
+            let mut state = self.lock();
+            let Some(victims) = state.victims(need) else {
+                return false;
+            };
+            for id in &victims {
+                state.lru.remove(id);
+            }
+            victims
+        };
+        self.delete_evicted(&victims);
+        true
+    }
+
     fn delete_evicted(&self, victims: &[Sha1Name]) {
         for id in victims {
             let _ = self.store.remove(&block_path(id));
@@ -412,7 +430,7 @@ impl Cache {
     /// logged and not an error.
     fn small_write(&self, write: impl Fn() -> circular_format::Result<()>) -> Result<()> {
         let mut result = write();
-        if matches!(&result, Err(e) if errno(e) == Some(libc::ENOSPC)) && self.evict(4 << 20) {
+        if matches!(&result, Err(e) if errno(e) == Some(libc::ENOSPC)) && self.evict_all_or_nothing(4 << 20) {
             result = write();
         }
         match result {
