@@ -202,14 +202,18 @@ fn a_fifo_planted_as_a_block_does_not_hang_a_read() {
     let index = store.add("deb", "2026-11-22", &image, BS);
     let nginx = Nginx::start(&store.dir);
     let client = Client::new();
+    // A set cap: the default one follows the host disk's free space, and on a
+    // disk less than a tenth free it caches nothing, so there is no block to plant.
+    let mut config = client.config(vec![nginx.url()], &store);
+    config.store.cache_max = Some(64 << 20);
     {
-        let _m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
+        let _m = client.mount(config.clone()).unwrap();
         assert_eq!(fs::read(client.image("deb/2026-11-22")).unwrap(), image);
     }
     let planted = client.cache().join(block_path(&index.blocks[3].unwrap()));
     fs::remove_file(&planted).unwrap();
     nix::unistd::mkfifo(&planted, nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let _m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
+    let _m = client.mount(config).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let path = client.image("deb/2026-11-22");
     std::thread::spawn(move || tx.send(fs::read(path).unwrap()).unwrap());
