@@ -589,6 +589,38 @@ mod tests {
         assert!(victim.join("notes.txt").exists());
     }
 
+    /// Sets a cached block's file mtime `secs_ago` seconds in the past.
+    fn age(dir: &Path, n: u32, secs_ago: u64) {
+        let file = std::fs::File::options().write(true).open(dir.join(block_path(&id(n)))).unwrap();
+        file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago)).unwrap();
+    }
+
+    #[test]
+    fn the_lru_order_survives_restarts_and_a_use_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(300)).unwrap();
+        for n in 0..3 {
+            assert_eq!(cache.store_block(&id(n), &[n as u8; 100]), Stored::Written);
+        }
+        drop(cache);
+        // Written in earlier sessions: 0 the oldest, 2 the newest.
+        age(dir.path(), 0, 3000);
+        age(dir.path(), 1, 2000);
+        age(dir.path(), 2, 1000);
+        // This session uses 0 only: that use must outlive the session.
+        let cache = Cache::open(dir.path(), Some(300)).unwrap();
+        assert_eq!(cache.read_block(&id(0)).unwrap(), [0u8; 100]);
+        drop(cache);
+        // Next session: a new block evicts the least recently used, 1,
+        // not the hot 0 and not the newest 2 (an order rebuilt backwards).
+        let cache = Cache::open(dir.path(), Some(300)).unwrap();
+        assert_eq!(cache.store_block(&id(3), &[3u8; 100]), Stored::Written);
+        assert!(!cache.has_block(&id(1)), "the least recently used block goes first");
+        assert!(cache.has_block(&id(0)), "the block used last session survives the restart");
+        assert!(cache.has_block(&id(2)) && cache.has_block(&id(3)));
+        assert!(!dir.path().join(block_path(&id(1))).exists(), "its file is deleted");
+    }
+
     #[test]
     fn smaller_cap_on_reopen_evicts() {
         let dir = tempfile::tempdir().unwrap();

@@ -438,3 +438,27 @@ fn a_tampered_index_is_refused() {
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert!(!client.cache().join(index_path(&store.catalog.distributions[0].snapshots[0].index)).exists());
 }
+
+#[test]
+fn a_down_mirror_is_skipped_for_the_catalog_and_every_block() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = TestStore::new(&tmp.path().join("store"));
+    let image = random_bytes(8 * BS as usize + 123, 91);
+    store.add("deb", "2026-11-22", &image, BS);
+    let nginx = Nginx::start(&store.dir);
+    // A mirror that is down: a port nothing listens on any more (connection refused).
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port())
+    };
+    let client = Client::new();
+    let _m = client.mount(client.config(vec![down, nginx.url()], &store)).unwrap();
+    assert_eq!(read_all(&client.image("deb/2026-11-22")), image, "every block comes from the live mirror");
+    assert!(nginx.requests_for("/blocks/") >= 8, "{:?}", nginx.requested_paths());
+    let status = Status::read(&client.mountpoint()).unwrap();
+    assert!(status.last_error.is_none(), "{:?}", status.last_error);
+    assert_eq!(status.sources[1].reachable, Some(true), "{:?}", status.sources);
+}

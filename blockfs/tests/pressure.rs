@@ -20,13 +20,16 @@ use common::{random_bytes, wait_for, Client, Nginx, TestStore};
 
 const BS: u32 = 65536;
 
-/// Root can mount a tmpfs; anyone else skips these tests, saying so.
+/// Root can mount a tmpfs. Called after `testkit::need`, which already skips
+/// (saying so) under `make check`; anywhere else a test that cannot run fails
+/// and says why, as a missing program does: a skip the harness swallows
+/// (`eprintln!` of a passing test is not shown) would count as a pass.
 fn root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("skipped: needs root to mount a tmpfs of a set size");
-    }
-    root
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root to mount a tmpfs of a set size: run it as root (make unit), or under make check, which skips it"
+    );
+    true
 }
 
 /// A tmpfs of `size` on `dir`, unmounted on drop.
@@ -204,14 +207,18 @@ fn a_fifo_planted_as_a_block_does_not_hang_a_read() {
     let index = store.add("deb", "2026-11-22", &image, BS);
     let nginx = Nginx::start(&store.dir);
     let client = Client::new();
+    // A set cap: the default one follows the host disk's free space, and on a
+    // disk less than a tenth free it caches nothing, so there is no block to plant.
+    let mut config = client.config(vec![nginx.url()], &store);
+    config.store.cache_max = Some(64 << 20);
     {
-        let _m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
+        let _m = client.mount(config.clone()).unwrap();
         assert_eq!(fs::read(client.image("deb/2026-11-22")).unwrap(), image);
     }
     let planted = client.cache().join(block_path(&index.blocks[3].unwrap()));
     fs::remove_file(&planted).unwrap();
     nix::unistd::mkfifo(&planted, nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let _m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
+    let _m = client.mount(config).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let path = client.image("deb/2026-11-22");
     std::thread::spawn(move || tx.send(fs::read(path).unwrap()).unwrap());
@@ -278,4 +285,31 @@ fn a_killed_blockfs_leaves_no_mount_that_stops_the_next_one_even_with_a_space_in
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(second.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     second.wait().unwrap();
     assert!(!mounted(&mnt), "nothing is left mounted");
+}
+
+#[test]
+fn a_full_disk_evicts_old_blocks_and_tries_the_write_again() {
+    if !testkit::need(&["mount", "umount"]) || !root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    fs::create_dir(&dir).unwrap();
+    let _small = SmallFs::mount(&dir, "4m");
+    // A cap far above the disk: only ENOSPC stops a write here.
+    let cache = blockfs::cache::Cache::open(&dir, Some(1 << 30)).unwrap();
+    let block = |n: u64| random_bytes(256 * 1024, 1000 + n);
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        let bytes = block(n);
+        let id = circular_format::hash::Sha1Name::of(&bytes);
+        // 10 MiB into 4 MiB: every write that meets a full disk must evict
+        // older blocks and succeed on its second try.
+        assert_eq!(cache.store_block(&id, &bytes), blockfs::cache::Stored::Written, "block {n}");
+        ids.push(id);
+    }
+    assert!(cache.evicted_blocks() > 0, "the disk filled, so old blocks went");
+    assert!(!cache.has_block(&ids[0]), "the oldest went first");
+    assert_eq!(cache.read_block(&ids[39]).unwrap(), block(39), "the newest is on the disk");
+    assert!(dir.join(block_path(&ids[39])).exists());
 }

@@ -249,6 +249,17 @@ mod tests {
         std::fs::write(&public, text).unwrap();
         let keys = read_public(&public).unwrap();
         assert_eq!(keys, vec![key.verifying_key(), second.verifying_key()]);
+        // A catalog signed by either key of the file is accepted (a key
+        // rotation: old and new key side by side); one by a third is not.
+        let (_, bytes, _) = signed();
+        let now = datetime!(2026-11-23 0:00 UTC);
+        for signer in [&key, &second] {
+            let sig = sign(&bytes, signer);
+            verify_catalog(&bytes, Some(sig.as_bytes()), &keys, now).unwrap();
+        }
+        let sig = sign(&bytes, &generate());
+        let err = verify_catalog(&bytes, Some(sig.as_bytes()), &keys, now).unwrap_err();
+        assert!(matches!(err, Error::BadSignature), "{err}");
         std::fs::write(&public, "nonsense").unwrap();
         assert!(read_public(&public).is_err());
         assert!(read_secret(&public).is_err());

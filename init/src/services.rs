@@ -110,29 +110,45 @@ pub fn start_blockfs(
     let blocks = cache_dir.join("blocks");
     let _ = std::fs::create_dir_all(&blocks);
     let mut c = procs::command(BLOCKFS);
-    c.arg("mount").arg("--cache").arg(&blocks);
-    if let Some(m) = cache_max {
-        c.arg("--cache-max").arg(m.to_string());
-    }
-    c.arg("--public").arg(PUBLIC_KEY);
-    // Why a mount fails, with its stable kind, for the menu's problem screen.
-    c.arg("--error-file").arg(BLOCKFS_ERROR);
-    if let Some(ca) = ca {
-        c.arg("--ca").arg(ca);
-    }
-    if let Some(proxy) = proxy {
-        c.arg("--proxy").arg(proxy);
-    }
-    if offline {
-        c.arg("--offline");
-    } else {
-        c.arg(servers.join(","));
-    }
-    c.arg(MOUNTPOINT);
+    c.args(blockfs_args(servers, offline, &blocks, cache_max, ca, proxy));
     c.stdin(Stdio::null()).stdout(log_file(logdir, "blockfs.log")).stderr(log_file(logdir, "blockfs.log"));
     crate::info!("starting {c:?}");
     let child = c.spawn().map_err(|e| ServiceError::Spawn(BLOCKFS.into(), e))?;
     Ok(Pid::from_raw(child.id() as i32))
+}
+
+/// The arguments of `blockfs` (after the program name) for the cache's
+/// `blocks` directory. `offline` (circular.offline, or no DHCP lease on any
+/// port) mounts the cache alone: `--offline` and no store URL, so blockfs
+/// never waits on a network that is not there.
+pub fn blockfs_args(
+    servers: &[String],
+    offline: bool,
+    blocks: &Path,
+    cache_max: Option<u64>,
+    ca: Option<&Path>,
+    proxy: Option<&str>,
+) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = vec!["mount".into(), "--cache".into(), blocks.into()];
+    if let Some(m) = cache_max {
+        a.extend(["--cache-max".into(), m.to_string().into()]);
+    }
+    a.extend(["--public".into(), PUBLIC_KEY.into()]);
+    // Why a mount fails, with its stable kind, for the menu's problem screen.
+    a.extend(["--error-file".into(), BLOCKFS_ERROR.into()]);
+    if let Some(ca) = ca {
+        a.extend(["--ca".into(), ca.into()]);
+    }
+    if let Some(proxy) = proxy {
+        a.extend(["--proxy".into(), proxy.into()]);
+    }
+    if offline {
+        a.push("--offline".into());
+    } else {
+        a.push(servers.join(",").into());
+    }
+    a.push(MOUNTPOINT.into());
+    a
 }
 
 /// True once a FUSE filesystem is mounted at `MOUNTPOINT`.
@@ -228,6 +244,33 @@ pub fn start_shell(console: &Path) -> Result<Pid, ServiceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_lease_mounts_the_cache_offline_and_names_no_server() {
+        let servers = vec!["http://a.example/c/".to_string(), "http://b.example/c/".to_string()];
+        let blocks = Path::new("/cache/blocks");
+        let text = |a: Vec<std::ffi::OsString>| a.iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>();
+        // No DHCP answer (or circular.offline): the cache alone, never a URL to wait on.
+        let offline = text(blockfs_args(&servers, true, blocks, Some(7 << 30), None, None));
+        assert!(offline.contains(&"--offline".to_string()), "{offline:?}");
+        assert!(!offline.iter().any(|a| a.contains("example")), "{offline:?}");
+        assert_eq!(offline.last().map(String::as_str), Some(MOUNTPOINT));
+        assert_eq!(offline[..3], ["mount", "--cache", "/cache/blocks"]);
+        // With a lease: every server in order, one argument, and no --offline.
+        let online = text(blockfs_args(
+            &servers,
+            false,
+            blocks,
+            None,
+            Some(Path::new("/cache/ca.pem")),
+            Some("http://proxy:3128"),
+        ));
+        assert!(!online.contains(&"--offline".to_string()), "{online:?}");
+        assert!(online.contains(&"http://a.example/c/,http://b.example/c/".to_string()), "{online:?}");
+        assert!(online.windows(2).any(|w| w == ["--ca", "/cache/ca.pem"]), "{online:?}");
+        assert!(online.windows(2).any(|w| w == ["--proxy", "http://proxy:3128"]), "{online:?}");
+        assert!(online.windows(2).any(|w| w == ["--error-file", BLOCKFS_ERROR]), "{online:?}");
+    }
 
     #[test]
     fn last_message_is_blockfs_error_line() {

@@ -217,6 +217,14 @@ mod tests {
     fn foreign_replies_are_ignored() {
         assert_eq!(parse_reply(&server_reply(8, MessageType::Offer), 7, &MAC, Ipv4Addr::UNSPECIFIED), None);
         assert_eq!(parse_reply(&[1, 2, 3], 7, &MAC, Ipv4Addr::UNSPECIFIED), None);
+        // Our xid, but the offer is for another NIC on the link (its MAC in chaddr).
+        let mut other = MAC;
+        other[5] ^= 0xff;
+        assert_eq!(parse_reply(&server_reply(7, MessageType::Offer), 7, &other, Ipv4Addr::UNSPECIFIED), None);
+        assert!(matches!(
+            parse_reply(&server_reply(7, MessageType::Offer), 7, &MAC, Ipv4Addr::UNSPECIFIED),
+            Some(Reply::Offer(_))
+        ));
         assert_eq!(parse_reply(&server_reply(7, MessageType::Nak), 7, &MAC, Ipv4Addr::UNSPECIFIED), Some(Reply::Nak));
     }
 }

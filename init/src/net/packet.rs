@@ -58,7 +58,14 @@ pub fn build(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8
 }
 
 /// The UDP payload of an IPv4 packet to `dport`, with the sender's address.
-/// Anything else (other protocols, fragments, bad lengths) is `None`.
+/// Anything else (other protocols, fragments, bad lengths, an IPv4 header
+/// whose checksum does not match) is `None`.
+///
+/// The UDP checksum is not checked: a packet socket sees a reply from a local
+/// DHCP server (a libvirt or tap network with checksum offload) before its UDP
+/// checksum is filled in, which is why dhclient refused such leases; the
+/// Ethernet frame check already covers the wire. The IPv4 header checksum is
+/// always computed by the sender's kernel, so a wrong one is a damaged packet.
 pub fn parse(pkt: &[u8], dport: u16) -> Option<(Ipv4Addr, &[u8])> {
     if pkt.len() < 28 || pkt[0] >> 4 != 4 || pkt[9] != 17 {
         return None;
@@ -67,6 +74,10 @@ pub fn parse(pkt: &[u8], dport: u16) -> Option<(Ipv4Addr, &[u8])> {
     let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
     let frag = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff;
     if ihl < 20 || total > pkt.len() || total < ihl + 8 || frag != 0 {
+        return None;
+    }
+    // A correct header, its checksum included, sums to 0xffff.
+    if fold(sum16(&pkt[..ihl], 0)) != 0 {
         return None;
     }
     let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
@@ -96,5 +107,19 @@ mod tests {
         assert_eq!(payload, b"hello");
         assert!(parse(&p, CLIENT_PORT).is_none());
         assert!(parse(&p[..20], SERVER_PORT).is_none());
+    }
+
+    #[test]
+    fn a_reply_with_a_bad_ip_header_checksum_is_dropped() {
+        let p = build(Ipv4Addr::new(10, 0, 2, 2), Ipv4Addr::BROADCAST, SERVER_PORT, CLIENT_PORT, b"offer");
+        assert!(parse(&p, CLIENT_PORT).is_some());
+        // One bit flipped in the source address: the header no longer sums right.
+        let mut damaged = p.clone();
+        damaged[13] ^= 0x01;
+        assert!(parse(&damaged, CLIENT_PORT).is_none(), "a damaged header must not give a lease's server");
+        // The checksum field itself damaged.
+        let mut damaged = p;
+        damaged[11] ^= 0x80;
+        assert!(parse(&damaged, CLIENT_PORT).is_none());
     }
 }
