@@ -53,6 +53,10 @@ pub struct AddOptions {
     pub key: PathBuf,
     pub valid_days: u32,
     pub image: PathBuf,
+    /// Publish over a snapshot of the same distribution and date. Without it, `add`
+    /// refuses: clients that cached that snapshot, or keep a guest's changes on top of
+    /// it, would see its bytes change under the same name.
+    pub replace: bool,
 }
 
 /// The suffix of the login hint file that `image-build os` writes beside its image.
@@ -172,6 +176,14 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
     };
     let store = StoreDir::open_for_writing(&opts.store)?;
     let mut catalog = store.read_catalog(&key)?;
+    let existing = catalog.distribution(&opts.distro).and_then(|d| d.snapshots.iter().find(|s| s.date == opts.date));
+    if let (Some(existing), false) = (existing, opts.replace) {
+        return Err(BuildError::Usage(format!(
+            "{} {} is already published (index {}): choose another --date, or give --replace to publish this \
+             image in its place (clients that cached it, or kept a guest's changes on it, will see it change)",
+            opts.distro, opts.date, existing.index
+        )));
+    }
     let raw = RawImage::open(&opts.image, &store.local().path(TMP_DIR))?;
     let media = match opts.media {
         Some(media) => media,
@@ -463,6 +475,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("week1.img");
         let opts = |login: Option<&str>| AddOptions {
+            replace: true,
             store: dir.path().join("store"),
             distro: "bookworm".into(),
             date: "2026-11-22".into(),

@@ -150,6 +150,9 @@ struct AddArgs {
     /// How to log in, shown in the menu, e.g. "root, no password" (default: IMAGE.login if present).
     #[arg(long, value_name = "TEXT")]
     login: Option<String>,
+    /// Publish over an existing snapshot of the same distribution and date (refused without it).
+    #[arg(long)]
+    replace: bool,
     /// Where the distribution publishes the image, recorded in the catalog (needs --source-sha256).
     #[arg(long, value_name = "URL", requires = "source_sha256")]
     source_url: Option<String>,
@@ -251,6 +254,7 @@ fn run(command: Command) -> Result<ExitCode> {
                     MediaArg::Cdrom => Media::Cdrom,
                 }),
                 login: a.login,
+                replace: a.replace,
                 source_url: a.source_url,
                 source_sha256: a.source_sha256,
                 key: a.key,

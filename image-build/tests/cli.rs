@@ -110,6 +110,14 @@ fn publish_verify_mount_gc_as_a_person_would() {
         .stdout();
     expect(&add2, "blocks: 50 total, 16 zero, 34 already in the store, 0 new; 0 B written");
 
+    // -- a date already published is not silently replaced; --replace does it
+    let catalog = fs::read(w.join("store/catalog.json")).unwrap();
+    let again = ["add", "--store", "store", "--distro", "demo", "--date", "2026-11-16", "--key", "key", "img1"];
+    let refused = image_build(w).args(again).fails_with("already published");
+    expect(&refused, "--replace");
+    assert_eq!(fs::read(w.join("store/catalog.json")).unwrap(), catalog, "a refused add changed the catalog");
+    image_build(w).args(again).arg("--replace").run();
+
     // -- a qcow2 of a changed image: converted, and only the changed block is new
     let mut img2 = img1.clone();
     img2[300_000..300_008].copy_from_slice(b"week two");

@@ -76,6 +76,8 @@ impl TestStore {
             key: self.secret_file(),
             valid_days: VALID_DAYS,
             image: file.clone(),
+            // Tests republish a date on purpose (a changed image under the same name).
+            replace: true,
         };
         let report = image_build::add::add(&opts).unwrap_or_else(|e| panic!("image-build add {distro}/{date}: {e}"));
         std::fs::remove_file(file).unwrap();
