@@ -55,8 +55,10 @@ struct MountArgs {
     /// Use only the cache: no network at all.
     #[arg(long)]
     offline: bool,
-    /// Seconds any wait on the network may take (a read, a failover, start-up) before failing with EIO.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    /// Seconds any wait on the network may take (a read, a failover) before failing with EIO.
+    /// At start the catalog is waited for at most 20 s (10 s when a verified one is cached,
+    /// which is then used), or this deadline if it is shorter.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     deadline: u64,
     /// Also trust the CA certificate(s) in FILE (PEM) for https:// sources, e.g. a
     /// private campus or company CA ($SSL_CERT_FILE and $SSL_CERT_DIR are read too).
@@ -197,6 +199,10 @@ fn status(mountpoint: &Path, json: bool) -> Result<(), String> {
             (Some(false), None) => "unreachable".to_string(),
         };
         println!("  {}  {state}", s.url);
+    }
+    if let Some(e) = &status.last_error {
+        // The reason the last failed read got EIO: what a user asks `status` for.
+        println!("last error: {}", e.message);
     }
     println!(
         "catalog:   generated {}, expires {}{}",

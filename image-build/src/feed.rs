@@ -52,7 +52,11 @@ pub fn run(opts: &FeedOptions) -> Result<()> {
             // goes beside it (the feed may be written anywhere, not only in a store).
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             write_atomic(path, &xml, dir, Durability::Named).map_err(|e| BuildError::io(path, e))?;
-            eprintln!("feed: {} snapshots written to {}", list::newest_first(&catalog).len(), path.display());
+            eprintln!(
+                "feed: {} written to {}",
+                list::counted(list::newest_first(&catalog).len() as u64, "snapshot"),
+                path.display()
+            );
         }
         None => {
             use std::io::Write;

@@ -73,9 +73,9 @@ pub fn gc(root: &Path, keep: usize, key_path: &Path, valid_days: u32) -> Result<
         }
     }
     println!(
-        "gc: {} snapshots dropped, {} files deleted, {} freed",
-        report.snapshots_dropped,
-        report.files_deleted,
+        "gc: {} dropped, {} deleted, {} freed",
+        crate::list::counted(report.snapshots_dropped as u64, "snapshot"),
+        crate::list::counted(report.files_deleted, "file"),
         format_size(report.bytes_freed)
     );
     Ok(report)

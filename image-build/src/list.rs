@@ -144,9 +144,9 @@ pub fn render(catalog: &Catalog, blocks_on_disk: u64) -> String {
         text.push('\n');
     }
     text.push_str(&format!(
-        "{} snapshots of {} distributions; the blocks take {} on disk (shared blocks counted once)\n",
-        rows.len(),
-        catalog.distributions.iter().filter(|d| !d.snapshots.is_empty()).count(),
+        "{} of {}; the blocks take {} on disk (shared blocks counted once)\n",
+        counted(rows.len() as u64, "snapshot"),
+        counted(catalog.distributions.iter().filter(|d| !d.snapshots.is_empty()).count() as u64, "distribution"),
         format_size(blocks_on_disk)
     ));
     for (d, s) in newest_first(catalog) {
@@ -181,6 +181,15 @@ fn blocks_on_disk(store: &Path) -> Result<u64> {
         return Err(problem.into());
     }
     Ok(scan.files.iter().map(|f| f.len).sum())
+}
+
+/// "1 snapshot", "2 snapshots": a count with its noun (English plural by -s).
+pub(crate) fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 #[cfg(test)]

@@ -150,7 +150,8 @@ struct AddArgs {
     /// How to log in, shown in the menu, e.g. "root, no password" (default: IMAGE.login if present).
     #[arg(long, value_name = "TEXT")]
     login: Option<String>,
-    /// Publish over an existing snapshot of the same distribution and date (refused without it).
+    /// Publish over an existing snapshot of the same distribution and date (refused without
+    /// it). The new entry replaces the old one whole: give its notes, login and source again.
     #[arg(long)]
     replace: bool,
     /// Where the distribution publishes the image, recorded in the catalog (needs --source-sha256).

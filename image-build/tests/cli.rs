@@ -152,7 +152,7 @@ fn publish_verify_mount_gc_as_a_person_would() {
 
     // -- list and list --json: three snapshots, newest first
     let list = image_build(w).args(["list", "--store", "store"]).stdout();
-    expect(&list, "3 snapshots of 1 distributions");
+    expect(&list, "3 snapshots of 1 distribution;");
     let json = image_build(w).args(["list", "--store", "store", "--json"]).stdout();
     let dates: Vec<_> = json.lines().filter(|l| l.contains("\"date\"")).map(str::trim).collect();
     assert_eq!(dates, [r#""date": "2026-11-22","#, r#""date": "2026-11-16","#, r#""date": "2026-11-15","#], "{json}");
