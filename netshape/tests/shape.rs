@@ -3,34 +3,15 @@
 //! modelled, not how fast anything is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netshape::{Proxy, Shape};
+mod common;
 
-/// A server that, per connection, answers each line `N\n` with N bytes.
-fn sized_reply_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { return };
-            thread::spawn(move || {
-                let mut out = conn.try_clone().expect("clone");
-                for line in BufReader::new(conn).lines() {
-                    let Ok(line) = line else { return };
-                    let n: usize = line.trim().parse().expect("a size");
-                    if out.write_all(&vec![7u8; n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
+use common::sized_reply_server;
+use netshape::{Proxy, Shape};
 
 fn fetch(conn: &mut TcpStream, n: usize) {
     conn.write_all(format!("{n}\n").as_bytes()).expect("write");
