@@ -104,25 +104,7 @@ block_bytes_since() {
 log_lines() { wc -l <"$NGINX_RUN/access.log"; }
 
 # The VGA text screen as lines of text: 80x25 char/attribute pairs at 0xb8000.
-vga_text() {
-	python3 - "$1" "$2" <<'PY'
-import json, socket, sys
-sock, out = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX); s.connect(sock); f = s.makefile("rw")
-json.loads(f.readline())
-def call(cmd, **args):
-    f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n"); f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "return" in r: return r["return"]
-        if "error" in r: raise SystemExit(f"qmp {cmd}: {r['error']}")
-call("qmp_capabilities")
-call("pmemsave", val=0xB8000, size=80 * 25 * 2, filename=out)
-d = open(out, "rb").read()
-for row in range(25):
-    print("".join(chr(c) if 32 <= c < 127 else " " for c in d[row * 160:row * 160 + 160:2]).rstrip())
-PY
-}
+vga_text() { python3 e2e/lib/qmp.py "$1" vga-text "$2"; }
 
 declare -A first_line=()
 label= distro= t0=0
@@ -130,20 +112,10 @@ label= distro= t0=0
 # (light grey, 0xaaaaaa, top left), the blue test screen (0x0000aa) and its key bar
 # (light grey, the bottom row). Prints "memtest86+ screen" when it has, else what it saw.
 memtest_screen() {
-	python3 - "$1" "$2" <<'PY'
-import json, socket, sys
-sock, out = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX); s.connect(sock); f = s.makefile("rw")
-json.loads(f.readline())
-def call(cmd, **args):
-    f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n"); f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "return" in r: return r["return"]
-        if "error" in r: raise SystemExit(f"qmp {cmd}: {r['error']}")
-call("qmp_capabilities")
-call("screendump", filename=out)
-data = open(out, "rb").read()
+	python3 e2e/lib/qmp.py "$1" screendump-ppm "$2" || return 1
+	python3 - "$2" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
 magic, w, h, _max, pixels = data.split(maxsplit=4)
 w, h = int(w), int(h)
 px = lambda x, y: tuple(pixels[(y * w + x) * 3:(y * w + x) * 3 + 3])

@@ -7,6 +7,9 @@
                                          a guest's text console is not)
     qmp.py SOCKET keys TEXT              type TEXT (letters, digits, '\\n' = Enter)
     qmp.py SOCKET key QCODE...           press QEMU key codes (ret, up, down, esc, ...)
+    qmp.py SOCKET screendump-ppm OUT.ppm the screen as QEMU writes it (PPM), for checks on pixels
+    qmp.py SOCKET vga-text OUT           the VGA text screen (80x25 char/attribute pairs at
+                                         0xb8000, saved to OUT) printed as 25 lines of text
 """
 import json
 import os
@@ -84,6 +87,13 @@ def main():
         os.unlink(tmp)
         if cmd == "cyan":
             print(cyan_pixels(pixels))
+    elif cmd == "screendump-ppm":
+        call(f, "screendump", filename=args[0])
+    elif cmd == "vga-text":
+        call(f, "pmemsave", val=0xB8000, size=80 * 25 * 2, filename=args[0])
+        d = open(args[0], "rb").read()
+        for row in range(25):
+            print("".join(chr(c) if 32 <= c < 127 else " " for c in d[row * 160:row * 160 + 160:2]).rstrip())
     elif cmd in ("keys", "key"):
         codes = []
         if cmd == "key":
