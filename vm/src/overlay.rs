@@ -404,9 +404,26 @@ mod tests {
         )
     }
 
+    /// Runs one `qemu-io` command on a qcow2 overlay (its backing file is the fake
+    /// image) and says whether it succeeded: `read -P 0xNN` succeeds only when every
+    /// byte read is that pattern, so this reads the guest's view of the disk.
+    fn qemu_io(overlay: &Path, command: &str) -> bool {
+        let out = std::process::Command::new("qemu-io")
+            .args(["-f", "qcow2", "-c", command])
+            .arg(overlay)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        out.status.success() && !text.contains("Pattern verification failed") && !text.contains("failed")
+    }
+
     #[test]
     fn keep_reuses_and_discard_is_fresh() {
-        if !testkit::need(&["qemu-img"]) {
+        // Checked by what the guest would read, not by file identity: a kept
+        // overlay must still hold the guest's writes at the next start, and a
+        // discarded one must read as the published image again (ext4 reuses inode
+        // numbers, so comparing inodes let a wiped overlay pass).
+        if !testkit::need(&["qemu-img", "qemu-io"]) {
             return;
         }
         let mnt = fake_mount();
@@ -416,22 +433,39 @@ mod tests {
         assert!(!disk.temporary);
         let overlay = disk.overlay.clone().unwrap();
         assert_eq!(overlay, cache.path().join("overlays/bookworm/2026-11-22.qcow2"));
-        // Mark the overlay: a second keep start must hand back the same file.
-        let marker = std::fs::metadata(&overlay).unwrap().ino();
+        assert!(qemu_io(&overlay, "read -P 0 0 4096"), "a new overlay reads as the image");
+        assert!(qemu_io(&overlay, "write -P 0xa5 0 4096"));
+
+        // The next "keep" start hands back the guest's changes.
         let again = prepare_overlay(&keep).unwrap();
-        assert_eq!(std::fs::metadata(again.overlay.unwrap()).unwrap().ino(), marker);
+        let again = again.overlay.unwrap();
+        assert_eq!(again, overlay);
+        assert!(qemu_io(&again, "read -P 0xa5 0 4096"), "the kept changes are gone");
         assert!(kept_overlay(cache.path(), "bookworm", "2026-11-22").is_some());
 
+        // A "discard" start sees the published image, and its writes vanish.
         let discard = spec(mnt.path(), cache.path(), DiskChanges::Discard);
         let d = prepare_overlay(&discard).unwrap();
         let o = d.overlay.clone().unwrap();
         assert!(d.temporary && o.exists());
         assert!(o.to_string_lossy().contains(".discard-"));
+        assert!(qemu_io(&o, "read -P 0 0 4096"), "a discard start sees kept changes");
+        assert!(qemu_io(&o, "write -P 0x5a 0 4096"));
         d.cleanup();
         assert!(!o.exists());
+        let d = prepare_overlay(&discard).unwrap();
+        let o = d.overlay.clone().unwrap();
+        assert!(qemu_io(&o, "read -P 0 0 4096"), "a discard start sees the last discard's writes");
+        d.cleanup();
+
+        // Discarding did not touch what was kept.
+        let kept = prepare_overlay(&keep).unwrap().overlay.unwrap();
+        assert!(qemu_io(&kept, "read -P 0xa5 0 4096"), "a discard start wiped the kept changes");
 
         remove_kept_overlay(cache.path(), "bookworm", "2026-11-22").unwrap();
         assert!(kept_overlay(cache.path(), "bookworm", "2026-11-22").is_none());
+        let fresh = prepare_overlay(&keep).unwrap().overlay.unwrap();
+        assert!(qemu_io(&fresh, "read -P 0 0 4096"), "a removed overlay came back with its changes");
     }
 
     #[test]
@@ -473,7 +507,7 @@ mod tests {
 
     #[test]
     fn a_cd_gets_an_empty_scratch_disk_kept_or_discarded_like_an_overlay() {
-        if !testkit::need(&["qemu-img"]) {
+        if !testkit::need(&["qemu-img", "qemu-io"]) {
             return;
         }
         let mnt = fake_mount();
@@ -493,12 +527,13 @@ mod tests {
         let k = prepare_overlay(&cd).unwrap();
         let kept = k.overlay.clone().unwrap();
         assert_eq!(kept, cache.path().join("overlays/bookworm/2026-11-22.qcow2"));
-        let ino = std::fs::metadata(&kept).unwrap().ino();
+        assert!(qemu_io(&kept, "write -P 0x3c 1M 64k"), "the live system writes its files");
         k.cleanup();
-        // Kept: the same file at the next start, whatever size is asked now.
+        // Kept: the same disk, with what was written, at the next start, whatever size is asked now.
         cd.settings.scratch_gib = 5;
         let again = prepare_overlay(&cd).unwrap();
-        assert_eq!(std::fs::metadata(again.overlay.as_ref().unwrap()).unwrap().ino(), ino);
+        assert_eq!(again.overlay.as_ref().unwrap(), &kept);
+        assert!(qemu_io(&kept, "read -P 0x3c 1M 64k"), "the kept scratch disk lost its files");
         assert_eq!(info(&kept).0, 3 << 30);
 
         // No scratch disk this time: nothing attached, the kept one left alone.
