@@ -54,9 +54,17 @@ pub fn write_keypair(key: &SigningKey, secret: &Path, public: &Path) -> Result<(
 /// ed25519 secret key.
 pub fn read_secret(path: &Path) -> Result<SigningKey> {
     let text = read_key_file(path, "the publisher's secret key: make a key pair with `image-build keygen`")?;
-    SigningKey::from_pkcs8_pem(&text).map_err(|e| Error::Key {
-        path: path.to_path_buf(),
-        reason: format!("not an ed25519 secret key in PKCS#8 PEM ({e}); make one with `image-build keygen`"),
+    let key_err = |reason: String| Error::Key { path: path.to_path_buf(), reason };
+    if text.contains("-----BEGIN PUBLIC KEY-----") {
+        // The two files of a pair are easy to swap; say which one this is.
+        return Err(key_err(
+            "is the public key (the one clients carry); signing needs the secret key, the other file \
+             `image-build keygen` wrote (--secret)"
+                .into(),
+        ));
+    }
+    SigningKey::from_pkcs8_pem(&text).map_err(|e| {
+        key_err(format!("not an ed25519 secret key in PKCS#8 PEM ({e}); make one with `image-build keygen`"))
     })
 }
 
@@ -68,6 +76,13 @@ pub fn read_secret(path: &Path) -> Result<SigningKey> {
 pub fn read_public(path: &Path) -> Result<Vec<VerifyingKey>> {
     let text = read_key_file(path, "the publisher's public key: use the .pub file that `image-build keygen` wrote")?;
     let key_err = |reason: String| Error::Key { path: path.to_path_buf(), reason };
+    if text.contains("-----BEGIN PRIVATE KEY-----") {
+        return Err(key_err(
+            "is a secret key: give clients the public key (the other file `image-build keygen` wrote, \
+             --public), and keep this one private"
+                .into(),
+        ));
+    }
     let mut keys = Vec::new();
     let end = "-----END PUBLIC KEY-----";
     for block in text.split_inclusive(end).filter(|b| b.contains(end)) {
@@ -260,6 +275,11 @@ mod tests {
         let sig = sign(&bytes, &generate());
         let err = verify_catalog(&bytes, Some(sig.as_bytes()), &keys, now).unwrap_err();
         assert!(matches!(err, Error::BadSignature), "{err}");
+        // The pair swapped: each file says what it is and which one to use.
+        let err = read_secret(&public).unwrap_err().to_string();
+        assert!(err.contains("is the public key") && err.contains("--secret"), "{err}");
+        let err = read_public(&secret).unwrap_err().to_string();
+        assert!(err.contains("is a secret key") && err.contains("--public"), "{err}");
         std::fs::write(&public, "nonsense").unwrap();
         assert!(read_public(&public).is_err());
         assert!(read_secret(&public).is_err());

@@ -54,6 +54,7 @@ enum Command {
     Add(AddArgs),
     /// Check every index and block the catalog names; exit non-zero on any problem.
     Verify {
+        /// The store's directory (a local copy of what the web server serves).
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
         /// The public key the catalog must verify against.
@@ -62,12 +63,17 @@ enum Command {
     },
     /// Keep the newest N snapshots of each distribution and delete what nothing kept uses.
     Gc {
+        /// The store's directory (a local copy of what the web server serves).
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
+        /// How many of each distribution's newest snapshots to keep.
         #[arg(long, value_name = "N")]
         keep: usize,
+        /// The store's secret key (from `image-build keygen`).
         #[arg(long, value_name = "SECRETFILE")]
         key: PathBuf,
+        /// How many days the signed catalog stays valid: clients refuse it after that,
+        /// so re-sign (`sign`) or publish before then.
         #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS, value_parser = valid_days)]
         valid_days: u32,
     },
@@ -86,15 +92,20 @@ enum Command {
     Profile(ProfileArgs),
     /// Re-sign the catalog with a new expiry, changing nothing else.
     Sign {
+        /// The store's directory (a local copy of what the web server serves).
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
+        /// The store's secret key (from `image-build keygen`).
         #[arg(long, value_name = "SECRETFILE")]
         key: PathBuf,
+        /// How many days the signed catalog stays valid: clients refuse it after that,
+        /// so re-sign (`sign`) or publish before then.
         #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS, value_parser = valid_days)]
         valid_days: u32,
     },
     /// Print the catalog as a table, newest snapshot first.
     List {
+        /// The store's directory (a local copy of what the web server serves).
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
         /// Print JSON for scripts (shape: `image_build::list::render_json`) instead of a table.
@@ -103,6 +114,7 @@ enum Command {
     },
     /// Write an RSS 2.0 feed of the snapshots (newest first; the index hash as checksum).
     Feed {
+        /// The store's directory (a local copy of what the web server serves).
         #[arg(long, value_name = "DIR")]
         store: PathBuf,
         /// Where the store is published, for the feed's links (default: file://DIR/).
@@ -116,6 +128,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct AddArgs {
+    /// The store's directory (a local copy of what the web server serves).
     #[arg(long, value_name = "DIR")]
     store: PathBuf,
     /// Distribution name: a-z, 0-9, '.', '_', '-' (it becomes a directory on the mount).
@@ -139,6 +152,7 @@ struct AddArgs {
     /// Guest CPUs the menu proposes.
     #[arg(long, value_name = "N", default_value_t = 2)]
     cpus: u32,
+    /// The firmware the VM boots the image with: bios (SeaBIOS) or uefi (OVMF).
     #[arg(long, value_enum, default_value_t = FirmwareArg::Bios)]
     firmware: FirmwareArg,
     /// A line about this snapshot for the menu.
@@ -164,6 +178,8 @@ struct AddArgs {
     /// The store's secret key (from `image-build keygen`).
     #[arg(long, value_name = "SECRETFILE")]
     key: PathBuf,
+    /// How many days the signed catalog stays valid: clients refuse it after that,
+    /// so re-sign (`sign`) or publish before then.
     #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS, value_parser = valid_days)]
     valid_days: u32,
     /// The disk image to publish.
@@ -172,10 +188,13 @@ struct AddArgs {
 
 #[derive(clap::Args)]
 struct ProfileArgs {
+    /// The store's directory (a local copy of what the web server serves).
     #[arg(long, value_name = "DIR")]
     store: PathBuf,
+    /// Distribution name, as in the catalog.
     #[arg(long, value_name = "NAME")]
     distro: String,
+    /// Snapshot date, YYYY-MM-DD.
     #[arg(long, value_name = "YYYY-MM-DD")]
     date: String,
     /// Give up waiting for the login prompt after this long; what was read is published.
@@ -196,6 +215,8 @@ struct ProfileArgs {
     /// The serial console text that means the boot is done.
     #[arg(long, value_name = "TEXT", default_value = profile::LOGIN_PROMPT)]
     prompt: String,
+    /// How many days the signed catalog stays valid: clients refuse it after that,
+    /// so re-sign (`sign`) or publish before then.
     #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_VALID_DAYS, value_parser = valid_days)]
     valid_days: u32,
 }

@@ -408,11 +408,8 @@ mod tests {
     /// image) and says whether it succeeded: `read -P 0xNN` succeeds only when every
     /// byte read is that pattern, so this reads the guest's view of the disk.
     fn qemu_io(overlay: &Path, command: &str) -> bool {
-        let out = std::process::Command::new("qemu-io")
-            .args(["-f", "qcow2", "-c", command])
-            .arg(overlay)
-            .output()
-            .unwrap();
+        let out =
+            std::process::Command::new("qemu-io").args(["-f", "qcow2", "-c", command]).arg(overlay).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
         out.status.success() && !text.contains("Pattern verification failed") && !text.contains("failed")
     }
