@@ -131,6 +131,12 @@ fn mount(args: MountArgs, error_file: Option<&Path>) -> Result<(), ErrorReport> 
     let (urls, mountpoint) = match args.args.as_slice() {
         [mountpoint] if args.offline => (Vec::new(), PathBuf::from(mountpoint)),
         [_] => return Err(usage("give the store's URL(s) and the mount point (or --offline and the mount point)")),
+        [first, last] if last.contains("://") && !first.contains("://") => {
+            return Err(usage(&format!(
+                "`{last}` looks like the store's URL, and it came last: the URL comes first, then the mount \
+                 point (blockfs mount --public KEY {last} {first})"
+            )))
+        }
         [urls, mountpoint] => {
             (urls.split(',').filter(|u| !u.is_empty()).map(str::to_string).collect(), PathBuf::from(mountpoint))
         }

@@ -142,3 +142,23 @@ fn a_refused_catalog_is_written_to_the_error_file_with_its_kind() {
     assert!(!out.status.success());
     assert_eq!(ErrorReport::read(&error_file).unwrap().kind, ErrorKind::NothingCached);
 }
+
+/// Mount point and URL swapped: the usage error says which comes first, rather
+/// than "create the mount point first" about the URL.
+#[test]
+fn swapped_url_and_mount_point_say_which_comes_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let error_file = tmp.path().join("error.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_blockfs"))
+        .args(["mount", "--public", "/nonexistent.pub", "--error-file"])
+        .arg(&error_file)
+        .arg(tmp.path())
+        .arg("http://127.0.0.1:9/store/")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the URL comes first"), "{stderr}");
+    assert!(!stderr.contains("create the mount point"), "{stderr}");
+    assert_eq!(ErrorReport::read(&error_file).unwrap().kind, ErrorKind::Usage);
+}
