@@ -134,9 +134,14 @@ fn item(
             format_size(s.image_size),
             format_size(s.stored_bytes)
         );
-        if !s.notes.is_empty() {
+        let notes = s.notes.trim();
+        if !notes.is_empty() {
+            // The notes are one line of the menu; here they sit between sentences.
             about.push(' ');
-            about.push_str(&s.notes);
+            about.push_str(notes);
+            if !notes.ends_with(['.', '!', '?']) {
+                about.push('.');
+            }
         }
         if let Some(login) = &s.login {
             about.push_str(&format!(" Login: {login}."));
@@ -246,7 +251,7 @@ mod tests {
             "<enclosure url=\"https://img.example/circular/indexes/{d}.json\" length=\"321\" type=\"application/json\"/>"
         )), "{xml}");
         assert!(xml.contains("<circular:imageSize>2147483648</circular:imageSize>"), "{xml}");
-        assert!(xml.contains("a 2.0 GiB disk image, 150 MiB stored. security\nupdates</description>"), "{xml}");
+        assert!(xml.contains("a 2.0 GiB disk image, 150 MiB stored. security\nupdates.</description>"), "{xml}");
         assert_eq!(xml, feed(&catalog()), "the same catalog gives the same bytes");
     }
 
