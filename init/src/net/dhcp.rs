@@ -81,8 +81,18 @@ pub fn request(xid: u32, mac: &[u8; 6], offer: &Lease, renew: bool) -> Vec<u8> {
     encode(&m)
 }
 
-/// Interprets a packet from port 67: `None` if it is not a reply to us.
+/// Interprets a packet from port 67: `None` if it is not a reply to us, or not
+/// one we can use.
+///
+/// Anyone on the link can send anything, and `dhcproto`'s option decoders assert
+/// on option lengths (`debug_assert!(len == 4)` and the like, found by the `dhcp`
+/// fuzz target), so a panic while decoding is contained here: the packet is
+/// ignored and PID 1 goes on.
 pub fn parse_reply(bytes: &[u8], xid: u32, mac: &[u8; 6], from: Ipv4Addr) -> Option<Reply> {
+    std::panic::catch_unwind(|| interpret(bytes, xid, mac, from)).ok().flatten()
+}
+
+fn interpret(bytes: &[u8], xid: u32, mac: &[u8; 6], from: Ipv4Addr) -> Option<Reply> {
     let m = Message::decode(&mut Decoder::new(bytes)).ok()?;
     // Anyone on the link sees our broadcast xid and can answer. dhcproto's `chaddr()` slices
     // its 16-byte field by the packet's `hlen` and panics above 16, so `hlen` is checked
@@ -182,6 +192,24 @@ mod tests {
         // Truncated replies: every prefix of a good one.
         for len in 0..good.len() {
             let _ = parse_reply(&good[..len], 7, &MAC, Ipv4Addr::UNSPECIFIED);
+        }
+    }
+
+    #[test]
+    fn any_option_of_any_length_is_read_without_a_panic() {
+        // The fuzz target's finding, as a kind: an option whose length the decoder does
+        // not expect (a 1-byte lease time, an empty client FQDN, ...) from anyone on the
+        // link. Every code, lengths 0 to 6: the reply is used or ignored, never a panic.
+        let good = server_reply(7, MessageType::Offer);
+        assert_eq!(good.last(), Some(&255), "the reply ends with the End option");
+        for code in 1..=254u8 {
+            for len in 0..=6u8 {
+                let mut b = good[..good.len() - 1].to_vec();
+                b.extend([code, len]);
+                b.extend(std::iter::repeat_n(0x41, usize::from(len)));
+                b.push(255);
+                let _ = parse_reply(&b, 7, &MAC, Ipv4Addr::UNSPECIFIED);
+            }
         }
     }
 
