@@ -106,4 +106,16 @@ mod tests {
         assert!(c.may_pin(datetime!(2026-11-29 0:30 UTC)));
         assert!(!c.may_pin(datetime!(2099-01-01 0:00 UTC)));
     }
+
+    #[test]
+    fn a_clock_a_little_behind_the_build_is_still_plausible() {
+        // The build machine's clock and the PC's differ a little: up to
+        // MAX_FUTURE_SKEW behind the build time is a clock that may be right.
+        let build = datetime!(2026-11-01 0:00 UTC);
+        let second = time::Duration::seconds(1);
+        let behind = |by| Clock { system: build - by, build, newest_seen: None };
+        assert!(behind(MAX_FUTURE_SKEW - second).plausible());
+        assert!(behind(MAX_FUTURE_SKEW).plausible());
+        assert!(!behind(MAX_FUTURE_SKEW + second).plausible());
+    }
 }
