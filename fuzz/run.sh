@@ -14,6 +14,8 @@ cargo afl build --release -q
 targets=${FUZZ_TARGETS:-$(ls src/bin | sed 's/\.rs$//')}
 # AFL's own checks that do not apply to a shared test machine (CPU governor, core dumps).
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_QUIET=1
+# Not bound to a core: on a shared two-core machine a second target would find no free core.
+export AFL_NO_AFFINITY=1
 status=0
 printf '%-14s %14s %10s %9s %8s %8s\n' target executions exec/s seconds crashes hangs
 for t in $targets; do
