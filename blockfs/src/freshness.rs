@@ -118,4 +118,15 @@ mod tests {
         assert!(behind(MAX_FUTURE_SKEW).plausible());
         assert!(!behind(MAX_FUTURE_SKEW + second).plausible());
     }
+
+    #[test]
+    fn the_clock_note_is_for_a_clock_more_than_a_day_behind() {
+        // Hours behind the newest catalog is a publisher in another time of day,
+        // not a broken clock: no note. Days behind is worth a sentence.
+        let floor = datetime!(2026-11-22 12:00 UTC);
+        let at = |system| Clock { system, build: datetime!(2026-11-01 0:00 UTC), newest_seen: Some(floor) };
+        assert!(at(floor - time::Duration::hours(12)).note().is_none());
+        assert!(at(floor - time::Duration::days(1)).note().is_none());
+        assert!(at(floor - time::Duration::hours(25)).note().is_some());
+    }
 }
