@@ -20,7 +20,9 @@
 #
 # The ISO is moved into place at the end, so an ISO that exists is complete. The lb work
 # tree (DIR/lb) keeps live-build's package cache, so a rebuild downloads nothing again.
-# Needs root (debootstrap, chroot, mounts) and Debian's mirror.
+# Needs root (debootstrap, chroot, mounts) and Debian's mirror. Every suite comes from
+# deb.debian.org (security from its debian-security path, as Debian 12's own sources.list
+# names it), not security.debian.org: one host for a machine's proxy or firewall to allow.
 
 # Kernel command line of the live system: live-build's own, plus our console choices.
 LIVE_ISO_APPEND="boot=live components live-config.noautologin console=tty0 console=ttyS0,115200n8"
@@ -52,7 +54,7 @@ live_iso_build() {
 		set -e
 		cd "$lb"
 		# A half-done build from an interrupted run: start clean, keep the package cache.
-		lb clean --purge >/dev/null 2>&1 || true
+		lb clean >/dev/null 2>&1 || true
 		rm -rf config
 		lb config \
 			--distribution bookworm \
@@ -60,6 +62,10 @@ live_iso_build() {
 			--mirror-bootstrap http://deb.debian.org/debian/ \
 			--mirror-chroot http://deb.debian.org/debian/ \
 			--mirror-binary http://deb.debian.org/debian/ \
+			--parent-mirror-chroot-security http://deb.debian.org/debian-security/ \
+			--parent-mirror-binary-security http://deb.debian.org/debian-security/ \
+			--mirror-chroot-security http://deb.debian.org/debian-security/ \
+			--mirror-binary-security http://deb.debian.org/debian-security/ \
 			--binary-images iso-hybrid \
 			--apt-recommends false \
 			--apt-indices false \
