@@ -104,7 +104,8 @@ t0=$(now)
 QEMU_PID=$!
 result=timeout
 while kill -0 "$QEMU_PID" 2>/dev/null; do
-	if tr -d '\r' <"$work/serial.log" | grep -qaE '^[a-z0-9.-]+ login: '; then result=$(since "$t0"); break; fi
+	tr -d '\r' <"$work/serial.log" >"$work/console.txt"
+	if grep -qaE '^[a-z0-9.-]+ login: ' "$work/console.txt"; then result=$(since "$t0"); break; fi
 	python3 -c "import sys; sys.exit(0 if $(now) - $t0 > $BOOT_TIMEOUT else 1)" && break
 	sleep 0.5
 done

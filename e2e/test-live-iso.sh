@@ -94,7 +94,9 @@ type_line() { printf '%s\r' "$1" >&3; }
 wait_for() {
 	local from=${2:-0}
 	while :; do
-		tail -c +"$((from + 1))" "$work/serial.log" | tr -d '\033\r' | grep -qaE -- "$1" && return 0
+		# Through a file: grep -q ending the pipe early would fail it under pipefail.
+		tail -c +"$((from + 1))" "$work/serial.log" | tr -d '\033\r' >"$work/console.txt"
+		grep -qaE -- "$1" "$work/console.txt" && return 0
 		kill -0 "$QEMU_PID" 2>/dev/null || fail "QEMU ended: $(cat "$work/qemu.log")"
 		((SECONDS - t0 < BOOT_TIMEOUT)) || { tail -c 3000 "$work/serial.log" >&2; fail "/$1/ not on the serial console after ${BOOT_TIMEOUT}s"; }
 		sleep 1
