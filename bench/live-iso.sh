@@ -24,7 +24,7 @@ if [ ! -f "$LIVE_ISO" ]; then
 fi
 need_bins blockfs image-build circular netshape
 read -r RTT MBIT <<<"${BENCH_LIVE_LINK:-50 50}"
-BOOT_TIMEOUT=${BENCH_BOOT_TIMEOUT:-900}
+BOOT_TIMEOUT=${BENCH_BOOT_TIMEOUT:-2400}
 DATE=2026-11-22
 work=$BUILD/bench-live-iso
 mkdir -p "$work"
@@ -47,9 +47,7 @@ if [ "$(cat "$work/store.stamp" 2>/dev/null)" != "$stamp" ]; then
 	rm -rf "$www" "$work/store.stamp"
 	mkdir -p "$www"
 	[ -f "$work/key" ] || "$bin/image-build" keygen --secret "$work/key" --public "$work/key.pub" >/dev/null
-	"$bin/image-build" add --store "$www/store" --key "$work/key" --distro debian-live --date "$DATE" \
-		--source-sha256 "$(sha256sum "$LIVE_ISO" | cut -d' ' -f1)" --login "$LIVE_ISO_LOGIN" \
-		"$LIVE_ISO" >"$work/add.log"
+	live_iso_add "$www/store" "$work/key" "$DATE" >"$work/add.log"
 	ln -f "$LIVE_ISO" "$www/live.iso" 2>/dev/null || cp "$LIVE_ISO" "$www/live.iso"
 	echo "$stamp" >"$work/store.stamp"
 fi

@@ -108,11 +108,7 @@ fi
 if [ -n "$with_live" ]; then
 	live_iso_build "$demo/live"
 	if ! "$bin/image-build" list --store "$demo/store" --json | grep -q '"distribution": "debian-live"'; then
-		# Our own build of Debian's packages, so its source is the file live-build wrote.
-		add "$demo/add-live.log" --distro debian-live --title "Debian 12 live (live-build, console)" \
-			--date "$week2" --source-url "file://$LIVE_ISO" \
-			--source-sha256 "$(sha256sum "$LIVE_ISO" | cut -d' ' -f1)" --login "$LIVE_ISO_LOGIN" \
-			--notes "live system from a CD drive, built by Debian's live-build; nothing installed" "$LIVE_ISO"
+		live_iso_add "$demo/store" "$demo/demo.key" "$week2" | tee "$demo/add-live.log"
 	fi
 	if [ ! -f "$demo/live/boot.txt" ]; then
 		echo "demo: booting the live ISO once from the lazy mount (e2e/test-live-iso.sh; a few minutes under TCG)"

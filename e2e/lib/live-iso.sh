@@ -127,3 +127,18 @@ PY
 		return 1
 	}
 }
+
+# live_iso_add STORE KEY DATE: publishes LIVE_ISO (live_iso_path first) into STORE as the
+# `debian-live` distribution, as the demo does: media cdrom (add sees ISO 9660), the memory
+# add proposes, the file's SHA-256 as its source and LIVE_ISO_LOGIN as the login hint.
+# Prints add's report.
+live_iso_add() {
+	local store=$1 key=$2 date=$3 repo
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	# Our own build of Debian's packages, so its source is the file live-build wrote.
+	"$repo/target/release/image-build" add --store "$store" --key "$key" --distro debian-live \
+		--title "Debian 12 live (live-build, console)" --date "$date" \
+		--source-url "file://$(realpath "$LIVE_ISO")" --source-sha256 "$(sha256sum "$LIVE_ISO" | cut -d' ' -f1)" \
+		--login "$LIVE_ISO_LOGIN" \
+		--notes "live system from a CD drive, built by Debian's live-build; nothing installed" "$LIVE_ISO"
+}
