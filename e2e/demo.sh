@@ -107,11 +107,12 @@ if ! store_complete; then
 fi
 if [ -n "$with_live" ]; then
 	live_iso_build "$demo/live"
-	if ! "$bin/image-build" list --store "$demo/store" --json | grep -q '"distribution": "debian-live"'; then
+	listing=$("$bin/image-build" list --store "$demo/store" --json)
+	if ! grep -q '"distribution": "debian-live"' <<<"$listing"; then
 		live_iso_add "$demo/store" "$demo/demo.key" "$week2" | tee "$demo/add-live.log"
 	fi
 	if [ ! -f "$demo/live/boot.txt" ]; then
-		echo "demo: booting the live ISO once from the lazy mount (e2e/test-live-iso.sh; a few minutes under TCG)"
+		echo "demo: booting the live ISO once from the lazy mount (e2e/test-live-iso.sh; about 15 minutes under TCG here)"
 		bash e2e/test-live-iso.sh
 	fi
 fi
