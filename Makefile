@@ -46,7 +46,8 @@ usb: deps initramfs
 	$(RELEASE)/image-build usb --server $(SERVER) --kernel $(BUILD)/appliance/vmlinuz \
 		--initramfs $(BUILD)/appliance/initramfs.img --out $(BUILD)/circular-usb.img
 
-# Builds (once) a signed demo store: the tiny guest and two weekly Debian snapshots; serves it and starts the menu.
+# Builds (once) a signed demo store: the tiny guest, two weekly Debian snapshots and Debian's memtest86+ CD
+# (DEMO_LIVE=1: also a Debian live CD built with live-build, booted once to login); serves it and starts the menu.
 demo: deps build
 	bash e2e/demo.sh
 

@@ -11,8 +11,15 @@
 #             scratch, week 2 upgraded in place from it (e2e/lib/weekly-images.sh);
 #   memtest   Debian's memtest86+ ISO, untouched, as a CD-ROM (BIOS and UEFI),
 #             with its SHA-256 recorded as its source.
+# and, with DEMO_LIVE=1 (root), a fourth:
+#   debian-live  a Debian 12 console live ISO built once with Debian's live-build
+#             (e2e/lib/live-iso.sh; cached in build/demo/live), as a CD-ROM, with
+#             its SHA-256 and its login hint (live-config's user "user", password
+#             "live"). Its first publication also boots it once from the lazy mount
+#             (e2e/test-live-iso.sh) and keeps the figure: MB fetched to reach login.
 # Building the Debian weeks takes a few minutes once (needs root and Debian's
 # mirror); later runs reuse build/demo/os and the store when it verifies.
+# Without DEMO_LIVE=1 no live ISO is built; a store that already holds one keeps it.
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/nginx.sh
@@ -21,6 +28,8 @@ source e2e/lib/nginx.sh
 source e2e/lib/tiny-guest.sh
 # shellcheck source=lib/weekly-images.sh
 source e2e/lib/weekly-images.sh
+# shellcheck source=lib/live-iso.sh
+source e2e/lib/live-iso.sh
 
 demo=$BUILD/demo
 port=${DEMO_PORT:-8931}
@@ -35,6 +44,14 @@ if [ "$(id -u)" != 0 ]; then
 	with_debian=
 	echo "demo: not root, so no Debian images (image-build os needs root); the store gets the tiny guest only" >&2
 fi
+with_live=
+if [ -n "${DEMO_LIVE:-}" ]; then
+	if [ -n "$with_debian" ]; then
+		with_live=1
+	else
+		echo "demo: DEMO_LIVE=1 needs root (live-build runs debootstrap and chroot); no live ISO" >&2
+	fi
+fi
 
 if [ ! -f "$demo/demo.key" ]; then
 	"$bin/image-build" keygen --secret "$demo/demo.key" --public "$demo/demo.pub"
@@ -44,13 +61,15 @@ fi
 # (a store from an older demo lacks the Debian weeks).
 store_complete() {
 	"$bin/image-build" verify --store "$demo/store" --public "$demo/demo.pub" >/dev/null 2>&1 || return 1
-	local json want_bookworm=0
+	local json want_bookworm=0 live
 	json=$("$bin/image-build" list --store "$demo/store" --json) || return 1
 	[ -n "$with_debian" ] && want_bookworm=2
+	# The live ISO is added to a complete store on request (below), and kept.
+	live=$(grep -c '"distribution": "debian-live"' <<<"$json")
 	[ "$(grep -c '"distribution": "tiny"' <<<"$json")" = 2 ] &&
 		[ "$(grep -c '"distribution": "bookworm"' <<<"$json")" = "$want_bookworm" ] &&
 		[ "$(grep -c '"distribution": "memtest"' <<<"$json")" = 1 ] &&
-		[ "$(grep -c '"distribution": ' <<<"$json")" = $((3 + want_bookworm)) ]
+		[ "$(grep -c '"distribution": ' <<<"$json")" = $((3 + want_bookworm + live)) ]
 }
 
 add() { # add LOG ARGS...: image-build add, its report shown and kept in LOG
@@ -86,6 +105,17 @@ if ! store_complete; then
 		--source-sha256 "$(sha256sum "$memtest_iso" | cut -d' ' -f1)" \
 		--notes "memory tester; boots from a CD drive, BIOS or UEFI" "$memtest_iso"
 fi
+if [ -n "$with_live" ]; then
+	live_iso_build "$demo/live"
+	listing=$("$bin/image-build" list --store "$demo/store" --json)
+	if ! grep -q '"distribution": "debian-live"' <<<"$listing"; then
+		live_iso_add "$demo/store" "$demo/demo.key" "$week2" | tee "$demo/add-live.log"
+	fi
+	if [ ! -f "$demo/live/boot.txt" ]; then
+		echo "demo: booting the live ISO once from the lazy mount (e2e/test-live-iso.sh; about 15 minutes under TCG here)"
+		bash e2e/test-live-iso.sh
+	fi
+fi
 # A catalog expires; the demo keeps its own fresh.
 "$bin/image-build" sign --store "$demo/store" --key "$demo/demo.key" >/dev/null
 "$bin/image-build" feed --store "$demo/store" --base-url "$url" --out "$demo/store/feed.xml"
@@ -100,6 +130,11 @@ if [ -f "$demo/add-bookworm-2.log" ] && [ -n "$with_debian" ]; then
 	echo
 	echo "bookworm $week2 (the weekly update): $existing of $((total - zero)) non-zero blocks were already in the store" \
 		"($((100 * existing / (total - zero)))% shared); $new new blocks, $written stored"
+fi
+
+if [ -f "$demo/live/boot.txt" ]; then
+	echo
+	echo "debian-live: $(cat "$demo/live/boot.txt")"
 fi
 
 NGINX_RUN=$demo/nginx
