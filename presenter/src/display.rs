@@ -276,10 +276,16 @@ impl Session {
                 }
             },
             Event::Update { x, y, width, height, stride, format, data } => {
-                // QEMU 7.2 sends no Scanout when the guest changes mode after the listener is
-                // registered (seen: the 640x480 placeholder, then 720x400 text-mode updates
-                // only). Such updates are clipped to the frame; following mode changes on 7.2
-                // is not done yet.
+                if self.frame.fit_update(x, y, width, height) {
+                    // A mode QEMU did not announce (see `Frame::fit_update`): place it anew.
+                    let place = Placement::fit((self.frame.width, self.frame.height), output.size());
+                    *self.placement.lock().unwrap_or_else(PoisonError::into_inner) = place;
+                    if let Err(e) = self.frame.update(x, y, width, height, stride, format, &data) {
+                        log::warn!("{e}");
+                    }
+                    output.draw(&self.frame, &place, Rect::default(), true)?;
+                    return Ok(Pumped::Drew(Rect { x: 0, y: 0, width: self.frame.width, height: self.frame.height }));
+                }
                 match self.frame.update(x, y, width, height, stride, format, &data) {
                     Ok(r) if r.width > 0 && r.height > 0 => {
                         output.draw(&self.frame, &self.placement(), r, false)?;

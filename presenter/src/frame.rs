@@ -52,6 +52,26 @@ impl Frame {
         Ok(Rect { x: 0, y: 0, width, height })
     }
 
+    /// Makes room for an update that does not fit: QEMU 7.2 announces no new mode (its
+    /// `dbus_gfx_switch` only records the surface, and a `Scanout` goes out only for an update
+    /// of the whole surface, which VGA text mode never sends: it redraws row by row). An update
+    /// wider than the frame starts a new mode of its width, grown downwards as the rows come;
+    /// one lower than the frame grows the frame. Returns `true` when the size changed.
+    pub fn fit_update(&mut self, x: i32, y: i32, width: i32, height: i32) -> bool {
+        let right = u32::try_from(i64::from(x) + i64::from(width)).unwrap_or(0);
+        let bottom = u32::try_from(i64::from(y) + i64::from(height)).unwrap_or(0);
+        if right > self.width {
+            *self = Frame { width: right, height: bottom, pixels: vec![0; right as usize * bottom as usize] };
+            return true;
+        }
+        if bottom > self.height {
+            self.pixels.resize(self.width as usize * bottom as usize, 0);
+            self.height = bottom;
+            return true;
+        }
+        false
+    }
+
     /// A changed rectangle from an `Update`; `data` holds only the rectangle, `stride` bytes a row.
     /// Returns the rectangle, clipped to the frame (an update may race a mode change).
     #[allow(clippy::too_many_arguments)]
@@ -138,6 +158,22 @@ mod tests {
         let r = f.update(1, 1, 1, 1, 4, PIXMAN_A8R8G8B8, &[1, 2, 3, 0xff]).unwrap();
         assert_eq!(r, Rect { x: 1, y: 1, width: 1, height: 1 });
         assert_eq!(f.pixels, vec![0xff0000, 0x00ff00, 0x0000ff, 0x030201]);
+    }
+
+    #[test]
+    fn an_update_beyond_the_frame_starts_or_grows_a_mode() {
+        let mut f = Frame::default();
+        f.scanout(4, 4, 16, PIXMAN_X8R8G8B8, &[1; 64]).unwrap();
+        assert!(!f.fit_update(0, 0, 4, 4));
+        // Wider: a new mode (text mode after 640x480), first row only, blank.
+        assert!(f.fit_update(0, 0, 6, 2));
+        assert_eq!((f.width, f.height, f.pixels.len()), (6, 2, 12));
+        assert!(f.pixels.iter().all(|&p| p == 0));
+        // The next row grows it and keeps what was drawn.
+        f.update(0, 0, 1, 1, 4, PIXMAN_X8R8G8B8, &[9, 9, 9, 0]).unwrap();
+        assert!(f.fit_update(0, 2, 6, 2));
+        assert_eq!((f.width, f.height, f.pixel(0, 0)), (6, 4, Some(0x090909)));
+        assert!(!f.fit_update(-5, 0, 3, 1));
     }
 
     #[test]

@@ -167,16 +167,16 @@ mod tests {
         out.screen.pixels.fill(0x123456);
         let place = Placement::fit((2, 1), out.size());
         out.draw(&frame, &place, Rect { x: 0, y: 0, width: 2, height: 1 }, true).unwrap();
-        let row = |y: usize| out.screen.pixels[y * 6..y * 6 + 6].to_vec();
-        assert_eq!(row(0), vec![0; 6], "bar above");
-        assert_eq!(row(1), vec![0xff0000, 0xff0000, 0xff0000, 0xff, 0xff, 0xff]);
-        assert_eq!(row(3), row(1));
-        assert_eq!(row(4), vec![0; 6], "bar below");
+        let row = |out: &MemoryOutput, y: usize| out.screen.pixels[y * 6..y * 6 + 6].to_vec();
+        assert_eq!(row(&out, 0), vec![0; 6], "bar above");
+        assert_eq!(row(&out, 1), vec![0xff0000, 0xff0000, 0xff0000, 0xff, 0xff, 0xff]);
+        assert_eq!(row(&out, 3), row(&out, 1));
+        assert_eq!(row(&out, 4), vec![0; 6], "bar below");
         // A damaged guest pixel redraws only its screen pixels.
         let frame = Frame { width: 2, height: 1, pixels: vec![0xff0000, 0x00ff00] };
         out.screen.pixels[0] = 0x777777;
         out.draw(&frame, &place, Rect { x: 1, y: 0, width: 1, height: 1 }, false).unwrap();
-        assert_eq!(row(2), vec![0xff0000, 0xff0000, 0xff0000, 0xff00, 0xff00, 0xff00]);
+        assert_eq!(row(&out, 2), vec![0xff0000, 0xff0000, 0xff0000, 0xff00, 0xff00, 0xff00]);
         assert_eq!(out.screen.pixels[0], 0x777777);
     }
 }
