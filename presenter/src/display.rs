@@ -91,12 +91,28 @@ impl Listener {
 
 #[zbus::interface(name = "org.qemu.Display1.Listener")]
 impl Listener {
-    fn scanout(&self, width: u32, height: u32, stride: u32, pixman_format: u32, data: Vec<u8>) -> zbus::fdo::Result<()> {
+    fn scanout(
+        &self,
+        width: u32,
+        height: u32,
+        stride: u32,
+        pixman_format: u32,
+        data: Vec<u8>,
+    ) -> zbus::fdo::Result<()> {
         self.send(Event::Scanout { width, height, stride, format: pixman_format, data })
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn update(&self, x: i32, y: i32, width: i32, height: i32, stride: u32, pixman_format: u32, data: Vec<u8>) -> zbus::fdo::Result<()> {
+    fn update(
+        &self,
+        x: i32,
+        y: i32,
+        width: i32,
+        height: i32,
+        stride: u32,
+        pixman_format: u32,
+        data: Vec<u8>,
+    ) -> zbus::fdo::Result<()> {
         self.send(Event::Update { x, y, width, height, stride, format: pixman_format, data })
     }
 
@@ -114,12 +130,16 @@ impl Listener {
         _modifier: u64,
         _y0_top: bool,
     ) -> zbus::fdo::Result<()> {
-        Err(zbus::fdo::Error::NotSupported("the presenter takes no DMA-BUF scanout; run QEMU with -display dbus,gl=off".into()))
+        Err(zbus::fdo::Error::NotSupported(
+            "the presenter takes no DMA-BUF scanout; run QEMU with -display dbus,gl=off".into(),
+        ))
     }
 
     #[zbus(name = "UpdateDMABUF")]
     fn update_dmabuf(&self, _x: i32, _y: i32, _width: i32, _height: i32) -> zbus::fdo::Result<()> {
-        Err(zbus::fdo::Error::NotSupported("the presenter takes no DMA-BUF scanout; run QEMU with -display dbus,gl=off".into()))
+        Err(zbus::fdo::Error::NotSupported(
+            "the presenter takes no DMA-BUF scanout; run QEMU with -display dbus,gl=off".into(),
+        ))
     }
 
     fn disable(&self) -> zbus::fdo::Result<()> {
@@ -136,7 +156,8 @@ impl Listener {
 /// Registers a new listener on `console` whose calls go to `events`; returns its connection
 /// (dropping it unregisters: QEMU sees the socket close).
 fn register(console: &ConsoleProxy<'static>, events: Sender<Event>) -> Result<Connection> {
-    let (ours, theirs) = UnixStream::pair().map_err(|source| Error::Io { what: "socketpair for the listener".into(), source })?;
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|source| Error::Io { what: "socketpair for the listener".into(), source })?;
     // QEMU authenticates the listener socket inside RegisterListener, so our side of that
     // handshake must already be running when the call goes out.
     let listener = Listener { events };
@@ -146,7 +167,10 @@ fn register(console: &ConsoleProxy<'static>, events: Sender<Event>) -> Result<Co
         .map_err(|source| Error::Io { what: "thread for the listener".into(), source })?;
     console.register_listener(Fd::from(theirs.as_fd()))?;
     drop(theirs);
-    serving.join().map_err(|_| Error::Io { what: "listener thread".into(), source: std::io::Error::other("panicked") })?.map_err(Error::from)
+    serving
+        .join()
+        .map_err(|_| Error::Io { what: "listener thread".into(), source: std::io::Error::other("panicked") })?
+        .map_err(Error::from)
 }
 
 /// What [`Session::pump`] did.
@@ -223,7 +247,16 @@ impl Session {
         let listener = register(&console, sender.clone())?;
         let placement = Arc::new(Mutex::new(Placement::default()));
         let input = Arc::new(Input::new(&display, placement.clone(), sender.clone())?);
-        Ok(Session { _display: display, _console: console, _listener: listener, events, sender, frame: Frame::default(), placement, input })
+        Ok(Session {
+            _display: display,
+            _console: console,
+            _listener: listener,
+            events,
+            sender,
+            frame: Frame::default(),
+            placement,
+            input,
+        })
     }
 
     /// The guest's screen as last received.
@@ -263,18 +296,20 @@ impl Session {
             Err(RecvTimeoutError::Disconnected) => return Ok(Pumped::Closed),
         };
         match event {
-            Event::Scanout { width, height, stride, format, data } => match self.frame.scanout(width, height, stride, format, &data) {
-                Ok(r) => {
-                    let place = Placement::fit((width, height), output.size());
-                    *self.placement.lock().unwrap_or_else(PoisonError::into_inner) = place;
-                    output.draw(&self.frame, &place, r, true)?;
-                    Ok(Pumped::Drew(r))
+            Event::Scanout { width, height, stride, format, data } => {
+                match self.frame.scanout(width, height, stride, format, &data) {
+                    Ok(r) => {
+                        let place = Placement::fit((width, height), output.size());
+                        *self.placement.lock().unwrap_or_else(PoisonError::into_inner) = place;
+                        output.draw(&self.frame, &place, r, true)?;
+                        Ok(Pumped::Drew(r))
+                    }
+                    Err(e) => {
+                        log::warn!("{e}");
+                        Ok(Pumped::Nothing)
+                    }
                 }
-                Err(e) => {
-                    log::warn!("{e}");
-                    Ok(Pumped::Nothing)
-                }
-            },
+            }
             Event::Update { x, y, width, height, stride, format, data } => {
                 if self.frame.fit_update(x, y, width, height) {
                     // A mode QEMU did not announce (see `Frame::fit_update`): place it anew.

@@ -26,7 +26,10 @@ struct Pointer {
 pub fn spawn_readers(input: Arc<Input>, screen: (u32, u32)) -> Result<Vec<PathBuf>> {
     let mut opened = Vec::new();
     for (path, mut device) in evdev::enumerate() {
-        let keys = device.supported_keys().map(|k| k.contains(KeyCode::KEY_A) || k.contains(KeyCode::BTN_LEFT)).unwrap_or(false);
+        let keys = device
+            .supported_keys()
+            .map(|k| k.contains(KeyCode::KEY_A) || k.contains(KeyCode::BTN_LEFT))
+            .unwrap_or(false);
         if !keys {
             continue;
         }

@@ -99,18 +99,18 @@ impl FbdevOutput {
     /// other than packed 16 or 32 bits per pixel.
     pub fn open(path: &Path) -> Result<FbdevOutput> {
         let err = |message: String| Error::Fbdev { path: path.to_path_buf(), message };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| err(format!("{e} (no framebuffer: the kernel has no efifb, vesafb or KMS driver for this GPU)")))?;
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| {
+            err(format!("{e} (no framebuffer: the kernel has no efifb, vesafb or KMS driver for this GPU)"))
+        })?;
         let mut var = FbVarScreeninfo::default();
         let mut fix = FbFixScreeninfo::default();
         // SAFETY: the fd is open for the whole call and `var` is a `fb_var_screeninfo` laid out
         // as linux/fb.h declares it, which the kernel fills.
-        unsafe { fbioget_vscreeninfo(file.as_raw_fd(), &mut var) }.map_err(|e| err(format!("FBIOGET_VSCREENINFO: {e}")))?;
+        unsafe { fbioget_vscreeninfo(file.as_raw_fd(), &mut var) }
+            .map_err(|e| err(format!("FBIOGET_VSCREENINFO: {e}")))?;
         // SAFETY: as above, for `fb_fix_screeninfo`.
-        unsafe { fbioget_fscreeninfo(file.as_raw_fd(), &mut fix) }.map_err(|e| err(format!("FBIOGET_FSCREENINFO: {e}")))?;
+        unsafe { fbioget_fscreeninfo(file.as_raw_fd(), &mut fix) }
+            .map_err(|e| err(format!("FBIOGET_FSCREENINFO: {e}")))?;
         if var.bits_per_pixel != 32 && var.bits_per_pixel != 16 {
             return Err(err(format!("{} bits per pixel; the presenter draws 16 or 32", var.bits_per_pixel)));
         }

@@ -75,9 +75,21 @@ impl Frame {
     /// A changed rectangle from an `Update`; `data` holds only the rectangle, `stride` bytes a row.
     /// Returns the rectangle, clipped to the frame (an update may race a mode change).
     #[allow(clippy::too_many_arguments)]
-    pub fn update(&mut self, x: i32, y: i32, width: i32, height: i32, stride: u32, format: u32, data: &[u8]) -> Result<Rect> {
+    pub fn update(
+        &mut self,
+        x: i32,
+        y: i32,
+        width: i32,
+        height: i32,
+        stride: u32,
+        format: u32,
+        data: &[u8],
+    ) -> Result<Rect> {
         let bad = |detail: String| Error::BadFrame { what: "Update", detail };
-        let (x, y) = (u32::try_from(x).map_err(|_| bad(format!("x {x}")))?, u32::try_from(y).map_err(|_| bad(format!("y {y}")))?);
+        let (x, y) = (
+            u32::try_from(x).map_err(|_| bad(format!("x {x}")))?,
+            u32::try_from(y).map_err(|_| bad(format!("y {y}")))?,
+        );
         let (w, h) = (
             u32::try_from(width).map_err(|_| bad(format!("width {width}")))?,
             u32::try_from(height).map_err(|_| bad(format!("height {height}")))?,
@@ -192,7 +204,10 @@ mod tests {
         f.scanout(2, 2, 8, PIXMAN_X8R8G8B8, &[0; 16]).unwrap();
         assert!(matches!(f.update(-1, 0, 1, 1, 4, PIXMAN_X8R8G8B8, &[0; 4]), Err(Error::BadFrame { .. })));
         // An update of an older, larger mode is clipped, not refused.
-        assert_eq!(f.update(1, 1, 4, 4, 16, PIXMAN_X8R8G8B8, &[7; 64]).unwrap(), Rect { x: 1, y: 1, width: 1, height: 1 });
+        assert_eq!(
+            f.update(1, 1, 4, 4, 16, PIXMAN_X8R8G8B8, &[7; 64]).unwrap(),
+            Rect { x: 1, y: 1, width: 1, height: 1 }
+        );
         assert_eq!(f.pixel(1, 1), Some(0x070707));
         assert_eq!(f.pixel(2, 1), None);
     }

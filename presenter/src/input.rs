@@ -129,7 +129,8 @@ impl Input {
     /// [`crate::Error::Dbus`] when QEMU does not take the key (it has exited).
     pub fn key(&self, linux: u16, pressed: bool) -> Result<KeyOutcome> {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        if pressed && linux == KEY_ESC && held.iter().any(|k| CTRL.contains(k)) && held.iter().any(|k| ALT.contains(k)) {
+        if pressed && linux == KEY_ESC && held.iter().any(|k| CTRL.contains(k)) && held.iter().any(|k| ALT.contains(k))
+        {
             // The guest saw Ctrl and Alt go down; let it see them go up, so that it has no
             // stuck modifiers when the user comes back.
             for k in held.drain(..) {

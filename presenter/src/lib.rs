@@ -22,8 +22,8 @@
 //! here with zbus directly.
 
 pub mod display;
-pub mod evdev_input;
 pub mod error;
+pub mod evdev_input;
 pub mod fbdev;
 pub mod frame;
 pub mod input;

@@ -79,11 +79,8 @@ impl Placement {
 /// Draws `damage` of `frame` into a screen of `0x00RRGGBB` pixels (`stride_px` a row), via `put`
 /// which stores one pixel; shared by every output so that all scale the same way.
 pub fn draw_scaled(frame: &Frame, place: &Placement, damage: Rect, full: bool, mut put: impl FnMut(u32, u32, u32)) {
-    let target = if full {
-        Rect { x: 0, y: 0, width: place.screen.0, height: place.screen.1 }
-    } else {
-        place.to_screen(damage)
-    };
+    let target =
+        if full { Rect { x: 0, y: 0, width: place.screen.0, height: place.screen.1 } } else { place.to_screen(damage) };
     for sy in target.y..target.y + target.height {
         for sx in target.x..target.x + target.width {
             let px = place.to_guest(sx, sy).and_then(|(gx, gy)| frame.pixel(gx, gy)).unwrap_or(0);
@@ -104,7 +101,10 @@ pub struct MemoryOutput {
 impl MemoryOutput {
     /// A black screen of `width` x `height` pixels.
     pub fn new(width: u32, height: u32) -> MemoryOutput {
-        MemoryOutput { screen: Frame { width, height, pixels: vec![0; (width as usize) * (height as usize)] }, draws: 0 }
+        MemoryOutput {
+            screen: Frame { width, height, pixels: vec![0; (width as usize) * (height as usize)] },
+            draws: 0,
+        }
     }
 }
 

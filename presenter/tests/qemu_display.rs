@@ -61,7 +61,8 @@ fn screendump(q: &mut Qmp, dir: &Path) -> Frame {
     at += 1;
     assert_eq!(fields[0], "P6");
     let (width, height): (u32, u32) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
-    let pixels = data[at..].chunks_exact(3).map(|p| u32::from(p[0]) << 16 | u32::from(p[1]) << 8 | u32::from(p[2])).collect();
+    let pixels =
+        data[at..].chunks_exact(3).map(|p| u32::from(p[0]) << 16 | u32::from(p[1]) << 8 | u32::from(p[2])).collect();
     Frame { width, height, pixels }
 }
 
@@ -71,7 +72,14 @@ fn vga_text(q: &mut Qmp, dir: &Path) -> String {
     q.execute("pmemsave", json!({ "val": 0xb8000, "size": 80 * 25 * 2, "filename": file })).unwrap();
     let d = std::fs::read(&file).unwrap();
     d.chunks(160)
-        .map(|row| row.iter().step_by(2).map(|&c| if (32..127).contains(&c) { c as char } else { ' ' }).collect::<String>().trim_end().to_string())
+        .map(|row| {
+            row.iter()
+                .step_by(2)
+                .map(|&c| if (32..127).contains(&c) { c as char } else { ' ' })
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -115,7 +123,11 @@ fn assert_frame_is_screen(s: &mut Session, out: &mut MemoryOutput, q: &mut Qmp, 
         // The cursor is at most one 9x16 text cell; anything more is a wrong picture.
         last <= 9 * 16
     });
-    eprintln!("{when}: presenter frame {}x{} = QEMU screendump except {last} pixels", s.frame().width, s.frame().height);
+    eprintln!(
+        "{when}: presenter frame {}x{} = QEMU screendump except {last} pixels",
+        s.frame().width,
+        s.frame().height
+    );
 }
 
 fn cpu_seconds() -> f64 {
@@ -156,7 +168,9 @@ fn presenter_shows_seabios_and_its_keys_reach_the_guest() {
     let mut session = Session::connect_with(&mut pq).unwrap();
     let mut out = MemoryOutput::new(1024, 768);
 
-    pump_until(&mut session, &mut out, "SeaBIOS's \"Press ESC for boot menu\"", |_| vga_text(&mut tq, dir.path()).contains("Press ESC for boot menu"));
+    pump_until(&mut session, &mut out, "SeaBIOS's \"Press ESC for boot menu\"", |_| {
+        vga_text(&mut tq, dir.path()).contains("Press ESC for boot menu")
+    });
     // The mode changed from 640x480 to text mode (720x400) after the presenter connected,
     // which QEMU 7.2 does not announce: the frame must have followed it anyway.
     assert_frame_is_screen(&mut session, &mut out, &mut tq, dir.path(), "boot prompt");
@@ -181,7 +195,9 @@ fn presenter_shows_seabios_and_its_keys_reach_the_guest() {
     // Esc through the presenter's keyboard path: SeaBIOS opens its boot menu.
     assert_eq!(session.input().key(1, true).unwrap(), KeyOutcome::Sent);
     assert_eq!(session.input().key(1, false).unwrap(), KeyOutcome::Sent);
-    pump_until(&mut session, &mut out, "SeaBIOS's boot menu after Esc", |_| vga_text(&mut tq, dir.path()).contains("Select boot device"));
+    pump_until(&mut session, &mut out, "SeaBIOS's boot menu after Esc", |_| {
+        vga_text(&mut tq, dir.path()).contains("Select boot device")
+    });
     assert_frame_is_screen(&mut session, &mut out, &mut tq, dir.path(), "boot menu");
     assert!(differing(&prompt, session.frame()) > 100, "the presenter's picture did not change after Esc");
     // The output was redrawn from the frame, scaled, after the updates.
@@ -197,7 +213,9 @@ fn presenter_shows_seabios_and_its_keys_reach_the_guest() {
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let mut updates = 0;
     while t0.elapsed() < Duration::from_secs(10) {
-        if let Pumped::Drew(_) = session.pump(&mut out, Some(Duration::from_secs(10) - t0.elapsed().min(Duration::from_secs(10)))).unwrap() {
+        if let Pumped::Drew(_) =
+            session.pump(&mut out, Some(Duration::from_secs(10) - t0.elapsed().min(Duration::from_secs(10)))).unwrap()
+        {
             updates += 1;
         }
     }

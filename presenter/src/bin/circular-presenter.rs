@@ -17,7 +17,10 @@ use presenter::{evdev_input, Error, Event, FbdevOutput, Output, Pumped, Qmp, Ses
 const EXIT_LEFT: u8 = 10;
 
 #[derive(Parser, Debug)]
-#[command(name = "circular-presenter", about = "Show a QEMU guest (-display dbus,p2p=yes,gl=off) full screen on /dev/fb0")]
+#[command(
+    name = "circular-presenter",
+    about = "Show a QEMU guest (-display dbus,p2p=yes,gl=off) full screen on /dev/fb0"
+)]
 struct Args {
     /// QEMU's QMP socket (a `-qmp unix:PATH,server=on,wait=off` of its own).
     #[arg(long)]
@@ -50,7 +53,10 @@ impl GraphicsMode {
             .map_err(|source| Error::Io { what: format!("open {}", tty.display()), source })?;
         // SAFETY: KDSETMODE takes an integer argument, not a pointer; the fd is open.
         if unsafe { libc::ioctl(file.as_raw_fd(), KDSETMODE, KD_GRAPHICS) } != 0 {
-            return Err(Error::Io { what: format!("KDSETMODE on {}", tty.display()), source: std::io::Error::last_os_error() });
+            return Err(Error::Io {
+                what: format!("KDSETMODE on {}", tty.display()),
+                source: std::io::Error::last_os_error(),
+            });
         }
         Ok(GraphicsMode(file))
     }
