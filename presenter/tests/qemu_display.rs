@@ -5,6 +5,9 @@
 //! key sent through the presenter reaches the guest (Esc opens SeaBIOS's boot menu), that the
 //! leave-the-guest chord stops the session, and what the presenter costs while the screen is idle.
 
+// The helpers below are test code too (clippy.toml allows unwrap only inside #[test] fns).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
