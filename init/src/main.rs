@@ -120,17 +120,20 @@ fn boot() -> String {
         say!("offline mode (circular.offline): only cached snapshots can boot");
     } else {
         let dhcp_timeout = Duration::from_secs(cfg.dhcp_timeout_s);
-        let ups = net::bring_up(Duration::from_secs(6), dhcp_timeout);
+        let ups = net::bring_up(Duration::from_secs(6), dhcp_timeout, cfg.ip.as_ref());
         online = !ups.is_empty();
         if online {
-            net::keep_leases(ups);
+            if cfg.ip.is_none() {
+                net::keep_leases(ups);
+            }
         } else {
-            warn!("no network yet: only cached snapshots can boot until a cable is plugged in and DHCP answers");
+            warn!("no network yet: only cached snapshots can boot until a cable is plugged in (and DHCP answers)");
             // The supervisor polls this each second and restarts blockfs with
             // the store once a lease has come.
             let (tx, rx) = std::sync::mpsc::channel();
+            let fixed = cfg.ip.clone();
             std::thread::spawn(move || {
-                let _ = tx.send(net::watch(dhcp_timeout));
+                let _ = tx.send(net::watch(dhcp_timeout, fixed.as_ref()));
             });
             late_network = Some(rx);
         }

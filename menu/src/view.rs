@@ -441,13 +441,7 @@ fn problem(frame: &mut Frame, area: Rect, app: &App, p: &Problem) {
 
 /// "Network: online via eth0 10.0.2.15 · http://… reachable".
 pub fn network_line(app: &App) -> Line<'static> {
-    let offline_mode = matches!(&app.status, Ok(s) if s.offline_mode);
-    // In offline mode (circular.offline) nobody asks DHCP: "DHCP…" would be untrue.
-    let address = match &app.address {
-        _ if offline_mode => "not used".to_string(),
-        Some(a) => a.clone(),
-        None => "no address".to_string(),
-    };
+    let address = app.address.clone().unwrap_or_else(|| "no address".to_string());
     let status = match &app.status {
         Ok(s) => s,
         Err(e) => return Line::styled(format::truncate(&format!(" Network: {address} · blockfs: {e}"), 80), BAD),

@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cmdline::FixedIp;
 use dhcp::{Lease, Reply};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +65,7 @@ fn mac(name: &str) -> Option<[u8; 6]> {
 
 /// Brings up loopback and every wired link, waits up to `carrier_wait` for
 /// carrier, then runs DHCP on the links that have it, until `timeout`.
-pub fn bring_up(carrier_wait: Duration, timeout: Duration) -> Vec<Up> {
+pub fn bring_up(carrier_wait: Duration, timeout: Duration, fixed: Option<&FixedIp>) -> Vec<Up> {
     if let Err(e) = sock::set_up("lo") {
         crate::warn!("loopback: {e}");
     }
@@ -96,7 +97,34 @@ pub fn bring_up(carrier_wait: Duration, timeout: Duration) -> Vec<Up> {
         crate::warn!("no network cable connected ({}): offline", links.join(", "));
         return Vec::new();
     }
-    dhcp_on(with_carrier, timeout)
+    match fixed {
+        Some(f) => apply_fixed(&with_carrier, f),
+        None => dhcp_on(with_carrier, timeout),
+    }
+}
+
+/// `circular.ip=`: the fixed address on the first of these links (with
+/// carrier), then the default route and resolv.conf by the same code as a
+/// DHCP lease ([`configure`]). The configuration is given as a lease that
+/// never needs renewing.
+fn apply_fixed(links: &[String], fixed: &FixedIp) -> Vec<Up> {
+    let Some(name) = links.first() else { return Vec::new() };
+    let lease = Lease {
+        address: fixed.address,
+        netmask: fixed.netmask(),
+        routers: vec![fixed.gateway],
+        dns: fixed.dns.clone(),
+        server: Ipv4Addr::UNSPECIFIED,
+        lease: Duration::MAX,
+    };
+    crate::say!("{name}: fixed address {}/{} (circular.ip=)", fixed.address, fixed.prefix);
+    if let Err(e) = sock::set_address(name, lease.address, lease.netmask) {
+        crate::warn!("{name}: cannot set the fixed address {}: {e}", fixed.address);
+        return Vec::new();
+    }
+    let ups = vec![Up { name: name.clone(), lease }];
+    configure(&ups);
+    ups
 }
 
 /// DHCP on these links in parallel, until `timeout`; the leases obtained are
@@ -159,7 +187,7 @@ impl Watch {
 /// too) and asks DHCP where [`Watch::due`] says. The leases are configured,
 /// renewed from then on, and returned. For PID 1's network thread, after
 /// [`bring_up`] found nothing at boot.
-pub fn watch(timeout: Duration) -> Vec<Up> {
+pub fn watch(timeout: Duration, fixed: Option<&FixedIp>) -> Vec<Up> {
     let mut watch = Watch::default();
     let mut brought_up: Vec<String> = Vec::new();
     loop {
@@ -178,9 +206,14 @@ pub fn watch(timeout: Duration) -> Vec<Up> {
         let due = watch.due(&carriers, Instant::now());
         if !due.is_empty() {
             crate::say!("network: carrier on {}", due.join(", "));
-            let ups = dhcp_on(due, timeout);
+            let ups = match fixed {
+                Some(f) => apply_fixed(&due, f),
+                None => dhcp_on(due, timeout),
+            };
             if !ups.is_empty() {
-                keep_leases(ups.clone());
+                if fixed.is_none() {
+                    keep_leases(ups.clone());
+                }
                 return ups;
             }
         }
@@ -260,7 +293,7 @@ fn configure(ups: &[Up]) {
             crate::warn!("{}: default route via {gw}: {e}", up.name);
         }
     }
-    let mut conf = String::from("# written by circular-init from DHCP\n");
+    let mut conf = String::from("# written by circular-init (DHCP, or circular.ip=)\n");
     let mut seen = Vec::new();
     for d in ups.iter().flat_map(|u| u.lease.dns.iter()) {
         if !seen.contains(d) {
@@ -271,7 +304,7 @@ fn configure(ups: &[Up]) {
     if let Err(e) = std::fs::write("/etc/resolv.conf", conf) {
         crate::warn!("/etc/resolv.conf: {e}");
     }
-    for u in ups {
+    for u in ups.iter().filter(|u| u.lease.lease != Duration::MAX) {
         crate::say!(
             "{}: {}/{} router {} dns {} (lease {} s)",
             u.name,
