@@ -80,7 +80,10 @@ pub enum Error {
     },
 
     /// No source answered before the deadline.
-    #[error("could not fetch {path} before the {deadline_secs} s deadline; last error: {last}. Check the network cable and the server")]
+    #[error(
+        "could not fetch {path} before the {deadline_secs} s deadline; last error: {last}{}",
+        crate::source::advice_for_unreachable(.last)
+    )]
     Unreachable {
         /// The store path asked for.
         path: String,

@@ -575,8 +575,14 @@ fn read_bounded(reader: impl Read, max_bytes: u64) -> std::result::Result<Vec<u8
     Ok(out)
 }
 
+/// What went wrong with one request, in words that say what to do. A TLS
+/// failure gets its own sentence (unknown CA, expired, wrong name; see
+/// [`tls_advice`]), which names no network cable: the network worked.
 fn describe_http_error(e: &reqwest::Error) -> String {
     use std::error::Error as _;
+    if let Some(tls) = find_tls_error(e) {
+        return tls_advice(tls, &time::OffsetDateTime::now_utc());
+    }
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -584,13 +590,115 @@ fn describe_http_error(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    if text.contains("UnknownIssuer") || text.contains("unknown issuer") || text.contains("invalid peer certificate") {
-        text.push_str(
-            ". The server's TLS certificate is not from a CA blockfs knows: if it is a private (campus, company) CA, \
-             give its certificate with `blockfs mount --ca FILE` (circular.ca=FILE on the appliance, or SSL_CERT_FILE)",
-        );
-    }
     text
+}
+
+/// Starts every TLS problem's text: [`advice_for_unreachable`] knows by it
+/// that the network itself answered.
+pub(crate) const TLS_MARK: &str = "TLS: ";
+
+/// The rustls error in a request error's chain. An `io::Error` hides the
+/// error it wraps from `source()` (it returns the inner error's source), so
+/// each link is also looked into with `get_ref`.
+fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut link: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(l) = link {
+        if let Some(tls) = l.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = l.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
+            if let Some(tls) = find_tls_error(inner) {
+                return Some(tls);
+            }
+        }
+        link = l.source();
+    }
+    None
+}
+
+/// A TLS failure as a person can act on it: who is wrong (the server's
+/// certificate, this machine's trust, its clock) and what to do. `now` is the
+/// system clock, for an expiry check that rustls did without saying its time.
+pub(crate) fn tls_advice(e: &rustls::Error, now: &time::OffsetDateTime) -> String {
+    use rustls::CertificateError as C;
+    let when = |t: &rustls::pki_types::UnixTime| {
+        time::OffsetDateTime::from_unix_timestamp(i64::try_from(t.as_secs()).unwrap_or(i64::MAX))
+            .map(circular_format::catalog::rfc3339)
+            .unwrap_or_else(|_| format!("{} s after 1970", t.as_secs()))
+    };
+    let clock = circular_format::catalog::rfc3339(*now);
+    let text = match e {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer => "the server's certificate is signed by a CA this machine does not trust. If your \
+                                 organisation uses its own CA, pass --ca FILE (blockfs, circular) or circular.ca=FILE \
+                                 (the appliance) with that CA's certificate"
+                .to_string(),
+            C::ExpiredContext { time, not_after } => format!(
+                "the server's certificate expired at {}, and this machine's clock says {}. If the clock is right, \
+                 the server's certificate must be renewed (tell its administrator), else set the clock",
+                when(not_after),
+                when(time)
+            ),
+            C::Expired => format!(
+                "the server's certificate has expired by this machine's clock ({clock}). If the clock is right, \
+                 the server's certificate must be renewed (tell its administrator), else set the clock"
+            ),
+            C::NotValidYetContext { time, not_before } => format!(
+                "the server's certificate is valid only from {}, and this machine's clock says {}: the clock is \
+                 probably behind (a flat clock battery?), set it",
+                when(not_before),
+                when(time)
+            ),
+            C::NotValidYet => format!(
+                "the server's certificate is not valid yet by this machine's clock ({clock}): the clock is probably \
+                 behind (a flat clock battery?), set it"
+            ),
+            C::NotValidForNameContext { expected, presented } => format!(
+                "the certificate is for {}, not {}: use the name the certificate is for in the store's URL, or \
+                 have the server's certificate made for {}",
+                if presented.is_empty() { "no name at all".to_string() } else { presented_names(presented) },
+                expected.to_str(),
+                expected.to_str()
+            ),
+            C::NotValidForName => "the server's certificate is not for the name in the store's URL: use the name \
+                                   the certificate is for, or have the certificate made for this name"
+                .to_string(),
+            C::Revoked => "the server's certificate has been revoked: tell the server's administrator".to_string(),
+            other => format!("the server's certificate is refused ({other:?}): tell the server's administrator"),
+        },
+        other => format!(
+            "the TLS handshake with the server failed ({other}): is it really an https:// server at that address? \
+             (Check the URL's scheme and port, or whether a proxy or firewall is in the way.)"
+        ),
+    };
+    format!("{TLS_MARK}{text}")
+}
+
+/// The names a certificate is for, as rustls lists them (`DnsName("a.example")`,
+/// `IpAddress(…)`), in plain words: `a.example, 10.0.0.1`.
+fn presented_names(presented: &[String]) -> String {
+    let plain = |p: &String| {
+        let inner = p.split_once('(').map_or(p.as_str(), |(_, rest)| rest.trim_end_matches(')'));
+        inner.trim_matches('"').to_string()
+    };
+    presented.iter().map(plain).collect::<Vec<_>>().join(", ")
+}
+
+/// What [`Error::Unreachable`] tells a person to do after the reasons: the
+/// network cable only when some source failed to connect at all (no route,
+/// refused, DNS, timed out). When every source answered something (a TLS
+/// refusal, a proxy's or a server's status), the reasons already say what to do.
+/// (Problems are joined with "; ", so the sentences of [`tls_advice`] use none.)
+pub(crate) fn advice_for_unreachable(last: &str) -> &'static str {
+    let answered = |p: &str| p.contains(TLS_MARK) || p.contains("server answered") || p.contains("the proxy ");
+    if !last.is_empty() && last.split("; ").all(answered) {
+        ""
+    } else {
+        ". Check the network cable and the server"
+    }
 }
 
 fn parse_base(text: &str) -> Result<Base> {
@@ -808,6 +916,23 @@ mod tests {
         let (_dir, good) = good_dir();
         let sources = Sources::new(&[serve(forbidden), good], Duration::from_secs(20)).unwrap();
         assert_eq!(sources.fetch("x", 100, Ok).unwrap(), b"good");
+    }
+
+    #[test]
+    fn only_a_failure_to_connect_sends_people_to_the_network_cable() {
+        let now = time::macros::datetime!(2026-11-30 0:00 UTC);
+        let unknown = tls_advice(&rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer), &now);
+        let expired = tls_advice(&rustls::Error::InvalidCertificate(rustls::CertificateError::Expired), &now);
+        assert!(expired.contains("2026-11-30T00:00:00Z") && expired.contains("clock"), "{expired}");
+        let tls = format!("https://a.example/: {unknown}; https://b.example/: {expired}");
+        assert_eq!(advice_for_unreachable(&tls), "", "{tls}");
+        assert_eq!(advice_for_unreachable("http://a/: server answered 503 Service Unavailable"), "");
+        let mixed = format!("https://a.example/: {unknown}; http://b.example/: tcp connect error: Connection refused");
+        assert!(advice_for_unreachable(&mixed).contains("network cable"));
+        assert!(advice_for_unreachable("2 source(s) still had not answered (stalled or too slow)").contains("cable"));
+        assert!(advice_for_unreachable("").contains("cable"));
+        let names = vec!["DnsName(\"store.example\")".to_string(), "plain".to_string()];
+        assert_eq!(presented_names(&names), "store.example, plain");
     }
 
     #[test]

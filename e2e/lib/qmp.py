@@ -8,6 +8,8 @@
     qmp.py SOCKET keys TEXT              type TEXT (letters, digits, '\\n' = Enter)
     qmp.py SOCKET key QCODE...           press QEMU key codes (ret, up, down, esc, ...)
     qmp.py SOCKET screendump-ppm OUT.ppm the screen as QEMU writes it (PPM), for checks on pixels
+    qmp.py SOCKET link NAME on|off      plug the NIC's cable in or pull it out (set_link;
+                                         NAME is the -nic/-netdev id)
     qmp.py SOCKET vga-text OUT           the VGA text screen (80x25 char/attribute pairs at
                                          0xb8000, saved to OUT) printed as 25 lines of text
 """
@@ -17,12 +19,22 @@ import socket
 import struct
 import sys
 import tempfile
+import time
 import zlib
 
 
 def connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
+    # Right after QEMU starts its monitor socket may not be there yet.
+    for _ in range(100):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            break
+        except OSError:
+            s.close()
+            time.sleep(0.1)
+    else:
+        raise SystemExit(f"qmp: cannot connect to {path}")
     f = s.makefile("rw")
     json.loads(f.readline())  # greeting
     call(f, "qmp_capabilities")
@@ -94,6 +106,10 @@ def main():
         d = open(args[0], "rb").read()
         for row in range(25):
             print("".join(chr(c) if 32 <= c < 127 else " " for c in d[row * 160:row * 160 + 160:2]).rstrip())
+    elif cmd == "link":
+        if len(args) != 2 or args[1] not in ("on", "off"):
+            raise SystemExit("usage: qmp.py SOCKET link NAME on|off")
+        call(f, "set_link", name=args[0], up=args[1] == "on")
     elif cmd in ("keys", "key"):
         codes = []
         if cmd == "key":

@@ -10,6 +10,8 @@ Steps, run in order:
                            full-screen menu, which draws with cursor moves and
                            redraws only the cells that change.
     send:TEXT              send TEXT (\\n, \\r, \\x1b escapes understood)
+    run:COMMAND            run COMMAND (split like a shell would, no shell) and go on
+                           when it succeeds, e.g. a QMP command to pull the cable
     sleep:SECONDS
     eof:TIMEOUT            wait until QEMU closes the socket (the VM powered off)
 
@@ -18,7 +20,9 @@ failed and the last output when a step times out.
 """
 import codecs
 import re
+import shlex
 import socket
+import subprocess
 import sys
 import time
 
@@ -214,6 +218,12 @@ def main():
             text = arg.encode().decode("unicode_escape").encode("latin-1")
             s.sendall(text)
             print(f"serial_expect: sent {arg!r}", flush=True)
+        elif kind == "run":
+            r = subprocess.run(shlex.split(arg))
+            if r.returncode != 0:
+                print(f"serial_expect: {arg!r} failed with status {r.returncode}", file=sys.stderr)
+                return 1
+            print(f"serial_expect: ran {arg!r}", flush=True)
         elif kind == "sleep":
             end = time.time() + float(arg)
             while time.time() < end:

@@ -36,6 +36,68 @@ pub struct Config {
     pub ca: Option<String>,
     /// `circular.proxy=http://host:port`: reach the stores through this HTTP proxy.
     pub proxy: Option<String>,
+    /// `circular.ip=ADDR/PREFIX,GATEWAY,DNS[,DNS]`: a fixed IPv4 address instead of DHCP.
+    pub ip: Option<FixedIp>,
+}
+
+/// A fixed IPv4 configuration for a network without DHCP (`circular.ip=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedIp {
+    /// This machine's address.
+    pub address: std::net::Ipv4Addr,
+    /// The network's prefix length (24 for 255.255.255.0), 1 to 32.
+    pub prefix: u8,
+    /// The default route's next hop; it must be on the network.
+    pub gateway: std::net::Ipv4Addr,
+    /// Name servers for resolv.conf, one at least.
+    pub dns: Vec<std::net::Ipv4Addr>,
+}
+
+impl FixedIp {
+    /// The netmask of [`FixedIp::prefix`] (24 → 255.255.255.0).
+    pub fn netmask(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0))
+    }
+}
+
+/// Parses the value of `circular.ip=`; the error says what is wrong in a way a
+/// person can fix in GRUB's editor.
+pub fn parse_ip(v: &str) -> Result<FixedIp, String> {
+    const FORM: &str = "give it as circular.ip=ADDRESS/PREFIX,GATEWAY,DNS[,DNS] (IPv4), \
+                        e.g. circular.ip=192.168.1.50/24,192.168.1.1,192.168.1.1";
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    let ip = |what: &str, s: &str| -> Result<std::net::Ipv4Addr, String> {
+        s.parse().map_err(|_| {
+            if s.is_empty() {
+                format!("the {what} is missing; {FORM}")
+            } else if s.contains(':') {
+                format!("{s:?} ({what}) is IPv6; only IPv4 is supported here; {FORM}")
+            } else {
+                format!("{s:?} is not an IPv4 address ({what}); {FORM}")
+            }
+        })
+    };
+    let (addr, prefix) =
+        parts[0].split_once('/').ok_or_else(|| format!("the prefix length (/24) is missing; {FORM}"))?;
+    let address = ip("address", addr)?;
+    let prefix: u8 = match prefix.parse() {
+        Ok(p @ 1..=32) => p,
+        _ => return Err(format!("/{prefix} is not a prefix length (1 to 32, e.g. /24); {FORM}")),
+    };
+    let gateway = ip("gateway", parts.get(1).copied().unwrap_or(""))?;
+    let dns = match parts.get(2..) {
+        Some(rest) if !rest.is_empty() => rest.iter().map(|d| ip("DNS server", d)).collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(format!("the DNS server is missing; {FORM}")),
+    };
+    let fixed = FixedIp { address, prefix, gateway, dns };
+    let mask = u32::from(fixed.netmask());
+    if u32::from(address) & mask != u32::from(gateway) & mask {
+        return Err(format!("the gateway {gateway} is not on the network {address}/{prefix}; {FORM}"));
+    }
+    if address == gateway {
+        return Err(format!("the gateway {gateway} is this machine's own address; {FORM}"));
+    }
+    Ok(fixed)
 }
 
 impl Default for Config {
@@ -52,6 +114,7 @@ impl Default for Config {
             menu: None,
             ca: None,
             proxy: None,
+            ip: None,
         }
     }
 }
@@ -91,6 +154,10 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             ("circular.proxy", Some(v)) if v.starts_with("http://") || v.starts_with("https://") => {
                 c.proxy = Some(v.to_string())
             }
+            ("circular.ip", Some(v)) => match parse_ip(v) {
+                Ok(ip) => c.ip = Some(ip),
+                Err(e) => warnings.push(format!("circular.ip={v}: {e}. Using DHCP instead")),
+            },
             ("circular.proxy", _) => {
                 warnings.push(format!("{word}: give the proxy as circular.proxy=http://host:port"))
             }
@@ -162,5 +229,47 @@ mod tests {
         let (c, w) = parse("circular.proxy=squid:3128");
         assert_eq!(c.proxy, None);
         assert!(w[0].contains("http://host:port"), "{w:?}");
+    }
+
+    #[test]
+    fn a_fixed_address_is_taken() {
+        let (c, w) = parse("circular.ip=10.0.2.15/24,10.0.2.2,10.0.2.3,1.1.1.1 quiet");
+        assert!(w.is_empty(), "{w:?}");
+        let ip = c.ip.unwrap();
+        assert_eq!(ip.address, std::net::Ipv4Addr::new(10, 0, 2, 15));
+        assert_eq!(ip.prefix, 24);
+        assert_eq!(ip.netmask(), std::net::Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(ip.gateway, std::net::Ipv4Addr::new(10, 0, 2, 2));
+        assert_eq!(ip.dns, [std::net::Ipv4Addr::new(10, 0, 2, 3), std::net::Ipv4Addr::new(1, 1, 1, 1)]);
+        let host = parse_ip("192.168.7.9/32,192.168.7.9,9.9.9.9");
+        assert!(host.unwrap_err().contains("own address"));
+        assert_eq!(parse_ip("172.16.0.5/12,172.31.255.254,172.16.0.1").unwrap().netmask().to_string(), "255.240.0.0");
+    }
+
+    #[test]
+    fn a_bad_fixed_address_says_why_and_falls_back_to_dhcp() {
+        for (value, why) in [
+            ("10.0.2.15/33,10.0.2.2,10.0.2.3", "/33 is not a prefix length"),
+            ("10.0.2.15/0,10.0.2.2,10.0.2.3", "/0 is not a prefix length"),
+            ("10.0.2.15/x,10.0.2.2,10.0.2.3", "/x is not a prefix length"),
+            ("10.0.2.15,10.0.2.2,10.0.2.3", "prefix length (/24) is missing"),
+            ("10.0.2.15/24", "the gateway is missing"),
+            ("10.0.2.15/24,,10.0.2.3", "the gateway is missing"),
+            ("10.0.2.15/24,10.0.2.2", "the DNS server is missing"),
+            ("10.0.2.300/24,10.0.2.2,10.0.2.3", "\"10.0.2.300\" is not an IPv4 address (address)"),
+            ("10.0.2.15/24,10.0.3.1,10.0.2.3", "not on the network 10.0.2.15/24"),
+            ("2001:db8::5/64,2001:db8::1,2001:db8::1", "is IPv6"),
+            ("10.0.2.15/24,10.0.2.2,dns.example", "not an IPv4 address (DNS server)"),
+        ] {
+            let (c, w) = parse(&format!("circular.ip={value}"));
+            assert_eq!(c.ip, None, "{value}");
+            assert_eq!(w.len(), 1, "{value}: {w:?}");
+            assert!(w[0].contains(why), "{value}: {}", w[0]);
+            assert!(
+                w[0].contains("circular.ip=ADDRESS/PREFIX,GATEWAY,DNS") && w[0].ends_with("Using DHCP instead"),
+                "{}",
+                w[0]
+            );
+        }
     }
 }

@@ -115,15 +115,28 @@ fn boot() -> String {
 
     // Network (unless told to stay offline).
     let mut online = false;
+    let mut late_network = None;
     if cfg.offline {
         say!("offline mode (circular.offline): only cached snapshots can boot");
     } else {
-        let ups = net::bring_up(Duration::from_secs(6), Duration::from_secs(cfg.dhcp_timeout_s));
+        let dhcp_timeout = Duration::from_secs(cfg.dhcp_timeout_s);
+        let ups = net::bring_up(Duration::from_secs(6), dhcp_timeout, cfg.ip.as_ref());
         online = !ups.is_empty();
-        if !online {
-            warn!("no network: only cached snapshots can boot");
+        if online {
+            if cfg.ip.is_none() {
+                net::keep_leases(ups);
+            }
+        } else {
+            warn!("no network yet: only cached snapshots can boot until a cable is plugged in (and DHCP answers)");
+            // The supervisor polls this each second and restarts blockfs with
+            // the store once a lease has come.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let fixed = cfg.ip.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(net::watch(dhcp_timeout, fixed.as_ref()));
+            });
+            late_network = Some(rx);
         }
-        net::keep_leases(ups);
     }
 
     // Cache partition.
@@ -138,6 +151,7 @@ fn boot() -> String {
     // and asks before falling back to TCG, unless circular.accel= forces one.)
     let mut sup = Supervisor::new(cfg, cache, sigfd);
     sup.online = online;
+    sup.late_network = late_network;
     sup.start_blockfs();
     sup.run()
 }
@@ -154,6 +168,14 @@ struct Supervisor {
     cache: cache::Cache,
     sigfd: SignalFd,
     online: bool,
+    /// The network thread's answer when the network was not there at boot:
+    /// the leases, once DHCP has answered.
+    late_network: Option<std::sync::mpsc::Receiver<Vec<net::Up>>>,
+    /// blockfs runs offline (the cache alone) although the network is now up:
+    /// it is restarted with the store as soon as no guest is using the mount.
+    blockfs_offline: bool,
+    /// The mount was taken away to restart blockfs online: its exit is expected.
+    restarting_online: bool,
     console: PathBuf,
     blockfs: Option<Pid>,
     blockfs_starts: Vec<Instant>,
@@ -178,6 +200,9 @@ impl Supervisor {
             cache,
             sigfd,
             online: false,
+            late_network: None,
+            blockfs_offline: false,
+            restarting_online: false,
             console,
             blockfs: None,
             blockfs_starts: Vec::new(),
@@ -212,6 +237,7 @@ impl Supervisor {
         let cache_max = cache::fs_size(&self.cache.dir).map(|s| s / 10 * 7);
         self.blockfs_starts.retain(|t| t.elapsed() < Duration::from_secs(300));
         self.blockfs_starts.push(Instant::now());
+        self.blockfs_offline = !self.online;
         match services::start_blockfs(
             &self.cfg.servers,
             self.cfg.offline || !self.online,
@@ -374,6 +400,54 @@ impl Supervisor {
         }
     }
 
+    /// A lease after boot: blockfs, started on the cache alone, is restarted
+    /// with the store. Restarting it needs the mount free, so the check is
+    /// the unmount itself: while a guest runs from a cached snapshot the
+    /// kernel says EBUSY and it is tried again next second, once the guest
+    /// has ended. blockfs exits when its mount goes; the reaper starts it again.
+    fn check_late_network(&mut self) {
+        if let Some(rx) = &self.late_network {
+            match rx.try_recv() {
+                Ok(ups) => {
+                    let names: Vec<String> = ups.iter().map(|u| format!("{} {}", u.name, u.lease.address)).collect();
+                    say!("network is up (online via {}): the store can be reached now", names.join(", "));
+                    self.online = true;
+                    self.late_network = None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.late_network = None;
+                    return;
+                }
+            }
+        }
+        if !self.online || self.cfg.offline || self.restarting_online {
+            return;
+        }
+        match self.blockfs {
+            // Not running after an offline start (nothing cached, or it gave
+            // up after 5 tries): start it with the store now.
+            None if self.blockfs_offline => {
+                self.blockfs_starts.clear();
+                self.start_blockfs();
+            }
+            None => {}
+            Some(_) if !self.blockfs_offline => {}
+            Some(_) if !services::mounted() => {}
+            Some(_) => match nix::mount::umount2(Path::new(services::MOUNTPOINT), nix::mount::MntFlags::empty()) {
+                Ok(()) => {
+                    info!("offline store unmounted; blockfs restarts with the store");
+                    self.restarting_online = true;
+                }
+                Err(nix::Error::EBUSY) => {}
+                Err(e) => {
+                    warn!("unmounting the offline store to go online: {e}");
+                    self.blockfs_offline = false;
+                }
+            },
+        }
+    }
+
     /// The supervision loop: restart what died, reap orphans, react to
     /// power signals. Never returns except by shutdown.
     fn run(&mut self) -> String {
@@ -388,6 +462,7 @@ impl Supervisor {
             if self.blockfs.is_none() && self.blockfs_next.is_some_and(|t| now >= t) {
                 self.start_blockfs();
             }
+            self.check_late_network();
             let mut pfd = libc::pollfd { fd: self.sigfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: poll on one pollfd we own, with a timeout.
             unsafe { libc::poll(&mut pfd, 1, 1000) };
@@ -403,6 +478,17 @@ impl Supervisor {
                 if Some(pid) == self.menu {
                     info!("menu exited: {exit}");
                     self.menu_exited(exit);
+                } else if Some(pid) == self.blockfs && self.restarting_online {
+                    self.blockfs = None;
+                    self.restarting_online = false;
+                    info!("offline blockfs stopped ({exit}); starting it with the store");
+                    self.blockfs_starts.clear();
+                    self.start_blockfs();
+                    // The menu read the cached catalog at its start: a new one
+                    // shows the store's snapshots. (No guest runs: the mount was free.)
+                    if let Some(menu) = self.menu {
+                        let _ = nix::sys::signal::kill(menu, Signal::SIGTERM);
+                    }
                 } else if Some(pid) == self.blockfs {
                     self.blockfs = None;
                     self.blockfs_failed(exit);

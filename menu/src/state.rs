@@ -130,7 +130,8 @@ pub struct App {
     pub catalog: Catalog,
     /// The last read of the mount's status, or why it could not be read.
     pub status: Result<Status, String>,
-    /// This machine's address for the network line, e.g. "10.0.2.15 on eth0".
+    /// The network line's first words (`host::address`), e.g. "online via eth0 10.0.2.15",
+    /// "DHCP… (eth0)", "no network (cable unplugged?)".
     pub address: Option<String>,
     /// How the appliance booted, for the status line (`MenuConfig::boot_mode`).
     pub boot_mode: Option<String>,

@@ -439,7 +439,7 @@ fn problem(frame: &mut Frame, area: Rect, app: &App, p: &Problem) {
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
 }
 
-/// "Network: 10.0.2.15 on eth0 · http://… reachable".
+/// "Network: online via eth0 10.0.2.15 · http://… reachable".
 pub fn network_line(app: &App) -> Line<'static> {
     let address = app.address.clone().unwrap_or_else(|| "no address".to_string());
     let status = match &app.status {
@@ -460,10 +460,9 @@ pub fn network_line(app: &App) -> Line<'static> {
         (status.sources.first().map_or("no server configured".to_string(), |s| format!("{} not asked yet", s.url)), DIM)
     };
     let from_cache = if status.catalog_from_cache { " · catalog from the cache" } else { "" };
-    Line::from(vec![
-        Span::raw(format!(" Network: {address} · ")),
-        Span::styled(format::truncate(&format!("{server}{from_cache}"), 50), style),
-    ])
+    let head = format!(" Network: {address} · ");
+    let room = 80usize.saturating_sub(head.chars().count()).max(20);
+    Line::from(vec![Span::raw(head), Span::styled(format::truncate(&format!("{server}{from_cache}"), room), style)])
 }
 
 /// "Cache: 300 MiB of 3.0 GiB (9%) · fetched 120 MiB · 1234 hits".

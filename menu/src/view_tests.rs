@@ -42,7 +42,7 @@ fn target() -> Target {
 #[test]
 fn level_one_lists_distributions_with_latest_and_cache() {
     let mut a = app();
-    a.address = Some("10.0.2.15 on eth0".into());
+    a.address = Some("online via eth0 10.0.2.15".into());
     let mut s = status(true, &[("bookworm", "2026-11-22", 45, 100), ("trixie", "2026-11-22", 7, 7)]);
     s.sources = vec![SourceStatus { url: "http://10.0.2.2:8080/".into(), reachable: Some(true), last_error: None }];
     a.set_status(Ok(s));
@@ -53,7 +53,7 @@ fn level_one_lists_distributions_with_latest_and_cache() {
     has(&text, "latest 2026-11-22  cached 45%");
     has(&text, "Debian 13 (trixie)");
     has(&text, "fully cached, offline ok");
-    has(&text, "Network: 10.0.2.15 on eth0 · http://10.0.2.2:8080/ reachable");
+    has(&text, "Network: online via eth0 10.0.2.15 · http://10.0.2.2:8080/ reachable");
     has(&text, "Cache: 300 MiB of 3.0 GiB (9%) used · fetched 120 MiB · 1234 hits");
     has(&text, "Enter open  q quit");
     assert!(!text.contains("Power off"), "desktop mode has no power entries");

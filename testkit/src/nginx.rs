@@ -15,6 +15,8 @@ pub struct Nginx {
     root: PathBuf,
     /// Extra directives for the server block (for example a rate limit).
     extra: String,
+    /// HTTPS with this certificate chain and key (PEM files), else plain HTTP.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Nginx {
@@ -31,13 +33,35 @@ impl Nginx {
             run: tempfile::tempdir().unwrap(),
             root: root.to_path_buf(),
             extra: extra.to_string(),
+            tls: None,
         };
         nginx.restart();
         nginx
     }
 
+    /// nginx over HTTPS only, with the server certificate `cert` (PEM, the
+    /// chain as it is sent) and its key; [`Nginx::url`] is then `https://`.
+    pub fn start_tls(root: &Path, cert: &Path, key: &Path) -> Nginx {
+        let mut nginx = Nginx::start_with_tls(root, cert, key);
+        nginx.restart();
+        nginx
+    }
+
+    fn start_with_tls(root: &Path, cert: &Path, key: &Path) -> Nginx {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Nginx {
+            child: None,
+            port,
+            run: tempfile::tempdir().unwrap(),
+            root: root.to_path_buf(),
+            extra: String::new(),
+            tls: Some((cert.to_path_buf(), key.to_path_buf())),
+        }
+    }
+
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// Starts nginx (again) on the same port.
@@ -48,11 +72,16 @@ impl Nginx {
 events {{ worker_connections 256; }}
 http {{ access_log {run}/access.log; client_body_temp_path {run}/b; proxy_temp_path {run}/p;
 fastcgi_temp_path {run}/f; uwsgi_temp_path {run}/u; scgi_temp_path {run}/s; default_type application/octet-stream;
-server {{ listen 127.0.0.1:{port}; root {root}; {extra} }} }}",
+server {{ listen 127.0.0.1:{port}{tls}; root {root}; {extra} }} }}",
             run = run.display(),
             port = self.port,
             root = self.root.display(),
-            extra = self.extra
+            extra = self.extra,
+            tls = match &self.tls {
+                Some((cert, key)) =>
+                    format!(" ssl; ssl_certificate {}; ssl_certificate_key {}", cert.display(), key.display()),
+                None => String::new(),
+            }
         );
         std::fs::write(run.join("nginx.conf"), conf).unwrap();
         let child = Command::new("nginx")

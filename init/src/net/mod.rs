@@ -1,7 +1,8 @@
 //! Network bring-up: every wired link with carrier gets DHCP, in parallel; the
-//! first lease with a router sets the default route and resolv.conf. Anything
-//! that fails or times out leaves the appliance offline, which blockfs handles
-//! (it boots what is cached).
+//! first lease with a router sets the default route and resolv.conf. When
+//! nothing answers by boot the appliance starts offline (blockfs boots what is
+//! cached) and [`watch`] keeps looking: a cable plugged in later, or a DHCP
+//! server that answers later, brings it online without a reboot.
 //!
 //! Addresses and routes are set with the classic SIOCSIF*/SIOCADDRT ioctls:
 //! IPv4 with one default route is all the appliance needs, and they keep PID 1
@@ -15,6 +16,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cmdline::FixedIp;
 use dhcp::{Lease, Reply};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +65,7 @@ fn mac(name: &str) -> Option<[u8; 6]> {
 
 /// Brings up loopback and every wired link, waits up to `carrier_wait` for
 /// carrier, then runs DHCP on the links that have it, until `timeout`.
-pub fn bring_up(carrier_wait: Duration, timeout: Duration) -> Vec<Up> {
+pub fn bring_up(carrier_wait: Duration, timeout: Duration, fixed: Option<&FixedIp>) -> Vec<Up> {
     if let Err(e) = sock::set_up("lo") {
         crate::warn!("loopback: {e}");
     }
@@ -95,9 +97,42 @@ pub fn bring_up(carrier_wait: Duration, timeout: Duration) -> Vec<Up> {
         crate::warn!("no network cable connected ({}): offline", links.join(", "));
         return Vec::new();
     }
-    crate::say!("DHCP on {}", with_carrier.join(", "));
+    match fixed {
+        Some(f) => apply_fixed(&with_carrier, f),
+        None => dhcp_on(with_carrier, timeout),
+    }
+}
+
+/// `circular.ip=`: the fixed address on the first of these links (with
+/// carrier), then the default route and resolv.conf by the same code as a
+/// DHCP lease ([`configure`]). The configuration is given as a lease that
+/// never needs renewing.
+fn apply_fixed(links: &[String], fixed: &FixedIp) -> Vec<Up> {
+    let Some(name) = links.first() else { return Vec::new() };
+    let lease = Lease {
+        address: fixed.address,
+        netmask: fixed.netmask(),
+        routers: vec![fixed.gateway],
+        dns: fixed.dns.clone(),
+        server: Ipv4Addr::UNSPECIFIED,
+        lease: Duration::MAX,
+    };
+    crate::say!("{name}: fixed address {}/{} (circular.ip=)", fixed.address, fixed.prefix);
+    if let Err(e) = sock::set_address(name, lease.address, lease.netmask) {
+        crate::warn!("{name}: cannot set the fixed address {}: {e}", fixed.address);
+        return Vec::new();
+    }
+    let ups = vec![Up { name: name.clone(), lease }];
+    configure(&ups);
+    ups
+}
+
+/// DHCP on these links in parallel, until `timeout`; the leases obtained are
+/// configured (addresses, one default route, resolv.conf).
+fn dhcp_on(links: Vec<String>, timeout: Duration) -> Vec<Up> {
+    crate::say!("DHCP on {}", links.join(", "));
     let handles: Vec<_> =
-        with_carrier.into_iter().map(|l| std::thread::spawn(move || (l.clone(), lease(&l, timeout)))).collect();
+        links.into_iter().map(|l| std::thread::spawn(move || (l.clone(), lease(&l, timeout)))).collect();
     let mut ups = Vec::new();
     for h in handles {
         match h.join() {
@@ -106,8 +141,84 @@ pub fn bring_up(carrier_wait: Duration, timeout: Duration) -> Vec<Up> {
             Err(_) => crate::warn!("a DHCP thread failed"),
         }
     }
-    configure(&ups);
+    if !ups.is_empty() {
+        configure(&ups);
+    }
     ups
+}
+
+/// How often [`watch`] reads the links' carrier: a cable plugged in is noticed
+/// within this time, at the cost of one small sysfs read per link.
+pub const CARRIER_POLL: Duration = Duration::from_secs(1);
+/// How long [`watch`] waits before asking DHCP again on a link whose carrier
+/// stayed up but got no lease (the DHCP server may come later than the cable).
+pub const DHCP_RETRY: Duration = Duration::from_secs(30);
+
+/// Which links to ask DHCP on now, from one reading of the carriers: a link
+/// whose carrier has just come up (a cable plugged in, a switch port that
+/// woke up), or one that has carrier and was last asked [`DHCP_RETRY`] ago.
+/// A link that loses carrier is forgotten, so plugging it in again asks at once.
+#[derive(Debug, Default)]
+pub struct Watch {
+    asked: std::collections::HashMap<String, Instant>,
+}
+
+impl Watch {
+    /// `carriers`: every wired link and whether it has carrier now.
+    pub fn due(&mut self, carriers: &[(String, bool)], now: Instant) -> Vec<String> {
+        let mut out = Vec::new();
+        for (link, up) in carriers {
+            if !up {
+                self.asked.remove(link);
+                continue;
+            }
+            let due = self.asked.get(link).is_none_or(|t| now.duration_since(*t) >= DHCP_RETRY);
+            if due {
+                self.asked.insert(link.clone(), now);
+                out.push(link.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Runs until a lease arrives: reads every wired link's carrier each
+/// [`CARRIER_POLL`] (links that appear later, a USB adapter, are brought up
+/// too) and asks DHCP where [`Watch::due`] says. The leases are configured,
+/// renewed from then on, and returned. For PID 1's network thread, after
+/// [`bring_up`] found nothing at boot.
+pub fn watch(timeout: Duration, fixed: Option<&FixedIp>) -> Vec<Up> {
+    let mut watch = Watch::default();
+    let mut brought_up: Vec<String> = Vec::new();
+    loop {
+        let links = wired_links();
+        for l in &links {
+            if brought_up.contains(l) {
+                continue;
+            }
+            if let Err(e) = sock::set_up(l) {
+                crate::info!("{l}: cannot bring it up yet: {e}");
+                continue;
+            }
+            brought_up.push(l.clone());
+        }
+        let carriers: Vec<(String, bool)> = links.iter().map(|l| (l.clone(), carrier(l))).collect();
+        let due = watch.due(&carriers, Instant::now());
+        if !due.is_empty() {
+            crate::say!("network: carrier on {}", due.join(", "));
+            let ups = match fixed {
+                Some(f) => apply_fixed(&due, f),
+                None => dhcp_on(due, timeout),
+            };
+            if !ups.is_empty() {
+                if fixed.is_none() {
+                    keep_leases(ups.clone());
+                }
+                return ups;
+            }
+        }
+        std::thread::sleep(CARRIER_POLL);
+    }
 }
 
 /// One interface: DHCP, then address and netmask. Routes and DNS are set by
@@ -182,7 +293,7 @@ fn configure(ups: &[Up]) {
             crate::warn!("{}: default route via {gw}: {e}", up.name);
         }
     }
-    let mut conf = String::from("# written by circular-init from DHCP\n");
+    let mut conf = String::from("# written by circular-init (DHCP, or circular.ip=)\n");
     let mut seen = Vec::new();
     for d in ups.iter().flat_map(|u| u.lease.dns.iter()) {
         if !seen.contains(d) {
@@ -193,7 +304,7 @@ fn configure(ups: &[Up]) {
     if let Err(e) = std::fs::write("/etc/resolv.conf", conf) {
         crate::warn!("/etc/resolv.conf: {e}");
     }
-    for u in ups {
+    for u in ups.iter().filter(|u| u.lease.lease != Duration::MAX) {
         crate::say!(
             "{}: {}/{} router {} dns {} (lease {} s)",
             u.name,
@@ -231,5 +342,33 @@ pub fn keep_leases(ups: Vec<Up>) {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn links(v: &[(&str, bool)]) -> Vec<(String, bool)> {
+        v.iter().map(|(l, c)| (l.to_string(), *c)).collect()
+    }
+
+    #[test]
+    fn a_cable_plugged_in_later_is_asked_at_once_and_then_only_every_retry() {
+        let mut w = Watch::default();
+        let t0 = Instant::now();
+        // Unplugged: nothing to ask.
+        assert!(w.due(&links(&[("eth0", false), ("eth1", false)]), t0).is_empty());
+        // Plugged in: ask at once, on that link only.
+        let t1 = t0 + Duration::from_secs(5);
+        assert_eq!(w.due(&links(&[("eth0", true), ("eth1", false)]), t1), ["eth0"]);
+        // Still up, no lease yet: not again each poll, only after DHCP_RETRY.
+        assert!(w.due(&links(&[("eth0", true)]), t1 + CARRIER_POLL).is_empty());
+        assert!(w.due(&links(&[("eth0", true)]), t1 + DHCP_RETRY - CARRIER_POLL).is_empty());
+        assert_eq!(w.due(&links(&[("eth0", true)]), t1 + DHCP_RETRY), ["eth0"]);
+        // Unplugged and plugged again: asked at once, without waiting for the retry.
+        let t2 = t1 + DHCP_RETRY + Duration::from_secs(2);
+        assert!(w.due(&links(&[("eth0", false)]), t2).is_empty());
+        assert_eq!(w.due(&links(&[("eth0", true), ("eth1", true)]), t2 + CARRIER_POLL), ["eth0", "eth1"]);
     }
 }
