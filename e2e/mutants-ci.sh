@@ -18,7 +18,8 @@ timeout --signal=INT "$((minutes * 60))" cargo mutants --no-shuffle --in-place -
 	--in-diff build/mutants.diff -o build || rc=$?
 out=build/mutants.out
 for kind in caught missed timeout unviable; do
-	printf '%s: %s  ' "$kind" "$(wc -l < "$out/$kind.txt" 2>/dev/null || echo 0)"
+	n=0; [ -f "$out/$kind.txt" ] && n=$(wc -l <"$out/$kind.txt")
+	printf '%s: %s  ' "$kind" "$n"
 done
 echo
 # cargo-mutants: 0 all caught, 2 some missed, 3 some timed out (a hang is a detection), 1 usage.
