@@ -11,6 +11,10 @@ base=$(git rev-parse -q --verify HEAD^1) || { echo "mutants-ci: no parent commit
 minutes=${MUTANTS_CI_MINUTES:-30}
 mkdir -p build
 git diff "$base" HEAD > build/mutants.diff
+if ! git diff --name-only "$base" HEAD | grep -q '\.rs$'; then
+	echo "mutants-ci: the last change touches no Rust source; nothing to mutate"
+	exit 0
+fi
 command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
 echo "== mutants in the last change ($(git log -1 --format=%h HEAD) against $(git log -1 --format=%h "$base"); budget $minutes min)"
 rc=0
