@@ -178,10 +178,10 @@ struct Supervisor {
     restarting_online: bool,
     console: PathBuf,
     blockfs: Option<Pid>,
-    blockfs_starts: Vec<Instant>,
+    blockfs_starts: procs::RecentStarts,
     blockfs_next: Option<Instant>,
     menu: Option<Pid>,
-    menu_crashes: Vec<Instant>,
+    menu_crashes: procs::RecentStarts,
     menu_next: Instant,
     shell: Option<Pid>,
     /// With `circular.shell`: a rescue shell on a console the menu does not
@@ -205,10 +205,10 @@ impl Supervisor {
             restarting_online: false,
             console,
             blockfs: None,
-            blockfs_starts: Vec::new(),
+            blockfs_starts: procs::RecentStarts::new(procs::BLOCKFS_WINDOW),
             blockfs_next: None,
             menu: None,
-            menu_crashes: Vec::new(),
+            menu_crashes: procs::RecentStarts::new(procs::MENU_WINDOW),
             menu_next: Instant::now(),
             shell: None,
             spare_shell: None,
@@ -235,8 +235,7 @@ impl Supervisor {
         // Most of the partition holds blocks; the rest is for the guests'
         // copy-on-write overlays and the logs.
         let cache_max = cache::fs_size(&self.cache.dir).map(|s| s / 10 * 7);
-        self.blockfs_starts.retain(|t| t.elapsed() < Duration::from_secs(300));
-        self.blockfs_starts.push(Instant::now());
+        self.blockfs_starts.record(Instant::now());
         self.blockfs_offline = !self.online;
         match services::start_blockfs(
             &self.cfg.servers,
@@ -291,8 +290,8 @@ impl Supervisor {
                 .unwrap_or_else(|| format!("blockfs stopped ({exit}) and printed nothing"));
             services::set_blockfs_error("other", &message);
         }
-        if self.blockfs_starts.len() < 5 {
-            self.blockfs_next = Some(Instant::now() + Duration::from_secs(3));
+        if let Some(delay) = procs::blockfs_restart_delay(self.blockfs_starts.count()) {
+            self.blockfs_next = Some(Instant::now() + delay);
         } else {
             warn!("blockfs failed 5 times in 5 minutes; not restarting it. Check the network and circular.server=, then reboot.");
         }
@@ -388,9 +387,7 @@ impl Supervisor {
             }
             procs::Exit::Code(c) if MenuExit::from_code(c) == Some(MenuExit::Again) => self.menu_next = Instant::now(),
             other => {
-                self.menu_crashes.retain(|t| t.elapsed() < Duration::from_secs(120));
-                self.menu_crashes.push(Instant::now());
-                let wait = if self.menu_crashes.len() >= 5 { 30 } else { 2 };
+                let wait = procs::menu_restart_delay(self.menu_crashes.record(Instant::now())).as_secs();
                 error!(
                     "the menu stopped unexpectedly ({other}); it restarts in {wait} s. The log is in {}/init.log.",
                     self.logdir().display()

@@ -93,3 +93,107 @@ pub fn stop_all(grace: Duration) {
     std::thread::sleep(Duration::from_millis(300));
     reap();
 }
+
+/// Starts (or crashes) of one service in a sliding window, for deciding how
+/// soon, and whether, to start it again.
+#[derive(Debug, Clone)]
+pub struct RecentStarts {
+    window: Duration,
+    times: Vec<Instant>,
+}
+
+impl RecentStarts {
+    /// Counts events of the last `window`.
+    pub fn new(window: Duration) -> Self {
+        RecentStarts { window, times: Vec::new() }
+    }
+
+    /// Records one at `now`; returns how many the window holds, this one included.
+    pub fn record(&mut self, now: Instant) -> usize {
+        let window = self.window;
+        self.times.retain(|t| now.saturating_duration_since(*t) < window);
+        self.times.push(now);
+        self.times.len()
+    }
+
+    /// How many the window held at the last [`RecentStarts::record`].
+    pub fn count(&self) -> usize {
+        self.times.len()
+    }
+
+    /// The latest one recorded.
+    pub fn last(&self) -> Option<Instant> {
+        self.times.last().copied()
+    }
+
+    /// Forgets them all: a fresh allowance (a person asked, or the network came).
+    pub fn clear(&mut self) {
+        self.times.clear();
+    }
+}
+
+/// blockfs's starts are counted over 5 minutes (docs/APPLIANCE.md).
+pub const BLOCKFS_WINDOW: Duration = Duration::from_secs(300);
+
+/// When to start blockfs again after it died, given its starts in the last
+/// [`BLOCKFS_WINDOW`]: 3 s later, at most 5 starts in 5 minutes; then never
+/// (`None`), until a person asks or the network changes (docs/APPLIANCE.md).
+pub fn blockfs_restart_delay(starts_in_window: usize) -> Option<Duration> {
+    (starts_in_window < 5).then_some(Duration::from_secs(3))
+}
+
+/// The menu's crashes are counted over 2 minutes.
+pub const MENU_WINDOW: Duration = Duration::from_secs(120);
+
+/// When to start the menu again after it crashed, given its crashes in the
+/// last [`MENU_WINDOW`]: 2 s, or 30 s from the fifth on, so a menu that
+/// cannot start does not flood the console; it is never given up on (it is
+/// the only way to power off cleanly).
+pub fn menu_restart_delay(crashes_in_window: usize) -> Duration {
+    Duration::from_secs(if crashes_in_window >= 5 { 30 } else { 2 })
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::*;
+
+    #[test]
+    fn blockfs_is_restarted_3_s_after_it_dies_at_most_5_times_in_5_minutes() {
+        let t0 = Instant::now();
+        let mut starts = RecentStarts::new(BLOCKFS_WINDOW);
+        let minute = Duration::from_secs(60);
+        // Five starts within five minutes: the first four deaths are retried after 3 s,
+        // the fifth is not.
+        for i in 0..5u32 {
+            let n = starts.record(t0 + minute * i);
+            let delay = blockfs_restart_delay(n);
+            if i < 4 {
+                assert_eq!(delay, Some(Duration::from_secs(3)), "death after start {n}");
+            } else {
+                assert_eq!(delay, None, "a sixth start in 5 minutes");
+            }
+        }
+        // Deaths rarer than 5 in 5 minutes (every 76 s) never run out of restarts.
+        let mut spread = RecentStarts::new(BLOCKFS_WINDOW);
+        for i in 0..20u32 {
+            let n = spread.record(t0 + Duration::from_secs(76) * i);
+            assert!(blockfs_restart_delay(n).is_some(), "start {i} ({n} in the window)");
+        }
+        assert_eq!(spread.count(), 4);
+        // A person's retry gives a fresh allowance.
+        starts.clear();
+        assert_eq!(blockfs_restart_delay(starts.record(t0 + minute * 5)), Some(Duration::from_secs(3)));
+        assert_eq!(starts.last(), Some(t0 + minute * 5));
+    }
+
+    #[test]
+    fn the_menu_waits_longer_after_five_crashes_in_two_minutes_and_is_never_given_up() {
+        let t0 = Instant::now();
+        let mut crashes = RecentStarts::new(MENU_WINDOW);
+        let delays: Vec<u64> =
+            (0..7u32).map(|i| menu_restart_delay(crashes.record(t0 + Duration::from_secs(10) * i)).as_secs()).collect();
+        assert_eq!(delays, [2, 2, 2, 2, 30, 30, 30]);
+        // Two quiet minutes later, it is quick again.
+        assert_eq!(menu_restart_delay(crashes.record(t0 + Duration::from_secs(60 + 121))), Duration::from_secs(2));
+    }
+}
