@@ -146,11 +146,12 @@ struct AddArgs {
     /// zstd level, 1 (fastest) to 19 (smallest); clients decompress all levels equally fast.
     #[arg(long, value_name = "N", default_value_t = circular_format::block::DEFAULT_LEVEL)]
     level: i32,
-    /// Guest memory the menu proposes (default: 1024 for a disk; for a CD, 1024 plus half its size).
-    #[arg(long, value_name = "N")]
+    /// Guest memory the menu proposes, in MiB, at least 32 (default: 1024 for a disk; for a
+    /// CD, 1024 plus half its size).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(32..))]
     memory_mib: Option<u32>,
-    /// Guest CPUs the menu proposes.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    /// Guest CPUs the menu proposes, 1 to 255.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=255))]
     cpus: u32,
     /// The firmware the VM boots the image with: bios (SeaBIOS) or uefi (OVMF).
     #[arg(long, value_enum, default_value_t = FirmwareArg::Bios)]

@@ -270,3 +270,19 @@ fn a_qcow2_with_its_backing_file_gone_leaves_the_store_untouched() {
         .unwrap_or_default();
     assert!(left.is_empty(), "left in the store's tmp/: {left:?}");
 }
+
+/// A guest proposal no VM could boot with is refused before anything is written.
+#[test]
+fn add_refuses_zero_memory_or_cpus_and_leaves_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("disk.img"), vec![0u8; 4096]).unwrap();
+    image_build(dir.path()).args(["keygen", "--secret", "k", "--public", "k.pub"]).run();
+    for (flag, value) in [("--memory-mib", "0"), ("--memory-mib", "31"), ("--cpus", "0")] {
+        let err = image_build(dir.path())
+            .args(["add", "--store", "st", "--distro", "d", "--date", "2026-11-30", "--key", "k", flag, value])
+            .arg("disk.img")
+            .fails_with(flag);
+        expect(&err, "is not in");
+        assert!(!dir.path().join("st").exists(), "{flag} {value} made a store");
+    }
+}

@@ -139,6 +139,8 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             ("circular.shell", None) => c.shell = true,
             ("circular.nogrow", None) => c.grow = false,
             ("circular.dhcp", Some(v)) => match v.parse() {
+                // 0 s would give no server time to answer: the boot would always start offline.
+                Ok(0) => warnings.push(format!("circular.dhcp={v}: give at least 1 second; keeping the default")),
                 Ok(n) => c.dhcp_timeout_s = n,
                 Err(_) => warnings.push(format!("circular.dhcp={v}: not a number of seconds")),
             },
@@ -212,6 +214,11 @@ mod tests {
         assert_eq!(c.display, Display::None);
         assert_eq!(c.accel.as_deref(), Some("tcg"));
         assert_eq!(w.len(), 2);
+        // No time at all for DHCP is refused: the default stays.
+        let (c, w) = parse("circular.dhcp=0");
+        assert_eq!(c.dhcp_timeout_s, 20);
+        assert!(w.len() == 1 && w[0].contains("at least 1 second"), "{w:?}");
+        assert_eq!(parse("circular.dhcp=5").0.dhcp_timeout_s, 5);
     }
 
     #[test]
