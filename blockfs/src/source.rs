@@ -127,7 +127,9 @@ fn without_password(proxy: &str) -> String {
 /// `http://[user:password@]host:port`: a proxy that `CONNECT`s to `https://`
 /// sources and forwards `http://` requests (squid, a school's filter).
 fn parse_proxy(text: &str) -> Result<reqwest::Proxy> {
-    let bad = |reason: String| Error::BadUrl { url: text.to_string(), reason };
+    // The proxy's own error, not the store URL's: people look at the right setting.
+    let bad =
+        |reason: String| Error::Invalid { what: format!("the proxy {text:?} (--proxy, circular.proxy=)"), reason };
     let url = url::Url::parse(text).map_err(|e| bad(format!("{e}; give the proxy as http://host:port")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(bad("a proxy is given as http://host:port (or https://host:port)".into()));
@@ -146,7 +148,8 @@ impl Sources {
     /// certificates, and a proxy.
     ///
     /// # Errors
-    /// [`Error::BadUrl`] for a source URL, a CA file or a proxy URL that cannot be used.
+    /// [`Error::BadUrl`] for a source URL that cannot be used; [`Error::Invalid`] for a
+    /// CA file or a proxy URL that cannot be.
     pub fn with_network(urls: &[String], deadline: Duration, network: &Network) -> Result<Sources> {
         let bases = urls.iter().map(|u| parse_base(u)).collect::<Result<Vec<_>>>()?;
         let bad_client = |reason: String| Error::BadUrl { url: urls.join(","), reason };
@@ -156,7 +159,9 @@ impl Sources {
             .pool_max_idle_per_host(64)
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .user_agent(concat!("circular-blockfs/", env!("CARGO_PKG_VERSION")));
-        for cert in extra_roots(network.ca_file.as_deref()).map_err(bad_client)? {
+        let bad_ca =
+            |reason: String| Error::Invalid { what: "the CA certificates (--ca, circular.ca=)".into(), reason };
+        for cert in extra_roots(network.ca_file.as_deref()).map_err(bad_ca)? {
             builder = builder.add_root_certificate(cert);
         }
         if let Some(proxy) = &network.proxy {
@@ -786,6 +791,15 @@ mod tests {
             let err = Sources::new(&[bad.into()], Duration::ZERO).err().unwrap();
             assert!(matches!(err, Error::BadUrl { .. }), "{bad}: {err}");
         }
+        // A bad CA file or proxy is named as such, not as a bad store URL.
+        let url = ["http://127.0.0.1:9/".to_string()];
+        let missing_ca = Network { ca_file: Some("/nonexistent/ca.pem".into()), proxy: None };
+        let err = Sources::with_network(&url, Duration::ZERO, &missing_ca).err().unwrap().to_string();
+        assert!(err.contains("--ca") && err.contains("/nonexistent/ca.pem") && !err.contains("source URL"), "{err}");
+        let bad_proxy = Network { ca_file: None, proxy: Some("squid:3128".into()) };
+        let err = Sources::with_network(&url, Duration::ZERO, &bad_proxy).err().unwrap().to_string();
+        assert!(err.contains("the proxy \"squid:3128\"") && err.contains("http://host:port"), "{err}");
+        assert!(!err.contains("source URL"), "{err}");
         // Two slashes make "srv" a host: the error gives the URL meant.
         let err = Sources::new(&["file://srv/store/".into()], Duration::ZERO).err().unwrap().to_string();
         assert!(err.contains("file:///srv/store"), "{err}");
