@@ -31,9 +31,7 @@ mkdir -p "$work"
 NGINX_RUN=$work/nginx
 BLOCKFS_PID= PROXY_PID= QEMU_PID=
 cleanup() {
-	[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
-	[ -n "$BLOCKFS_PID" ] && kill "$BLOCKFS_PID" 2>/dev/null && wait "$BLOCKFS_PID" 2>/dev/null
-	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+	stop_pids "$QEMU_PID" "$BLOCKFS_PID" "$PROXY_PID"
 	nginx_stop
 }
 at_exit cleanup

@@ -38,8 +38,7 @@ work_dir e2e-live
 NGINX_RUN=$work/nginx
 BLOCKFS_PID= QEMU_PID=
 cleanup() {
-	[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
-	if [ -n "$BLOCKFS_PID" ]; then kill "$BLOCKFS_PID" 2>/dev/null; wait "$BLOCKFS_PID" 2>/dev/null; fi
+	stop_pids "$QEMU_PID" "$BLOCKFS_PID"
 	nginx_stop
 }
 at_exit cleanup

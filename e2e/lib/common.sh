@@ -48,6 +48,17 @@ _run_at_exit() {
 }
 trap _run_at_exit EXIT
 
+# stop_pids PID...: stops processes this script started (empty PIDs are skipped) and
+# waits for each, so nothing it started outlives it.
+stop_pids() {
+	local pid
+	for pid in "$@"; do
+		[ -n "$pid" ] || continue
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
+	return 0
+}
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
