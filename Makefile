@@ -14,7 +14,7 @@ all: build
 # Installs the Debian packages that setup/programs.tsv names, repairs what is missing or broken
 # (whatever removed it), then checks every program; a second run costs a second.
 deps:
-	@bash setup/deps.sh
+	@BUILD=$(BUILD) bash setup/deps.sh
 
 build:
 	$(CARGO) build --release --workspace
@@ -36,9 +36,14 @@ deps-sdl:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-initramfs: build $(if $(filter sdl,$(DISPLAY_KIND)),deps-sdl)
+# The appliance builders' apt sources: Debian 12 with non-free-firmware (setup/apt.sh).
+APT_CONF := $(BUILD)/apt/apt.conf
+$(APT_CONF): setup/apt.sh setup/apt/sources.list.d/debian.sources
+	bash setup/apt.sh $(BUILD)
+
+initramfs: build $(APT_CONF) $(if $(filter sdl,$(DISPLAY_KIND)),deps-sdl)
 	@[ -n "$(PUBLIC)" ] || { echo "make initramfs: give PUBLIC=publisher's public key file" >&2; exit 2; }
-	$(RELEASE)/image-build initramfs --public $(PUBLIC) --bins $(RELEASE) --cache $(BUILD)/debs \
+	APT_CONFIG=$(APT_CONF) $(RELEASE)/image-build initramfs --public $(PUBLIC) --bins $(RELEASE) --cache $(BUILD)/debs \
 		--out $(BUILD)/appliance --display $(DISPLAY_KIND) --level $(ZSTD_LEVEL)
 
 usb: deps initramfs
