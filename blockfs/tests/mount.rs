@@ -156,6 +156,55 @@ fn works_offline_from_the_cache() {
     assert_eq!(read_all(&client.image("deb/2026-11-22")), image);
 }
 
+/// status.json is what the menu and `blockfs status` show: each figure must say
+/// what the mount really did (a field left at its default would pass for "0").
+#[test]
+fn status_figures_say_what_the_mount_did() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = TestStore::new(&tmp.path().join("store"));
+    let image = random_bytes(1 << 20, 30);
+    let index = store.add("deb", "2026-11-22", &image, BS);
+    let blocks = index.distinct_blocks().len() as u64;
+    let stored = walk_sizes(&store.dir.join(BLOCKS_DIR));
+    let catalog: serde_json::Value = serde_json::from_slice(&fs::read(store.dir.join(CATALOG)).unwrap()).unwrap();
+    let mut nginx = Nginx::start(&store.dir);
+    let client = Client::new();
+    let cap = 64 << 20;
+    {
+        let mut config = client.config(vec![nginx.url()], &store);
+        config.store.cache_max = Some(cap);
+        let m = client.mount(config).unwrap();
+        assert_eq!(read_all(&client.image("deb/latest")), image);
+        common::wait_for("the image to be cached", || {
+            Status::read(m.mountpoint()).unwrap().snapshot("deb", "2026-11-22").unwrap().fully_cached()
+        });
+        let s = Status::read(m.mountpoint()).unwrap();
+        assert!(s.online && !s.offline_mode && !s.catalog_from_cache, "{s:#?}");
+        assert_eq!(Some(s.catalog_generated.as_str()), catalog["generated"].as_str());
+        assert_eq!(Some(s.catalog_expires.as_str()), catalog["expires"].as_str());
+        assert_eq!((s.fetched_blocks, s.cache_misses, s.cache_hits), (blocks, blocks, 0), "{s:#?}");
+        assert_eq!(s.fetched_bytes, stored, "the block files as the server sent them");
+        assert_eq!((s.retries, s.hedged_requests, s.failovers), (0, 0, 0), "{s:#?}");
+        assert!(s.cache_bytes >= stored, "{} < {stored}", s.cache_bytes);
+        assert_eq!(s.cache_max_bytes, cap);
+    }
+    nginx.stop();
+    // A second mount, the server gone: every block comes from the cache.
+    let m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
+    assert_eq!(read_all(&client.image("deb/latest")), image);
+    let s = Status::read(m.mountpoint()).unwrap();
+    assert!(!s.online && !s.offline_mode && s.catalog_from_cache, "{s:#?}");
+    assert_eq!((s.fetched_blocks, s.fetched_bytes, s.cache_hits), (0, 0, blocks), "{s:#?}");
+    drop(m);
+    let mut config = client.config(Vec::new(), &store);
+    config.store.offline = true;
+    let m = client.mount(config).unwrap();
+    assert!(Status::read(m.mountpoint()).unwrap().offline_mode);
+}
+
 #[test]
 fn a_second_mount_on_a_live_mount_is_refused_and_the_first_keeps_serving() {
     if !testkit::need(&["fusermount3"]) {
