@@ -695,6 +695,67 @@ mod tests {
     }
 
     #[test]
+    fn any_html_page_is_named_as_one() {
+        // Portals differ: a doctype and no <html>, a bare <html> redirect, a fragment.
+        for page in [
+            "<!DOCTYPE html>\n<title>Log in</title>",
+            "  <html><head><meta http-equiv=\"refresh\" content=\"0; url=/login\"></head></html>",
+            "<div>hotel</div><body>Please log in</body>",
+        ] {
+            assert!(describe_answer(page.as_bytes()).is_some_and(|d| d.contains("HTML")), "{page}");
+        }
+        assert_eq!(describe_answer(br#"{"format":"circular-catalog/1"}"#), None);
+    }
+
+    #[test]
+    fn a_mismatched_signature_is_fetched_once_more_and_then_the_cache_is_kept() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::OnceLock;
+        static SIG_FETCHES: AtomicUsize = AtomicUsize::new(0);
+        static PAIR: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+        fn half_published(path: &str, stream: &mut std::net::TcpStream) {
+            let (catalog, sig) = PAIR.get().unwrap();
+            if path.ends_with(CATALOG_SIG) {
+                SIG_FETCHES.fetch_add(1, Ordering::SeqCst);
+                reply(stream, "200 OK", "", sig);
+            } else if path.ends_with(CATALOG) {
+                reply(stream, "200 OK", "", catalog);
+            } else {
+                reply(stream, "404 Not Found", "", b"");
+            }
+        }
+        let s = Setup::new();
+        let old = s.prime();
+        // The new catalog is in place, its signature not yet: the old one signs it.
+        let new = Catalog::new(s.now, s.now + days(30)).to_bytes();
+        PAIR.set((new, sign(&old, &s.key).into_bytes())).unwrap();
+        let store = s.open(vec![serve(half_published)]).unwrap();
+        assert!(store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), old.as_slice());
+        assert_eq!(SIG_FETCHES.load(Ordering::SeqCst), 2, "the pair is fetched once more, and only once");
+    }
+
+    #[test]
+    fn a_stalled_first_mirror_leaves_time_for_the_next() {
+        // A server that accepts and then says nothing: without a fair share of
+        // the wait, it would take all of it and the good mirror is never asked.
+        let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stall_url = format!("http://{}/", stall.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let held: Vec<_> = stall.incoming().flatten().collect();
+            drop(held);
+        });
+        let s = Setup::new();
+        let good = publish(s.store.path(), &s.key, s.now - days(1), s.now + days(30));
+        let mut config =
+            StoreConfig::new(vec![stall_url, s.url()], vec![s.key.verifying_key()], s.cache.path().join("c"));
+        config.deadline = Duration::from_secs(8);
+        let store = VerifiedStore::open(config).unwrap();
+        assert!(!store.catalog_from_cache());
+        assert_eq!(store.catalog_bytes(), good.as_slice());
+    }
+
+    #[test]
     fn the_same_catalog_fetched_again_is_taken_from_the_source() {
         // Equal generated times are no rollback: a second mount of an unchanged
         // store takes the catalog from the network, not from the cache.
