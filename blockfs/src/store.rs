@@ -756,6 +756,28 @@ mod tests {
     }
 
     #[test]
+    fn an_oversized_signature_or_catalog_is_a_bad_copy_not_a_missing_store() {
+        fn huge_sig(path: &str, stream: &mut std::net::TcpStream) {
+            match path.ends_with(CATALOG_SIG) {
+                true => reply(stream, "200 OK", "", &vec![b'A'; MAX_SIG_BYTES as usize + 1]),
+                false => reply(stream, "200 OK", "", b"{}"),
+            }
+        }
+        fn huge_catalog(path: &str, stream: &mut std::net::TcpStream) {
+            match path.ends_with(CATALOG_SIG) {
+                true => reply(stream, "200 OK", "", b"c2ln"),
+                false => reply(stream, "200 OK", "", &vec![b' '; MAX_CATALOG_BYTES as usize + 1]),
+            }
+        }
+        let s = Setup::new();
+        for answer in [huge_sig as fn(&str, &mut std::net::TcpStream), huge_catalog] {
+            let err = s.open(vec![serve(answer)]).err().unwrap();
+            assert!(matches!(err, Error::NoValidCopy { .. }), "{err}");
+            assert!(!err.to_string().contains("no Circular store"), "{err}");
+        }
+    }
+
+    #[test]
     fn the_same_catalog_fetched_again_is_taken_from_the_source() {
         // Equal generated times are no rollback: a second mount of an unchanged
         // store takes the catalog from the network, not from the cache.
