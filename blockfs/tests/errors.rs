@@ -66,6 +66,38 @@ fn a_tail_block_at_a_full_size_position_fails_that_read_and_the_mount_goes_on() 
     assert!(last.message.contains("where the index needs 65536"), "{last:?}");
 }
 
+/// A block file far larger than any compressed block of its size can be is
+/// refused as such, before it is read to the end: the limit is the block's
+/// length plus zstd's worst-case overhead (a little over 1/128) and a frame
+/// header, not the whole file a hostile mirror sends.
+#[test]
+fn an_oversized_block_file_is_refused_by_its_size() {
+    if !testkit::need(&["fusermount3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = TestStore::new(&tmp.path().join("store"));
+    let image = random_bytes(BS as usize, 8);
+    let index = store.add("deb", "2026-11-22", &image, BS);
+    let block = index.blocks[0].unwrap();
+    // Incompressible data compresses to just over its length; 1/64 more cannot be right.
+    let limit = BS as usize + BS as usize / 128 + 1024;
+    let path = store.dir.join(circular_format::layout::block_path(&block));
+    std::fs::write(&path, random_bytes(limit + 1, 9)).unwrap();
+
+    let client = Client::new();
+    let mut config = client.config(vec![format!("file://{}", store.dir.display())], &store);
+    config.readahead_blocks = 0;
+    config.prefetch = false;
+    config.store.deadline = std::time::Duration::from_secs(2);
+    let m = client.mount(config).unwrap();
+    let f = std::fs::File::open(client.image("deb/2026-11-22")).unwrap();
+    let err = f.read_at(&mut [0u8; 4096], 0).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let last = Status::read(m.mountpoint()).unwrap().last_error.expect("status.json says why the read failed");
+    assert!(last.message.contains(&format!("larger than the {limit} bytes allowed")), "{last:?}");
+}
+
 /// A mount that cannot start writes `{"kind", "message"}` to --error-file; no
 /// FUSE is needed, the catalog is refused first.
 #[test]
