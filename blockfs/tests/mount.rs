@@ -187,7 +187,6 @@ fn status_figures_say_what_the_mount_did() {
         assert_eq!(Some(s.catalog_expires.as_str()), catalog["expires"].as_str());
         assert_eq!((s.fetched_blocks, s.cache_misses, s.cache_hits), (blocks, blocks, 0), "{s:#?}");
         assert_eq!(s.fetched_bytes, stored, "the block files as the server sent them");
-        assert_eq!((s.retries, s.hedged_requests, s.failovers), (0, 0, 0), "{s:#?}");
         assert!(s.cache_bytes >= stored, "{} < {stored}", s.cache_bytes);
         assert_eq!(s.cache_max_bytes, cap);
     }
