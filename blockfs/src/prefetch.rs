@@ -81,7 +81,7 @@ impl Prefetcher {
 /// frame, which for incompressible data is a little over `len` (the same bound
 /// the store puts on a fetched file). Room is checked against this, never
 /// against `len`, because the cache counts stored (compressed) bytes.
-fn stored_bound(len: usize) -> u64 {
+pub(crate) fn stored_bound(len: usize) -> u64 {
     len as u64 + len as u64 / 128 + 1024
 }
 
