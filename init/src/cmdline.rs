@@ -3,12 +3,31 @@
 /// Display QEMU uses for the guest, as asked on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Display {
-    /// Pick by console: curses on a VT, none (guest serial on the console) on a serial line.
+    /// Pick by console and screen ([`Display::menu_display`]).
     Auto,
     Sdl,
     Curses,
+    /// QEMU's D-Bus display, drawn full screen by `circular-presenter`.
+    Dbus,
     /// Guest's serial console on the appliance console (`-nographic`).
     None,
+}
+
+impl Display {
+    /// The menu's `--display`: as asked, or for [`Display::Auto`] none (the guest's serial
+    /// console) on a serial console, dbus (the presenter, full screen) when the PC has a
+    /// framebuffer (`framebuffer`: a KMS device or `/dev/fb0`), and curses only when it has none.
+    pub fn menu_display(self, serial_console: bool, framebuffer: bool) -> &'static str {
+        match self {
+            Display::Sdl => "sdl",
+            Display::Curses => "curses",
+            Display::Dbus => "dbus",
+            Display::None => "none",
+            Display::Auto if serial_console => "none",
+            Display::Auto if framebuffer => "dbus",
+            Display::Auto => "curses",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,8 +167,9 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             ("circular.display", Some(v)) => match v {
                 "sdl" => c.display = Display::Sdl,
                 "curses" => c.display = Display::Curses,
+                "dbus" => c.display = Display::Dbus,
                 "none" => c.display = Display::None,
-                _ => warnings.push(format!("circular.display={v}: use sdl, curses or none")),
+                _ => warnings.push(format!("circular.display={v}: use dbus, sdl, curses or none")),
             },
             ("circular.menu", Some(v)) => c.menu = Some(v.to_string()),
             ("circular.ca", Some(v)) if !v.is_empty() => c.ca = Some(v.to_string()),
@@ -212,6 +232,7 @@ mod tests {
         assert_eq!(c.cache_label, "CIRCULAR");
         assert_eq!(c.dhcp_timeout_s, 20);
         assert_eq!(c.display, Display::None);
+        assert_eq!(parse("circular.display=dbus").0.display, Display::Dbus);
         assert_eq!(c.accel.as_deref(), Some("tcg"));
         assert_eq!(w.len(), 2);
         // No time at all for DHCP is refused: the default stays.
@@ -278,5 +299,14 @@ mod tests {
                 w[0]
             );
         }
+    }
+
+    #[test]
+    fn auto_display_is_the_presenter_with_a_framebuffer_and_curses_without() {
+        assert_eq!(Display::Auto.menu_display(false, true), "dbus");
+        assert_eq!(Display::Auto.menu_display(false, false), "curses");
+        assert_eq!(Display::Auto.menu_display(true, true), "none");
+        assert_eq!(Display::Curses.menu_display(false, true), "curses");
+        assert_eq!(Display::Dbus.menu_display(true, false), "dbus");
     }
 }

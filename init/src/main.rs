@@ -299,13 +299,13 @@ impl Supervisor {
 
     fn start_menu(&mut self) {
         let program = self.cfg.menu.clone().unwrap_or_else(|| services::MENU.to_string());
-        let display = match self.cfg.display {
-            cmdline::Display::Sdl => "sdl",
-            cmdline::Display::Curses => "curses",
-            cmdline::Display::None => "none",
-            cmdline::Display::Auto if console::is_serial(&self.console) => "none",
-            cmdline::Display::Auto => "curses",
-        };
+        // The GPU drivers were loaded by modalias before the menu starts, so a KMS device is
+        // there by now if the PC has one.
+        let framebuffer = ["/dev/dri/card0", "/dev/fb0"].iter().any(|d| Path::new(d).exists());
+        let display = self.cfg.display.menu_display(console::is_serial(&self.console), framebuffer);
+        if display == "curses" && !framebuffer {
+            say!("no framebuffer on this PC (no KMS driver, no efifb or vesafb): guests show their text screen only, in curses");
+        }
         let args = services::MenuArgs {
             program,
             cache_dir: self.cache.dir.clone(),

@@ -16,7 +16,7 @@ use crate::progress::{progress, ready_to_launch};
 use crate::state::{AccelState, Action, App, Failure, Notice, Screen, Target};
 use crate::term::Term;
 use crate::{format, host, MenuConfig, MenuError, MenuExit};
-use circular_vm::{self as vm, ResolvedImage, Stdio, Vm, VmError, VmOutcome, VmSpec};
+use circular_vm::{self as vm, Display, ResolvedImage, Stdio, Vm, VmError, VmOutcome, VmSpec};
 
 /// How often the mount's figures are read again.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
@@ -37,8 +37,10 @@ struct Runner<'a> {
     config: &'a MenuConfig,
     stop: &'a AtomicBool,
     start: Option<StartJob>,
-    /// A VM in its own window while the menu shows the running screen.
+    /// A VM in its own window, or on the D-Bus display, while the menu shows the running screen.
     windowed_vm: Option<(Vm, Target)>,
+    /// The QMP socket `circular-presenter` connects to when the VM runs on the D-Bus display.
+    presenter_qmp: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn empty_catalog() -> Catalog {
@@ -80,7 +82,7 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
 
 pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) -> Result<MenuExit, MenuError> {
     let mut app = load_app(config);
-    let mut runner = Runner { config, stop, start: None, windowed_vm: None };
+    let mut runner = Runner { config, stop, start: None, windowed_vm: None, presenter_qmp: None };
     let mut last_status = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -131,6 +133,7 @@ impl Runner<'_> {
                 app.screen = Screen::Details;
             }
             Action::StopVm => self.stop_vm(app),
+            Action::ReturnToGuest => self.present(app, term)?,
             Action::Retry => {
                 let fresh = load_app(self.config);
                 let problem = matches!(fresh.screen, Screen::Problem(_));
@@ -259,16 +262,21 @@ impl Runner<'_> {
             self.config.cache_dir.clone(),
         );
         spec.media = snapshot.media;
-        if self.config.display.is_windowed() {
+        if self.config.display.is_detached() {
+            let qmp = vm::presenter_qmp(&spec);
+            // A socket left by a QEMU that was killed would be taken for the new one's.
+            let _ = std::fs::remove_file(&qmp);
             match Vm::start(&spec, Stdio::Detached) {
                 Ok(vm) => {
                     app.running(target.clone(), fetched_at_start);
                     self.windowed_vm = Some((vm, target));
+                    self.presenter_qmp = (self.config.display == Display::Dbus).then_some(qmp);
                 }
                 Err(e) => finish(app, &target, Err(e)),
             }
             // The job (and its open image) ends here; QEMU holds its own.
-            return Ok(());
+            drop(job);
+            return self.present(app, term);
         }
         let mut banner = format!(
             "Circular: {} {} is starting under QEMU ({}). The guest's console follows.\r\n\
@@ -277,6 +285,12 @@ impl Runner<'_> {
             target.date,
             app.accel.accel.as_str().to_uppercase()
         );
+        if self.config.appliance && self.config.display == Display::Curses {
+            banner.push_str(
+                "This PC has no framebuffer (no KMS driver, no efifb or vesafb): only the guest's text \
+                 screen can be shown, in curses.\r\n",
+            );
+        }
         if let Some(login) = &snapshot.login {
             banner.push_str(&format!("Log in: {login}\r\n"));
         }
@@ -317,12 +331,84 @@ impl Runner<'_> {
         }
     }
 
+    /// Hands the screen, keyboard and mouse to `circular-presenter` for the D-Bus display's VM
+    /// until the guest powers off (the VM's end is then shown) or the person presses the chord
+    /// (the running screen then says the VM runs on and offers to return or power it off).
+    fn present(&mut self, app: &mut App, term: &mut Term) -> Result<(), MenuError> {
+        let (Some(qmp), Some((vm, target))) = (self.presenter_qmp.clone(), self.windowed_vm.as_mut()) else {
+            return Ok(());
+        };
+        // QEMU makes its QMP socket before it runs the guest; if it ends first, that is its outcome.
+        while !qmp.exists() {
+            match vm.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(Some(_)) | Err(_) => {
+                    self.tick_running(app);
+                    return Ok(());
+                }
+            }
+        }
+        let target = target.clone();
+        term.suspend("")?;
+        let mut presenter = std::process::Command::new(PRESENTER);
+        presenter.arg("--qmp").arg(&qmp);
+        if let Some(tty) = virtual_terminal() {
+            presenter.arg("--tty").arg(tty);
+        }
+        let result = presenter.output();
+        term.resume()?;
+        drain_input();
+        match result {
+            Ok(out) if out.status.code() == Some(PRESENTER_LEFT) => app.left_guest(),
+            Ok(out) if out.status.success() => {
+                // The presenter saw QEMU close its QMP socket: QEMU is ending.
+                if let Some((mut vm, target)) = self.windowed_vm.take() {
+                    finish(app, &target, vm.wait());
+                }
+            }
+            Ok(out) => {
+                app.left_guest();
+                show_presenter_failure(app, &target, String::from_utf8_lossy(&out.stderr).trim().to_string());
+            }
+            Err(e) => {
+                app.left_guest();
+                show_presenter_failure(app, &target, format!("{PRESENTER} could not be started: {e}"));
+            }
+        }
+        Ok(())
+    }
+
     fn stop_vm(&mut self, app: &mut App) {
         if let Some((mut vm, target)) = self.windowed_vm.take() {
             let outcome = vm.stop(Duration::from_secs(5));
             finish(app, &target, outcome);
         }
     }
+}
+
+/// The program that shows a [`Display::Dbus`] VM full screen (the `presenter` crate), on PATH.
+const PRESENTER: &str = "circular-presenter";
+/// `circular-presenter`'s exit status after its leave-the-guest chord.
+const PRESENTER_LEFT: i32 = 10;
+
+/// The menu's console when it is a virtual terminal (`/dev/ttyN`), which the presenter puts
+/// in graphics mode so the kernel's text console does not draw over the guest.
+fn virtual_terminal() -> Option<std::path::PathBuf> {
+    let tty = std::fs::read_link("/proc/self/fd/0").ok()?;
+    let name = tty.to_str()?.strip_prefix("/dev/tty")?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())).then_some(tty)
+}
+
+/// The presenter failed while the VM runs on: the running screen stays (Enter tries again,
+/// x powers the VM off) and the notice line says what the presenter said.
+fn show_presenter_failure(app: &mut App, target: &Target, said: String) {
+    app.notice = Some(Notice {
+        text: format!(
+            "{} {}: the guest's screen could not be shown ({said}). Enter tries again; x powers the VM off.",
+            target.title, target.date
+        ),
+        is_error: true,
+    });
 }
 
 /// Throws away keys typed while a VM had the keyboard: on the appliance, the

@@ -60,6 +60,9 @@ pub struct Running {
     pub since: Instant,
     /// `x` was pressed: the next `y` stops the VM.
     pub confirm_stop: bool,
+    /// The person left the guest's full screen (the presenter's Ctrl+Alt+Esc): the VM still
+    /// runs, this keyboard is the menu's, and Enter goes back to the guest.
+    pub left: bool,
 }
 
 /// A start that went wrong, shown until a key is pressed.
@@ -101,6 +104,8 @@ pub enum Action {
     CancelStart,
     /// Stop the running VM.
     StopVm,
+    /// Show the running VM's screen again (after the presenter's chord).
+    ReturnToGuest,
     /// Read the catalog and the status again.
     Retry,
     /// Delete the kept changes of this snapshot.
@@ -379,7 +384,10 @@ impl App {
                 _ => Action::None,
             },
             Screen::Running(mut r) => {
-                if self.appliance {
+                if r.left && !r.confirm_stop && code == KeyCode::Enter {
+                    return Action::ReturnToGuest;
+                }
+                if self.appliance && !r.left {
                     // Full-screen QEMU may share this keyboard: never act on it.
                     return Action::None;
                 }
@@ -523,7 +531,21 @@ impl App {
 
     /// QEMU runs in a window; the menu shows the running screen.
     pub fn running(&mut self, target: Target, fetched_at_start: u64) {
-        self.screen = Screen::Running(Running { target, fetched_at_start, since: Instant::now(), confirm_stop: false });
+        self.screen = Screen::Running(Running {
+            target,
+            fetched_at_start,
+            since: Instant::now(),
+            confirm_stop: false,
+            left: false,
+        });
+    }
+
+    /// The person left the guest's full screen with the presenter's chord; the VM runs on.
+    pub fn left_guest(&mut self) {
+        if let Screen::Running(r) = &mut self.screen {
+            r.left = true;
+            r.confirm_stop = false;
+        }
     }
 
     /// Back to the details of the snapshot that ran, with news of how it ended.
@@ -738,6 +760,27 @@ pub(crate) mod tests {
         a.on_key(key(KeyCode::Char('x')));
         assert_eq!(a.on_key(key(KeyCode::Char('y'))), Action::StopVm);
         assert_eq!(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Action::None);
+    }
+
+    #[test]
+    fn a_left_guest_takes_enter_back_and_x_y_to_power_off_on_the_appliance() {
+        let mut a = app();
+        a.appliance = true;
+        let t = Target {
+            distribution: "bookworm".into(),
+            title: "Debian 12 (bookworm)".into(),
+            date: "2026-11-22".into(),
+            via_latest: true,
+        };
+        a.running(t, 0);
+        // While the guest has the screen, the menu acts on no key.
+        assert_eq!(a.on_key(key(KeyCode::Enter)), Action::None);
+        a.on_key(key(KeyCode::Char('x')));
+        assert_eq!(a.on_key(key(KeyCode::Char('y'))), Action::None);
+        a.left_guest();
+        assert_eq!(a.on_key(key(KeyCode::Enter)), Action::ReturnToGuest);
+        a.on_key(key(KeyCode::Char('x')));
+        assert_eq!(a.on_key(key(KeyCode::Char('y'))), Action::StopVm);
     }
 
     #[test]

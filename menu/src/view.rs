@@ -354,12 +354,21 @@ fn running(frame: &mut Frame, area: Rect, app: &App, r: &Running) {
     let block = boxed(format!("Running {} · {}", r.target.title, r.target.date));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let mut lines = vec![
-        Line::raw(""),
-        Line::raw(" The VM runs in its QEMU window. Power off the guest, or close the"),
-        Line::raw(" window, to come back to this menu."),
-        Line::raw(""),
-    ];
+    let mut lines = if r.left {
+        vec![
+            Line::raw(""),
+            Line::raw(" You left the guest's screen (Ctrl+Alt+Esc). The VM is still running."),
+            Line::raw(" Enter goes back to it; x powers it off, like pulling its power cord."),
+            Line::raw(""),
+        ]
+    } else {
+        vec![
+            Line::raw(""),
+            Line::raw(" The VM runs in its QEMU window. Power off the guest, or close the"),
+            Line::raw(" window, to come back to this menu."),
+            Line::raw(""),
+        ]
+    };
     if let Some(login) = app.find_snapshot(&r.target).and_then(|s| s.login.as_deref()) {
         lines.push(Line::raw(format!(" Log in: {login}")));
         lines.push(Line::raw(""));
@@ -370,6 +379,10 @@ fn running(frame: &mut Frame, area: Rect, app: &App, r: &Running) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(format!(" Running for {}", format::duration(r.since.elapsed())), DIM));
+    if r.left && app.notice.is_some() {
+        lines.push(Line::raw(""));
+        lines.push(notice(app));
+    }
     if r.confirm_stop {
         lines.push(Line::raw(""));
         lines.push(Line::styled(" Stop the VM now, like pulling its power cord? y: stop, any other key: no", BAD));
@@ -499,6 +512,7 @@ fn key_help(app: &App) -> String {
         Screen::Details => format!(" ↑↓ field  ←→ change  Enter boot  Esc back{quit}"),
         Screen::AskNoKvm(_) => " y/Enter boot anyway  n/Esc back".to_string(),
         Screen::Starting(_) => " Enter boot now, without waiting  Esc cancel".to_string(),
+        Screen::Running(r) if r.left => " Enter back to the guest  x power it off".to_string(),
         Screen::Running(_) if app.appliance => " The VM has the screen and keyboard".to_string(),
         Screen::Running(_) => " x stop the VM".to_string(),
         Screen::Failed(_) => format!(" Enter back{quit}"),

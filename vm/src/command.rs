@@ -16,8 +16,14 @@ pub enum Display {
     Sdl,
     /// A GTK window (needs X or Wayland).
     Gtk,
-    /// The VGA text screen drawn in this terminal.
+    /// The VGA text screen drawn in this terminal: the appliance's fallback when the PC has no
+    /// framebuffer at all.
     Curses,
+    /// QEMU's D-Bus display (`-display dbus,p2p=yes,gl=off`): the appliance's default.
+    /// `circular-presenter` connects through the QMP socket at [`presenter_qmp`] and draws
+    /// the guest full screen with KMS or on the firmware framebuffer; the menu keeps this
+    /// terminal for when the guest's screen is left.
+    Dbus,
     /// No screen: the guest's serial console (multiplexed with QEMU's monitor,
     /// ctrl-a c) is QEMU's standard input and output (`-nographic`). That is this
     /// terminal for a person, or a pipe or file for a program that watches the
@@ -27,12 +33,13 @@ pub enum Display {
 
 impl Display {
     /// The name QEMU's `-display` option and Circular's `--display` use:
-    /// `sdl`, `gtk`, `curses` or `none`.
+    /// `sdl`, `gtk`, `curses`, `dbus` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             Display::Sdl => "sdl",
             Display::Gtk => "gtk",
             Display::Curses => "curses",
+            Display::Dbus => "dbus",
             Display::None => "none",
         }
     }
@@ -40,6 +47,12 @@ impl Display {
     /// True when QEMU draws in its own window and leaves the terminal to the menu.
     pub fn is_windowed(self) -> bool {
         matches!(self, Display::Sdl | Display::Gtk)
+    }
+
+    /// True when QEMU's stdin and stdout are not the screen (a window, or the D-Bus display
+    /// the presenter draws): QEMU then starts detached.
+    pub fn is_detached(self) -> bool {
+        self.is_windowed() || self == Display::Dbus
     }
 }
 
@@ -51,8 +64,9 @@ impl std::str::FromStr for Display {
             "sdl" => Ok(Display::Sdl),
             "gtk" => Ok(Display::Gtk),
             "curses" => Ok(Display::Curses),
+            "dbus" => Ok(Display::Dbus),
             "none" => Ok(Display::None),
-            other => Err(format!("display {other:?} is not sdl, gtk, curses or none")),
+            other => Err(format!("display {other:?} is not sdl, gtk, curses, dbus or none")),
         }
     }
 }
@@ -194,6 +208,13 @@ impl VmSpec {
     }
 }
 
+/// The QMP socket of a [`Display::Dbus`] VM, where `circular-presenter` asks for the display:
+/// `<cache_dir>/presenter.qmp`. The appliance runs one VM at a time, and the cache directory
+/// is the one directory that is always there and writable.
+pub fn presenter_qmp(spec: &VmSpec) -> PathBuf {
+    spec.cache_dir.join("presenter.qmp")
+}
+
 /// QEMU's option syntax separates with commas; a comma inside a value is doubled.
 fn escape(value: &std::ffi::OsStr) -> String {
     value.to_string_lossy().replace(',', ",,")
@@ -283,6 +304,14 @@ pub fn qemu_args(spec: &VmSpec, writable: Option<&Path>, uefi: Option<&FirmwareF
         // QEMU's monitor, which can read host files and run commands as root.
         Display::None => push(&["-nographic", "-monitor", "none"]),
         Display::Curses => push(&["-display", "curses", "-monitor", "none", "-parallel", "none", "-serial", "none"]),
+        // gl=off: the presenter copies a plain framebuffer, no Mesa on the stick. A USB
+        // tablet gives the guest an absolute pointer, so the mouse lands where it is seen;
+        // UHCI (`-usb`) because every guest and firmware has its driver.
+        Display::Dbus => {
+            push(&["-display", "dbus,p2p=yes,gl=off", "-vga", "std", "-usb", "-device", "usb-tablet"]);
+            push(&["-qmp", &format!("unix:{},server=on,wait=off", escape(presenter_qmp(spec).as_os_str()))]);
+            push(&["-monitor", "none", "-parallel", "none", "-serial", "none"]);
+        }
         // One window only: SDL opens a window per console and the last one wins.
         Display::Sdl | Display::Gtk => {
             push(&["-display", spec.display.as_str()]);
@@ -365,6 +394,25 @@ mod tests {
         s.display = Display::Curses;
         let line = args(&s, None);
         assert!(line.contains("-display curses") && !line.contains("-full-screen"), "{line}");
+    }
+
+    #[test]
+    fn dbus_display_has_its_qmp_socket_a_vga_and_a_tablet() {
+        let mut s = spec();
+        s.display = Display::Dbus;
+        let line = args(&s, None);
+        for want in [
+            "-display dbus,p2p=yes,gl=off",
+            "-vga std",
+            "-usb -device usb-tablet",
+            "-qmp unix:/var/tmp/blocks/presenter.qmp,server=on,wait=off",
+            "-serial none",
+        ] {
+            assert!(line.contains(want), "missing {want:?} in {line}");
+        }
+        assert!(!line.contains("-full-screen"), "{line}");
+        assert!(Display::Dbus.is_detached() && !Display::Dbus.is_windowed() && !Display::Curses.is_detached());
+        assert_eq!("dbus".parse::<Display>(), Ok(Display::Dbus));
     }
 
     #[test]
@@ -459,7 +507,7 @@ mod tests {
 
     #[test]
     fn every_display_is_sandboxed_and_has_no_monitor() {
-        for display in [Display::None, Display::Curses, Display::Sdl, Display::Gtk] {
+        for display in [Display::None, Display::Curses, Display::Dbus, Display::Sdl, Display::Gtk] {
             let mut s = spec();
             s.display = display;
             let line = args(&s, None);

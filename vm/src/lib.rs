@@ -46,7 +46,7 @@ mod overlay;
 mod process;
 
 pub use accel::{detect_accel, kvm_problem, Accel, AccelCheck};
-pub use command::{qemu_args, BaseImage, DiskChanges, Display, VmSettings, VmSpec, DEFAULT_SCRATCH_GIB};
+pub use command::{presenter_qmp, qemu_args, BaseImage, DiskChanges, Display, VmSettings, VmSpec, DEFAULT_SCRATCH_GIB};
 pub use error::VmError;
 pub use firmware::{find_ovmf, FirmwareFiles, Ovmf, OVMF};
 pub use overlay::{
