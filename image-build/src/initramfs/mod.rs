@@ -94,6 +94,11 @@ struct HostParts {
     data: Vec<&'static str>,
 }
 
+/// QEMU's D-Bus display module, the appliance's default display (the presenter's source).
+const DBUS_DISPLAY: &str = "/usr/lib/x86_64-linux-gnu/qemu/ui-dbus.so";
+/// The group `image-build initramfs` prints the display stack's share under.
+const DISPLAY_GROUP: &str = "display stack";
+
 fn host_parts(display: Display) -> HostParts {
     let mut p = HostParts {
         programs: vec![
@@ -106,6 +111,8 @@ fn host_parts(display: Display) -> HostParts {
         plugins: vec![
             "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so",
             "/usr/lib/x86_64-linux-gnu/qemu/ui-curses.so",
+            // The D-Bus display circular-presenter draws from (gl=off: no ui-opengl, no Mesa).
+            DBUS_DISPLAY,
         ],
         data: vec![
             "/usr/share/seabios",
@@ -299,7 +306,7 @@ fn add_skeleton(a: &mut Archive) {
 fn add_circular_files(runner: &mut Runner, a: &mut Archive, args: &Args) -> Result<Vec<PathBuf>, ApplianceError> {
     // circular-menu links the ratatui menu and the VM launcher; the desktop
     // program `circular` is not needed on the stick.
-    let rust_bins = ["circular-init", "circular-menu", "blockfs"];
+    let rust_bins = ["circular-init", "circular-menu", "blockfs", "circular-presenter"];
     let mut elf_inputs: Vec<PathBuf> = Vec::new();
     for name in rust_bins {
         let p = args.bins.join(name);
@@ -312,10 +319,11 @@ fn add_circular_files(runner: &mut Runner, a: &mut Archive, args: &Args) -> Resu
         io(&args.out.join("bin"), std::fs::create_dir_all(args.out.join("bin")))?;
         runner.run("objcopy --strip-debug", Command::new("objcopy").arg("--strip-debug").arg(&p).arg(&stripped))?;
         let meta = io(&stripped, std::fs::metadata(&stripped))?;
+        let group = if name == "circular-presenter" { DISPLAY_GROUP } else { "circular binaries" };
         a.add(
             &Path::new("usr/bin").join(name),
             Node::File { source: Source::Path(stripped.clone()), mode: 0o755, size: meta.len() },
-            "circular binaries",
+            group,
         );
         elf_inputs.push(p);
     }
@@ -357,7 +365,7 @@ fn add_host_programs(a: &mut Archive, parts: &HostParts, display: Display) -> Re
         if !p.is_file() {
             return Err(ApplianceError::MissingDisplayPart { path: p, display });
         }
-        add_host_file(a, &p, "qemu and tools")?;
+        add_host_file(a, &p, if *plug == DBUS_DISPLAY { DISPLAY_GROUP } else { "qemu and tools" })?;
         added.push(p);
     }
     Ok(added)
@@ -452,6 +460,14 @@ fn report(
         args.level,
         format_size(compressed),
         written.image.display()
+    );
+    // The GPU modules are counted by class above; the presenter and QEMU's D-Bus display here.
+    let display = groups.get(DISPLAY_GROUP).map_or(0, |(_, b)| *b);
+    println!(
+        "  {DISPLAY_GROUP}: {} of the {} cpio ({:.1} %)",
+        format_size(display),
+        format_size(written.cpio_bytes),
+        display as f64 * 100.0 / written.cpio_bytes.max(1) as f64
     );
     println!("  kernel {} ({})", format_size(kernel_len), written.kernel.display());
     println!("  full list: {}  ({:.0} s)", list.display(), started.elapsed().as_secs_f64());
