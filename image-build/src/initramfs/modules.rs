@@ -62,12 +62,14 @@ pub const CLASSES: &[(&str, &str)] = &[
     // ext4 asks for crc32c (a softdep, not in modules.dep).
     ("filesystems", "kernel/crypto/crc32c_generic"),
     ("filesystems", "kernel/arch/x86/crypto/crc32c-intel"),
-    // Display and input. Firmware-less DRM drivers only: bochs/virtio for VMs,
-    // i915 for Intel graphics. Without a DRM driver the console stays on
-    // efifb/vesafb, which the curses display uses.
+    // Display and input. DRM drivers that set modes without firmware files: bochs/virtio
+    // for VMs, i915 for Intel, nouveau for NVIDIA. amdgpu and radeon wait for their firmware
+    // (non-free-firmware): without it they take the screen from efifb and then fail, leaving
+    // none. Without a DRM driver the presenter draws on efifb/vesafb (/dev/fb0).
     ("drm+input", "kernel/drivers/gpu/drm/tiny/bochs"),
     ("drm+input", "kernel/drivers/gpu/drm/virtio/"),
     ("drm+input", "kernel/drivers/gpu/drm/i915/"),
+    ("drm+input", "kernel/drivers/gpu/drm/nouveau/"),
     ("drm+input", "kernel/drivers/input/evdev"),
     ("drm+input", "kernel/drivers/input/mouse/psmouse"),
     ("drm+input", "kernel/drivers/hid/hid"),
@@ -152,6 +154,7 @@ mod tests {
         assert_eq!(class_of("kernel/drivers/hid/hid-hyperv.ko"), None);
         assert_eq!(class_of("kernel/drivers/nvme/host/nvme-rdma.ko"), None);
         assert_eq!(class_of("kernel/drivers/gpu/drm/amd/amdgpu/amdgpu.ko"), None);
+        assert_eq!(class_of("kernel/drivers/gpu/drm/nouveau/nouveau.ko"), Some("drm+input"));
     }
 
     #[test]
