@@ -7,14 +7,14 @@ BUILD ?= $(CURDIR)/build
 RELEASE := target/release
 BINS := $(RELEASE)/blockfs $(RELEASE)/image-build $(RELEASE)/circular
 
-.PHONY: all deps build check demo test unit e2e bench fuzz soak clean usb initramfs deps-sdl mutants mutants-diff
+.PHONY: all deps build check demo test unit e2e bench fuzz soak clean usb initramfs public-given server-given deps-sdl mutants mutants-diff
 
 all: build
 
 # Installs the Debian packages that setup/programs.tsv names, repairs what is missing or broken
 # (whatever removed it), then checks every program; a second run costs a second.
 deps:
-	@bash setup/deps.sh
+	@BUILD=$(BUILD) bash setup/deps.sh
 
 build:
 	$(CARGO) build --release --workspace
@@ -36,13 +36,23 @@ deps-sdl:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-initramfs: build $(if $(filter sdl,$(DISPLAY_KIND)),deps-sdl)
-	@[ -n "$(PUBLIC)" ] || { echo "make initramfs: give PUBLIC=publisher's public key file" >&2; exit 2; }
-	$(RELEASE)/image-build initramfs --public $(PUBLIC) --bins $(RELEASE) --cache $(BUILD)/debs \
+# The appliance builders' apt sources: Debian 12 with non-free-firmware (setup/apt.sh).
+APT_CONF := $(BUILD)/apt/apt.conf
+$(APT_CONF): setup/apt.sh setup/apt/sources.list.d/debian.sources
+	bash setup/apt.sh $(BUILD)
+
+# The arguments are checked before anything is built or installed.
+public-given:
+	@[ -n "$(PUBLIC)" ] || { echo "make $(MAKECMDGOALS): give PUBLIC=publisher's public key file" >&2; exit 2; }
+	@[ -r "$(PUBLIC)" ] || { echo "make $(MAKECMDGOALS): PUBLIC=$(PUBLIC) cannot be read" >&2; exit 2; }
+server-given:
+	@[ -n "$(SERVER)" ] || { echo "make usb: give SERVER=https://... (the store's URL, comma-separated mirrors allowed)" >&2; exit 2; }
+
+initramfs: public-given build $(APT_CONF) $(if $(filter sdl,$(DISPLAY_KIND)),deps-sdl)
+	APT_CONFIG=$(APT_CONF) $(RELEASE)/image-build initramfs --public $(PUBLIC) --bins $(RELEASE) --cache $(BUILD)/debs \
 		--out $(BUILD)/appliance --display $(DISPLAY_KIND) --level $(ZSTD_LEVEL)
 
-usb: deps initramfs
-	@[ -n "$(SERVER)" ] || { echo "make usb: give SERVER=https://... (the store's URL, comma-separated mirrors allowed)" >&2; exit 2; }
+usb: server-given public-given deps initramfs
 	$(RELEASE)/image-build usb --server $(SERVER) --kernel $(BUILD)/appliance/vmlinuz \
 		--initramfs $(BUILD)/appliance/initramfs.img --out $(BUILD)/circular-usb.img
 

@@ -166,7 +166,12 @@ cmp "$mnt/tiny/latest.img" <(cat "$mnt/tiny/$week1.img") && echo "both tiny snap
 "$bin/blockfs" status "$mnt"
 cat <<TXT
 
-Next:
+The demo's nginx and this mount stop when this script ends. To use the store afterwards,
+run \`make demo\` in a terminal (it serves the store while the menu runs), or serve
+$demo/store with any web server on port $port, for example:
+  cd $demo/store && python3 -m http.server --bind 127.0.0.1 $port
+
+Next, while the store is served:
   boot it in the menu:   $bin/circular --server $url --public $demo/demo.pub --cache $demo/cache
   mount it yourself:     $bin/blockfs mount --cache $demo/cache --public $demo/demo.pub $url /some/dir
   see the catalog:       $bin/image-build list --store $demo/store      (feed: ${url}feed.xml)

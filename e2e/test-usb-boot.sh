@@ -44,7 +44,8 @@ if [ ! -f "$W/keys/secret.pem" ]; then
 fi
 
 log "appliance kernel + initramfs"
-"$REL/image-build" initramfs --public "$W/keys/public.pem" --bins "$REL" \
+[ -e "$BUILD/apt/apt.conf" ] || bash "$repo/setup/apt.sh" "$BUILD"
+APT_CONFIG=$BUILD/apt/apt.conf "$REL/image-build" initramfs --public "$W/keys/public.pem" --bins "$REL" \
 	--cache "$BUILD/debs" --out "$W/appliance" --level "${ZSTD_LEVEL:-12}" | tee "$W/initramfs-report.txt"
 
 log "tiny guest: Debian kernel + busybox initramfs that prints $MARKER and powers off"

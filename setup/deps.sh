@@ -112,4 +112,10 @@ if [ -n "$bad" ]; then
 	exit 1
 fi
 echo "make deps: every program is present and works"
+# The appliance builders' own apt sources (non-free-firmware for GPU and Wi-Fi firmware).
+if [ "$(id -u)" = 0 ]; then
+	bash "$here/apt.sh" "${BUILD:-$here/../build}"
+else
+	echo "make deps: not root, so build/apt (the appliance's apt sources) is not refreshed" >&2
+fi
 command -v cargo >/dev/null || { echo "make deps: cargo not found; install Rust with rustup (https://rustup.rs) first" >&2; exit 1; }

@@ -158,6 +158,10 @@ pub enum ErrorKind {
     Key,
     /// No source answered before the deadline.
     NoNetwork,
+    /// Every source was reached, and every one failed its TLS check: a certificate
+    /// from a CA this machine does not trust, expired, not yet valid, or for another
+    /// name. The network works; the message says which and what to do.
+    Tls,
     /// Offline (or no source), and the cache lacks what is needed.
     NothingCached,
     /// Every source answered, and none has the file.
@@ -196,6 +200,7 @@ impl ErrorKind {
             ErrorKind::Expired => "expired",
             ErrorKind::Key => "key",
             ErrorKind::NoNetwork => "no-network",
+            ErrorKind::Tls => "tls",
             ErrorKind::NothingCached => "nothing-cached",
             ErrorKind::NotFound => "not-found",
             ErrorKind::NoValidCopy => "no-valid-copy",
@@ -245,6 +250,7 @@ impl Error {
             Error::Json { .. } | Error::Invalid { .. } => ErrorKind::Invalid,
             Error::BadUrl { .. } => ErrorKind::BadUrl,
             Error::NotFound { .. } | Error::NoStore { .. } => ErrorKind::NotFound,
+            Error::Unreachable { last, .. } if crate::source::only_tls_refusals(last) => ErrorKind::Tls,
             Error::Unreachable { .. } => ErrorKind::NoNetwork,
             Error::NoValidCopy { .. } => ErrorKind::NoValidCopy,
             Error::NotCached { .. } => ErrorKind::NothingCached,

@@ -692,6 +692,13 @@ fn presented_names(presented: &[String]) -> String {
     presented.iter().map(plain).collect::<Vec<_>>().join(", ")
 }
 
+/// True when every problem in an [`Error::Unreachable`]'s `last` is a TLS
+/// refusal ([`tls_advice`]): each source was reached and refused its certificate,
+/// so the kind is [`crate::ErrorKind::Tls`], not "no network".
+pub(crate) fn only_tls_refusals(last: &str) -> bool {
+    !last.is_empty() && last.split("; ").all(|p| p.contains(TLS_MARK))
+}
+
 /// What [`Error::Unreachable`] tells a person to do after the reasons: the
 /// network cable only when some source failed to connect at all (no route,
 /// refused, DNS, timed out). When every source answered something (a TLS

@@ -160,7 +160,7 @@ impl VerifiedStore {
                     check_not_future(&fresh, clock.system)?;
                 }
                 if let Some(newest) = pin {
-                    if fresh.generated < newest {
+                    if circular_format::signing::is_rollback(newest, &fresh) {
                         return Err(Error::invalid(
                             CATALOG,
                             format!(
@@ -692,6 +692,17 @@ mod tests {
         // A newer catalog is taken.
         let newer = publish(s.store.path(), &s.key, s.now, s.now + days(30));
         assert_eq!(s.open(vec![s.url()]).unwrap().catalog_bytes(), newer.as_slice());
+    }
+
+    #[test]
+    fn the_same_catalog_fetched_again_is_taken_from_the_source() {
+        // Equal generated times are no rollback: a second mount of an unchanged
+        // store takes the catalog from the network, not from the cache.
+        let s = Setup::new();
+        let bytes = s.prime();
+        let store = s.open(vec![s.url()]).unwrap();
+        assert!(!store.catalog_from_cache(), "the unchanged catalog was refused and the cache used");
+        assert_eq!(store.catalog_bytes(), bytes.as_slice());
     }
 
     #[test]

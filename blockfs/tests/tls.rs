@@ -116,14 +116,21 @@ const PAST: &str = "20200101000000Z";
 const LAST_YEAR_END: &str = "20200201000000Z";
 const FAR: &str = "20991231000000Z";
 
-/// What a client with a fresh cache says when it opens the store at `url`.
+/// What a client with a fresh cache says when it opens the store at `url`. A
+/// certificate refusal must also be of the `tls` kind (the menu's certificate
+/// screen, not its no-network one); anything else must not be.
 fn refusal(client: &Client, store: &TestStore, url: String, ca: Option<&Path>) -> String {
     let mut config = client.config(vec![url], store);
     config.store.deadline = Duration::from_secs(3);
     config.store.network.ca_file = ca.map(Path::to_path_buf);
     match blockfs::store::VerifiedStore::open(config.store) {
         Ok(_) => panic!("the store was accepted"),
-        Err(e) => e.to_string(),
+        Err(e) => {
+            let text = e.to_string();
+            let tls = text.contains("certificate");
+            assert_eq!(e.kind() == blockfs::ErrorKind::Tls, tls, "kind {} for: {text}", e.kind());
+            text
+        }
     }
 }
 

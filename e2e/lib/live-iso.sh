@@ -12,7 +12,8 @@
 # kernel, nothing else: no recommends, no firmware, no installer, no memtest. About 200 MB
 # of packages from Debian's mirror and a few minutes of debootstrap and squashfs.
 #
-# Two publish-time choices of ours, on top of Debian's defaults: the kernel also writes to
+# Three publish-time choices of ours, on top of Debian's defaults: a longer start timeout for
+# slow emulated boots (LIVE_ISO_APPEND below); the kernel also writes to
 # the serial port and a getty runs there (console=ttyS0, so a test can read `login:`
 # without a screen), and the boot menus (isolinux under BIOS, GRUB under UEFI) start the
 # live system after 1 s instead of waiting for a key. live-config's autologin is turned
@@ -24,8 +25,12 @@
 # deb.debian.org (security from its debian-security path, as Debian 12's own sources.list
 # names it), not security.debian.org: one host for a machine's proxy or firewall to allow.
 
-# Kernel command line of the live system: live-build's own, plus our console choices.
-LIVE_ISO_APPEND="boot=live components live-config.noautologin console=tty0 console=ttyS0,115200n8"
+# Kernel command line of the live system: live-build's own, plus our console choices, plus
+# a longer start timeout: under TCG on a loaded machine udev announced /dev/ttyS0 later than
+# systemd's default 90 s, so serial-getty@ttyS0 was given up and no `login:` came (seen in
+# e2e/test-live-iso.sh). systemd 252 (bookworm) has no device-only timeout option
+# (systemd.default_device_timeout_sec= came later), so the default start timeout it is.
+LIVE_ISO_APPEND="boot=live components live-config.noautologin console=tty0 console=ttyS0,115200n8 systemd.default_timeout_start_sec=600"
 # How to log in, as the catalog's login hint says it: live-config's user and password
 # (LIVE_USERNAME and the password hash of its user-setup script; live_iso_build checks them
 # in the built system, e2e/test-live-iso.sh logs in with them).

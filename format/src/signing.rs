@@ -175,11 +175,12 @@ pub fn check_not_future(catalog: &Catalog, now: OffsetDateTime) -> Result<()> {
     Ok(())
 }
 
-/// True when `offered` is older than `trusted`, a catalog already verified:
-/// taking it would roll the client back (a mirror replaying an old, still
-/// signed catalog). Both must have been verified; equal times are no rollback.
-pub fn is_rollback(trusted: &Catalog, offered: &Catalog) -> bool {
-    offered.generated < trusted.generated
+/// True when `offered` was generated before `newest_verified`, the `generated`
+/// time of the newest catalog this client has verified: taking it would roll the
+/// client back (a mirror replaying an old, still signed catalog). Equal times are
+/// no rollback: the same catalog fetched again is taken.
+pub fn is_rollback(newest_verified: OffsetDateTime, offered: &Catalog) -> bool {
+    offered.generated < newest_verified
 }
 
 #[cfg(test)]
@@ -225,9 +226,9 @@ mod tests {
     fn an_older_catalog_is_a_rollback_and_the_same_or_newer_is_not() {
         let old = Catalog::new(datetime!(2026-11-15 0:00 UTC), datetime!(2026-12-15 0:00 UTC));
         let new = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
-        assert!(is_rollback(&new, &old));
-        assert!(!is_rollback(&old, &new));
-        assert!(!is_rollback(&new, &new.clone()));
+        assert!(is_rollback(new.generated, &old));
+        assert!(!is_rollback(old.generated, &new));
+        assert!(!is_rollback(new.generated, &new));
     }
 
     #[test]

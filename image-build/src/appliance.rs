@@ -81,6 +81,10 @@ pub fn hint(symptom: Symptom) -> &'static str {
     match symptom {
         Symptom::DiskFull => " (the disk is full: free space on the host)",
         Symptom::NoNetwork => " (Debian's mirror could not be reached: check the network and apt's sources)",
-        Symptom::UnknownPackage => " (apt does not know this package: run apt-get update, or check --kernel-package)",
+        Symptom::UnknownPackage => {
+            " (apt does not know this package: run apt-get update, or check --kernel-package; firmware packages \
+             are in Debian's non-free-firmware component: run `make deps`, which writes build/apt/apt.conf, \
+             and give it to image-build as APT_CONFIG=build/apt/apt.conf)"
+        }
     }
 }

@@ -206,6 +206,39 @@ mod tests {
         assert!(!c.shell);
     }
 
+    /// The kernel line of each entry of the stick's real GRUB menu
+    /// (grub/grub.cfg.in, as `image-build usb` fills it), as PID 1 reads it.
+    fn grub_entry(id: &str) -> Config {
+        let cfg = include_str!("../../grub/grub.cfg.in");
+        let args = cfg
+            .lines()
+            .find_map(|l| l.strip_prefix("set circular_args=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("grub.cfg.in sets circular_args")
+            .replace("@SERVER@", "http://10.0.2.2:8080/store")
+            .replace("@CACHE_LABEL@", "CIRCULAR")
+            .replace("@EXTRA@", "");
+        let entry = cfg.split("menuentry ").find(|e| e.contains(&format!("--id {id} "))).expect("the entry exists");
+        let linux = entry.lines().map(str::trim).find(|l| l.starts_with("linux ")).expect("the entry boots linux");
+        let (c, w) =
+            parse(&format!("BOOT_IMAGE={}", linux.trim_start_matches("linux ").replace("$circular_args", &args)));
+        assert!(w.is_empty(), "entry {id}: {w:?}");
+        c
+    }
+
+    #[test]
+    fn each_grub_entry_asks_for_what_its_title_says() {
+        let normal = grub_entry("normal");
+        assert!(!normal.offline && !normal.shell);
+        assert_eq!(normal.servers, ["http://10.0.2.2:8080/store"]);
+        let offline = grub_entry("offline");
+        assert!(offline.offline, "the offline entry must boot without the network");
+        assert_eq!(offline.cache_label, "CIRCULAR");
+        let serial = grub_entry("serial");
+        assert!(serial.shell && !serial.offline);
+        assert!(normal.grow && offline.grow && serial.grow, "no entry turns growing off");
+    }
+
     #[test]
     fn defaults_and_warnings() {
         let (c, w) = parse("circular.dhcp=abc circular.bogus \"circular.display=none\" circular.accel=tcg");

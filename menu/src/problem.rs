@@ -23,6 +23,10 @@ pub enum Refusal {
 pub enum Problem {
     /// No source answers and nothing that could boot is cached.
     NoNetwork { detail: String },
+    /// Every source was reached but refused in the TLS handshake (its
+    /// certificate is not trusted, expired, or for another name), and nothing
+    /// that could boot is cached. The network works: the cable is not the cause.
+    CertificateRefused { detail: String },
     /// The catalog failed verification; nothing from that store is trusted.
     CatalogRefused { why: Refusal, detail: String },
     /// Anything else that stops the menu from starting (a mount that failed, a
@@ -53,6 +57,7 @@ impl Problem {
             ErrorKind::BadSignature => refused(Refusal::WrongKey),
             ErrorKind::Expired => refused(Refusal::Expired),
             ErrorKind::NoNetwork | ErrorKind::NothingCached => Problem::NoNetwork { detail },
+            ErrorKind::Tls => Problem::CertificateRefused { detail },
             _ => Problem::Other { headline: "The disk images could not be mounted".to_string(), detail },
         }
     }
@@ -60,6 +65,9 @@ impl Problem {
     pub fn headline(&self) -> String {
         match self {
             Problem::NoNetwork { .. } => "No network, and nothing is cached".to_string(),
+            Problem::CertificateRefused { .. } => {
+                "The server's certificate was refused, and nothing is cached".to_string()
+            }
             Problem::CatalogRefused { why: Refusal::Unsigned, .. } => "Catalog refused: it is not signed".to_string(),
             Problem::CatalogRefused { why: Refusal::WrongKey, .. } => {
                 "Catalog refused: its signature does not match this machine's key".to_string()
@@ -71,9 +79,10 @@ impl Problem {
 
     pub fn detail(&self) -> &str {
         match self {
-            Problem::NoNetwork { detail } | Problem::CatalogRefused { detail, .. } | Problem::Other { detail, .. } => {
-                detail
-            }
+            Problem::NoNetwork { detail }
+            | Problem::CertificateRefused { detail }
+            | Problem::CatalogRefused { detail, .. }
+            | Problem::Other { detail, .. } => detail,
         }
     }
 
@@ -84,6 +93,12 @@ impl Problem {
                 "No server answered, and no snapshot is fully cached, so nothing can boot.".into(),
                 "Plug in a network cable (wired, with DHCP) or check that the server is up.".into(),
                 "A snapshot booted once with the network stays bootable offline when fully cached.".into(),
+            ],
+            Problem::CertificateRefused { .. } => vec![
+                "The server answered, but its certificate did not pass: the message above says".into(),
+                "why (a CA this machine does not trust, expired, or made for another name).".into(),
+                "A private CA: add circular.ca=FILE (a file on the stick) or --ca FILE (desktop).".into(),
+                "An expired or not-yet-valid certificate: check this machine's clock first.".into(),
             ],
             Problem::CatalogRefused { why, .. } => {
                 let mut v = vec![
@@ -127,6 +142,26 @@ mod tests {
     }
 
     #[test]
+    fn only_certificate_refusals_everywhere_get_the_certificate_screen() {
+        let unreachable = |last: &str| blockfs::Error::Unreachable {
+            path: "catalog.json".into(),
+            deadline_secs: 60,
+            last: last.into(),
+        };
+        let tls = "https://a/: TLS: the server's certificate is signed by a CA this machine does not trust";
+        let p = Problem::from_blockfs(&unreachable(tls));
+        assert!(matches!(p, Problem::CertificateRefused { .. }), "{p:?}");
+        assert!(!p.headline().contains("No network"), "{}", p.headline());
+        assert!(p.what_to_do().iter().any(|l| l.contains("circular.ca=")), "{:?}", p.what_to_do());
+        assert!(p.what_to_do().iter().all(|l| !l.contains("cable")), "{:?}", p.what_to_do());
+        // One mirror refused its certificate, another could not be reached at all:
+        // the network may well be the problem, so it is the no-network screen.
+        let mixed = format!("{tls}; https://b/: connection refused");
+        assert!(matches!(Problem::from_blockfs(&unreachable(&mixed)), Problem::NoNetwork { .. }));
+        assert!(matches!(Problem::from_blockfs(&unreachable("")), Problem::NoNetwork { .. }));
+    }
+
+    #[test]
     fn reports_are_classified_like_the_errors_they_come_from() {
         let errors = [
             blockfs::Error::from(F::Unsigned { what: "catalog.json.sig".into() }),
@@ -137,6 +172,13 @@ mod tests {
                 path: "catalog.json".into(),
                 deadline_secs: 60,
                 last: "connection refused".into(),
+            },
+            blockfs::Error::Unreachable {
+                path: "catalog.json".into(),
+                deadline_secs: 60,
+                last:
+                    "https://a/: TLS: the server's certificate has expired; https://b/: TLS: the certificate is for x"
+                        .into(),
             },
             blockfs::Error::invalid("x", "y"),
         ];

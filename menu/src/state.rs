@@ -10,7 +10,7 @@ use blockfs::catalog::{Catalog, Distribution, Media, Snapshot};
 use blockfs::status::Status;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::problem::Problem;
+use crate::problem::{ErrorKind, Problem};
 use crate::MenuExit;
 use circular_vm::{Accel, DiskChanges, Display, KeptOverlay, VmSettings};
 
@@ -280,11 +280,21 @@ impl App {
 
     fn check_offline(&mut self) {
         let browsing = matches!(self.screen, Screen::Distributions | Screen::Snapshots | Screen::Details);
-        let shown = matches!(self.screen, Screen::Problem(Problem::NoNetwork { .. }));
+        let shown =
+            matches!(self.screen, Screen::Problem(Problem::NoNetwork { .. } | Problem::CertificateRefused { .. }));
         if browsing && self.nothing_bootable() {
-            let detail =
-                self.status().and_then(|s| s.sources.iter().find_map(|x| x.last_error.clone())).unwrap_or_default();
-            self.screen = Screen::Problem(Problem::NoNetwork { detail });
+            // A read that met only certificate refusals says so by its kind; the
+            // screen then does not send the person to the network cable.
+            let refused = self.status().and_then(|s| s.last_error.as_ref()).filter(|e| e.kind == ErrorKind::Tls);
+            self.screen = Screen::Problem(match refused {
+                Some(e) => Problem::CertificateRefused { detail: e.message.clone() },
+                None => Problem::NoNetwork {
+                    detail: self
+                        .status()
+                        .and_then(|s| s.sources.iter().find_map(|x| x.last_error.clone()))
+                        .unwrap_or_default(),
+                },
+            });
         } else if shown && !self.nothing_bootable() {
             self.screen = Screen::Distributions;
         }
@@ -704,6 +714,29 @@ pub(crate) mod tests {
         assert!(matches!(a.screen, Screen::Problem(Problem::NoNetwork { .. })));
         assert_eq!(a.on_key(key(KeyCode::Char('r'))), Action::Retry);
         // A fully cached snapshot can boot offline: the menu comes back.
+        a.set_status(Ok(status(false, &[("bookworm", "2026-11-22", 100, 100)])));
+        assert_eq!(a.screen, Screen::Distributions);
+    }
+
+    #[test]
+    fn certificate_refusals_offline_get_their_own_screen_not_the_cables() {
+        let mut a = app();
+        let mut st = status(false, &[("bookworm", "2026-11-22", 45, 100)]);
+        st.last_error = Some(blockfs::ErrorReport {
+            kind: ErrorKind::Tls,
+            message: "TLS: the server's certificate has expired".into(),
+        });
+        a.set_status(Ok(st.clone()));
+        match &a.screen {
+            Screen::Problem(p @ Problem::CertificateRefused { .. }) => assert!(p.detail().contains("expired")),
+            other => panic!("expected the certificate screen, got {other:?}"),
+        }
+        // Another kind of last error is the no-network screen, as before.
+        st.last_error = Some(blockfs::ErrorReport { kind: ErrorKind::Io, message: "x".into() });
+        a.screen = Screen::Distributions;
+        a.set_status(Ok(st));
+        assert!(matches!(a.screen, Screen::Problem(Problem::NoNetwork { .. })));
+        // And the screen goes when something can boot.
         a.set_status(Ok(status(false, &[("bookworm", "2026-11-22", 100, 100)])));
         assert_eq!(a.screen, Screen::Distributions);
     }

@@ -352,6 +352,7 @@ fn error_reports_choose_the_screen_by_kind() {
         ("expired", "Catalog refused: it has expired", "clock"),
         ("no-network", "No network, and nothing is cached", "Plug in a network cable"),
         ("nothing-cached", "No network, and nothing is cached", "Plug in a network cable"),
+        ("tls", "The server's certificate was refused", "circular.ca=FILE"),
         ("mountpoint", "The disk images could not be mounted", "press r to try again"),
     ] {
         // The message says nothing a substring match could use.
