@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use circular_format::block::max_file_len;
 use circular_format::Sha1Name;
 
 use crate::loader::{Loader, Priority};
@@ -77,14 +78,6 @@ impl Prefetcher {
     }
 }
 
-/// The most bytes a block of `len` bytes can take in the cache: its zstd
-/// frame, which for incompressible data is a little over `len` (the same bound
-/// the store puts on a fetched file). Room is checked against this, never
-/// against `len`, because the cache counts stored (compressed) bytes.
-fn stored_bound(len: usize) -> u64 {
-    len as u64 + len as u64 / 128 + 1024
-}
-
 /// How long the cap check waits for requested blocks to land before it gives
 /// up on them (a fetch that failed is never cached).
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
@@ -110,7 +103,9 @@ fn run(loader: &Loader, job: &Job) {
         // every block requested before it in the cache.
         loop {
             pending.retain(|(p, _, at)| !cache.has_block(p) && !cache.was_skipped(p) && at.elapsed() < SETTLE_LIMIT);
-            let incoming: u64 = pending.iter().map(|(_, l, _)| stored_bound(*l)).sum::<u64>() + stored_bound(*len);
+            // Room is checked against the stored (compressed) bound, never the
+            // block's length: the cache counts the bytes of block files.
+            let incoming: u64 = pending.iter().map(|(_, l, _)| max_file_len(*l)).sum::<u64>() + max_file_len(*len);
             if !cache.would_evict_protected(incoming) {
                 break;
             }

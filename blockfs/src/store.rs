@@ -318,8 +318,7 @@ impl VerifiedStore {
         }
         self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
         let path = block_path(id);
-        // zstd's worst case for incompressible data is a little over the input.
-        let max_file = len as u64 + len as u64 / 128 + 1024;
+        let max_file = circular_format::block::max_file_len(len);
         let (data, file) =
             self.sources.fetch(&path, max_file, |file| decode_exact(id, &file, len).map(|data| (data, file)))?;
         self.counters.fetched_bytes.fetch_add(file.len() as u64, Ordering::Relaxed);
@@ -741,10 +740,8 @@ mod tests {
         // the wait, it would take all of it and the good mirror is never asked.
         let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let stall_url = format!("http://{}/", stall.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let held: Vec<_> = stall.incoming().flatten().collect();
-            drop(held);
-        });
+        // Collecting the connections holds them open, unanswered, forever.
+        std::thread::spawn(move || stall.incoming().flatten().collect::<Vec<_>>());
         let s = Setup::new();
         let good = publish(s.store.path(), &s.key, s.now - days(1), s.now + days(30));
         let mut config =

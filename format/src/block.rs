@@ -51,6 +51,15 @@ pub struct Encoded {
     pub file: Vec<u8>,
 }
 
+/// The most bytes a block file of a `len`-byte block can hold: one zstd frame,
+/// which for incompressible data is a little over `len`. zstd's own bound
+/// (`ZSTD_COMPRESSBOUND` in zstd.h: `len + len/256`, plus up to 64 bytes under
+/// 128 KiB) is below this one. A fetched file longer than this is refused
+/// unread, and the cache checks its room against it.
+pub fn max_file_len(len: usize) -> u64 {
+    len as u64 + len as u64 / 128 + 1024
+}
+
 /// Names and compresses one block at zstd `level` (1 to 19).
 ///
 /// # Errors
@@ -87,6 +96,25 @@ pub fn decode(id: &Sha1Name, file: &[u8], max_len: usize) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incompressible_block_fits_its_file_bound() {
+        for len in [1, 4096, 65536, 262_144] {
+            // xorshift64*: bytes zstd cannot compress.
+            let mut x = 0x2545_F491_4F6C_DD1Du64;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x >> 12;
+                    x ^= x << 25;
+                    x ^= x >> 27;
+                    (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+                })
+                .collect();
+            let file = encode(&data, DEFAULT_LEVEL).unwrap().file;
+            assert!(file.len() > len, "{len}: the data compressed, so it proves nothing");
+            assert!((file.len() as u64) <= max_file_len(len), "{len}: {} bytes", file.len());
+        }
+    }
 
     #[test]
     fn round_trip() {

@@ -287,7 +287,7 @@ impl App {
             // screen then does not send the person to the network cable.
             let refused = self.status().and_then(|s| s.last_error.as_ref()).filter(|e| e.kind == ErrorKind::Tls);
             self.screen = Screen::Problem(match refused {
-                Some(e) => Problem::CertificateRefused { detail: e.message.clone() },
+                Some(e) => Problem::from_report(e),
                 None => Problem::NoNetwork {
                     detail: self
                         .status()
