@@ -48,6 +48,8 @@ pub struct Cache {
     max_bytes: u64,
     state: Mutex<State>,
     evicted: AtomicU64,
+    /// Blocks evicted since the loader last asked ([`Cache::take_evicted`]).
+    evicted_names: Mutex<Vec<Sha1Name>>,
     /// The half of the catalog/signature pair written first, until the other comes.
     pair: Mutex<PendingPair>,
     /// A write already failed for want of space or a writable disk (logged once).
@@ -157,6 +159,7 @@ impl Cache {
             max_bytes,
             state: Mutex::new(state),
             evicted: AtomicU64::new(0),
+            evicted_names: Mutex::new(Vec::new()),
             pair: Mutex::new((None, None)),
             write_trouble: AtomicBool::new(false),
         })
@@ -346,6 +349,13 @@ impl Cache {
             let _ = self.store.remove(&block_path(id));
         }
         self.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
+        self.evicted_names.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(victims);
+    }
+
+    /// The blocks evicted since the last call, oldest first (the loader counts
+    /// those fetched on a guess and never read as wasted).
+    pub fn take_evicted(&self) -> Vec<Sha1Name> {
+        std::mem::take(&mut *self.evicted_names.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Would storing `incoming` more bytes evict a protected block? (Prefetch

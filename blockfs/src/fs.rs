@@ -64,8 +64,6 @@ enum Handle {
 
 /// How the filesystem reads.
 pub struct Options {
-    /// Blocks requested ahead of a sequential reader.
-    pub readahead_blocks: usize,
     /// Threads that serve reads (each may wait on the network).
     pub readers: usize,
     /// Prefetch a snapshot's boot profile when its image is opened.
@@ -188,6 +186,12 @@ impl BlockFs {
         let mut status = self.loader.store().status();
         status.memory_hits = self.loader.memory_hits();
         status.in_flight = self.loader.in_flight();
+        let ahead = self.loader.ahead();
+        status.wasted_blocks = ahead.wasted_blocks;
+        status.wasted_bytes = ahead.wasted_bytes;
+        status.unread_ahead_blocks = ahead.unread_blocks;
+        status.unread_ahead_bytes = ahead.unread_bytes;
+        status.readahead_window = ahead.window_blocks;
         status.prefetch = self.prefetcher.status(&self.loader);
         status.last_error = lock(&self.problems.0).clone();
         if let Some(panic) = self.pool.last_panic() {
@@ -346,7 +350,6 @@ impl Filesystem for BlockFs {
             }
             Handle::Image { .. } => {
                 let loader = self.loader.clone();
-                let readahead = self.options.readahead_blocks;
                 let trace = self.options.trace.clone();
                 let problems = self.problems.clone();
                 self.pool.execute(move || {
@@ -358,8 +361,7 @@ impl Filesystem for BlockFs {
                     }
                     let previous = last_end.swap(offset + u64::from(size), Ordering::Relaxed);
                     let sequential = previous != u64::MAX && offset.abs_diff(previous) <= 2 * u64::from(MAX_READ);
-                    let ahead = if sequential { readahead } else { 0 };
-                    match read_image(&loader, index, offset, size as usize, ahead) {
+                    match read_image(&loader, index, offset, size as usize, sequential) {
                         Ok(data) => reply.data(data.as_slice()),
                         Err(e) => {
                             log::error!("read at {offset}: {e}");

@@ -72,7 +72,8 @@ struct MountArgs {
     /// Fetches in flight at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     fetchers: usize,
-    /// Blocks read ahead of a sequential reader.
+    /// The most blocks read ahead of a sequential reader: the window starts at
+    /// one block and doubles while what it fetched is read.
     #[arg(long, value_name = "BLOCKS", default_value_t = 32)]
     readahead: usize,
     /// Do not prefetch a snapshot's boot profile when its image is opened.

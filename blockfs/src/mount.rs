@@ -91,16 +91,11 @@ impl Mounted {
         }
         let fetchers = config.fetchers;
         let memory = config.memory_cache;
-        let options = Options {
-            readahead_blocks: config.readahead_blocks,
-            readers: READERS,
-            prefetch: config.prefetch,
-            trace: config.trace.clone(),
-        };
+        let options = Options { readers: READERS, prefetch: config.prefetch, trace: config.trace.clone() };
         let offline = config.store.offline || config.store.sources.is_empty();
         let store = Arc::new(VerifiedStore::open(config.store)?);
         keep_offline_copies(&store, offline);
-        let loader = Arc::new(Loader::new(store.clone(), fetchers, memory)?);
+        let loader = Arc::new(Loader::new(store.clone(), fetchers, memory, config.readahead_blocks)?);
         let fs = BlockFs::new(loader.clone(), options).map_err(|e| Error::io("reader threads", e))?;
         let mount_options = [
             MountOption::RO,

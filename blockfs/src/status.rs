@@ -58,6 +58,25 @@ pub struct Status {
     pub corrupt_blocks: u64,
     /// Blocks the cache cap evicted (least recently used first).
     pub evicted_blocks: u64,
+    /// Compressed bytes fetched on a guess (readahead or the boot profile's
+    /// prefetch) that no reader read before the cache evicted them: bytes the
+    /// link carried for nothing. Blocks still unread at unmount count too (in
+    /// the log line blockfs writes then).
+    #[serde(default)]
+    pub wasted_bytes: u64,
+    /// See `wasted_bytes`: those blocks.
+    #[serde(default)]
+    pub wasted_blocks: u64,
+    /// Compressed bytes fetched on a guess and not read yet (wasted if never read).
+    #[serde(default)]
+    pub unread_ahead_bytes: u64,
+    /// See `unread_ahead_bytes`: those blocks.
+    #[serde(default)]
+    pub unread_ahead_blocks: u64,
+    /// Blocks readahead asks for after a sequential read now (it grows on
+    /// hits up to `blockfs mount --readahead`, and shrinks when guesses go unread).
+    #[serde(default)]
+    pub readahead_window: u64,
     /// Bytes the cache holds, and its cap.
     pub cache_bytes: u64,
     /// See `cache_bytes`: the cap, in bytes.
