@@ -246,9 +246,7 @@ impl Cache {
                     "the cache cap is reached and the rest is in use or kept for offline use".into(),
                 );
             };
-            for v in &victims {
-                state.lru.remove(v);
-            }
+            self.forget(&mut state, &victims);
             state.reserved += size;
             victims
         };
@@ -293,9 +291,7 @@ impl Cache {
             }
             // As many as it takes, or every one that may go.
             let (victims, _) = state.evictable(need);
-            for id in &victims {
-                state.lru.remove(id);
-            }
+            self.forget(&mut state, &victims);
             victims
         };
         self.delete_evicted(&victims);
@@ -335,21 +331,29 @@ impl Cache {
             if victims.is_empty() {
                 return false;
             }
-            for id in &victims {
-                state.lru.remove(id);
-            }
+            self.forget(&mut state, &victims);
             victims
         };
         self.delete_evicted(&victims);
         true
     }
 
+    /// Takes evicted blocks out of the index and records them as evicted, under
+    /// the state lock: whoever then sees a block gone ([`Cache::has_block`]) also
+    /// finds it in [`Cache::take_evicted`]. The files go after the lock is released
+    /// ([`Cache::delete_evicted`]).
+    fn forget(&self, state: &mut State, victims: &[Sha1Name]) {
+        for id in victims {
+            state.lru.remove(id);
+        }
+        self.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
+        self.evicted_names.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(victims);
+    }
+
     fn delete_evicted(&self, victims: &[Sha1Name]) {
         for id in victims {
             let _ = self.store.remove(&block_path(id));
         }
-        self.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
-        self.evicted_names.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(victims);
     }
 
     /// The blocks evicted since the last call, oldest first (the loader counts
