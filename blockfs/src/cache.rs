@@ -230,6 +230,16 @@ impl Cache {
     /// Stores a block's bytes, evicting old blocks to stay under the cap. A full
     /// disk evicts more and tries once again; it never fails the caller's read.
     pub fn store_block(&self, id: &Sha1Name, bytes: &[u8]) -> Stored {
+        self.store(id, bytes, true)
+    }
+
+    /// Stores a block's bytes only if they fit under the cap and on the disk as
+    /// they are: nothing is evicted for them (the background fill).
+    pub fn store_block_within_cap(&self, id: &Sha1Name, bytes: &[u8]) -> Stored {
+        self.store(id, bytes, false)
+    }
+
+    fn store(&self, id: &Sha1Name, bytes: &[u8], evict: bool) -> Stored {
         let size = bytes.len() as u64;
         // Room is made and reserved under one lock, so concurrent writers
         // cannot together overshoot the cap.
@@ -239,7 +249,13 @@ impl Cache {
                 return Stored::Written;
             }
             let need = state.excess(size, self.max_bytes);
-            let victims = if need == 0 { Some(Vec::new()) } else { state.victims(need) };
+            let victims = if need == 0 {
+                Some(Vec::new())
+            } else if evict {
+                state.victims(need)
+            } else {
+                None
+            };
             let Some(victims) = victims else {
                 state.note_skipped(*id);
                 return Stored::Skipped(
@@ -255,7 +271,7 @@ impl Cache {
         // A lost name after a power cut costs a refetch; the bytes under a
         // name are always whole. One fsync per block, not two, on a slow stick.
         let mut result = self.store.write(&path, bytes, Durability::Contents);
-        if matches!(&result, Err(e) if errno(e) == Some(libc::ENOSPC)) {
+        if evict && matches!(&result, Err(e) if errno(e) == Some(libc::ENOSPC)) {
             // Old blocks make room for new ones, but never the kept or
             // protected ones: if only those are left, this block is not cached.
             if self.evict(size.max(1 << 20) * 16) {
@@ -383,6 +399,12 @@ impl Cache {
         let mut state = self.lock();
         state.kept = ids;
         state.keep_known = true;
+    }
+
+    /// Adds to the blocks kept for offline use ([`Cache::keep`]): a snapshot the
+    /// fill has cached whole boots offline from now on.
+    pub fn keep_also(&self, ids: impl IntoIterator<Item = Sha1Name>) {
+        self.lock().kept.extend(ids);
     }
 
     /// True when the last attempt to store `id` was skipped (cap or disk full).

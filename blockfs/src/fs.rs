@@ -29,6 +29,7 @@ use fuser::{
 use libc::{EISDIR, ENOENT, ENOTDIR, EROFS};
 
 use crate::error::{Error, ErrorReport};
+use crate::fill::Filler;
 use crate::loader::Loader;
 use crate::pool::Pool;
 use crate::prefetch::Prefetcher;
@@ -70,6 +71,9 @@ pub struct Options {
     pub prefetch: bool,
     /// Where to record which blocks readers touch (`--trace`), if anywhere.
     pub trace: Option<Arc<Trace>>,
+    /// Fill the rest of an opened snapshot into the cache once reads are quiet
+    /// ([`crate::fill`]), after this long without reads; `None`: no fill.
+    pub fill_after: Option<std::time::Duration>,
 }
 
 /// The last problem a read or an open met, for `status.json` (`last_error`).
@@ -93,6 +97,7 @@ pub struct BlockFs {
     next_fh: u64,
     options: Options,
     prefetcher: Arc<Prefetcher>,
+    filler: Option<Arc<Filler>>,
     uid: u32,
     gid: u32,
 }
@@ -138,8 +143,10 @@ impl BlockFs {
             pool: Pool::new("read", options.readers)?,
             handles: Arc::new(Mutex::new(HashMap::new())),
             next_fh: 1,
+            filler: options.fill_after.map(|quiet| Arc::new(Filler::new(quiet))),
             options,
             prefetcher: Arc::new(Prefetcher::default()),
+
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
         })
@@ -193,6 +200,10 @@ impl BlockFs {
         status.unread_ahead_bytes = ahead.unread_bytes;
         status.readahead_window = ahead.window_blocks;
         status.prefetch = self.prefetcher.status(&self.loader);
+        if let Some(filler) = &self.filler {
+            status.fill = filler.status(&self.loader);
+        }
+        (status.fill_bytes, status.fill_blocks) = self.loader.fill_fetched();
         status.last_error = lock(&self.problems.0).clone();
         if let Some(panic) = self.pool.last_panic() {
             // A bug outranks an ordinary failure: it is what to report.
@@ -286,6 +297,7 @@ impl Filesystem for BlockFs {
                 let handles = self.handles.clone();
                 let loader = self.loader.clone();
                 let prefetcher = self.options.prefetch.then(|| self.prefetcher.clone());
+                let filler = self.filler.clone();
                 let distribution = dist.name.clone();
                 let problems = self.problems.clone();
                 // The index may have to come over the network: not on this thread.
@@ -303,6 +315,9 @@ impl Filesystem for BlockFs {
                                 Ok(p) => prefetcher.start(&loader, &distribution, &snap.date, p.blocks_in(&index)),
                                 Err(e) => log::warn!("{name}: no prefetch: {e}"),
                             }
+                        }
+                        if let Some(filler) = filler {
+                            filler.start(&loader, &distribution, &snap.date, &index);
                         }
                     }
                     Ok(index) => {

@@ -33,6 +33,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use circular_format::Sha1Name;
 
@@ -60,6 +61,11 @@ pub type BlockResult = std::result::Result<Arc<Vec<u8>>, Arc<Error>>;
 /// Who is waiting for a block, most urgent last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
+    /// The background fill of an opened snapshot ([`crate::fill`]): only when
+    /// nothing else waits. Its blocks go to the disk cache within its cap (never
+    /// evicting another block) and not into memory, and they are no guess:
+    /// they are not counted as unread or wasted.
+    Fill,
     /// The boot profile, ahead of the guest: only when nothing else waits.
     Prefetch,
     /// Blocks after a sequential read, on a guess.
@@ -214,6 +220,11 @@ struct Shared {
     /// Profile prefetches running now ([`Loader::prefetching`]).
     prefetching: AtomicUsize,
     ahead: Mutex<Ahead>,
+    /// When a reader last asked for a block ([`Loader::quiet_for`]).
+    last_read: Mutex<Instant>,
+    /// Compressed bytes and blocks the fill fetched from sources.
+    fill_bytes: AtomicU64,
+    fill_blocks: AtomicU64,
 }
 
 /// The block loader of one mount: fetch threads over a [`VerifiedStore`], a
@@ -253,6 +264,9 @@ impl Loader {
                 wasted_blocks: 0,
                 wasted_bytes: 0,
             }),
+            last_read: Mutex::new(Instant::now()),
+            fill_bytes: AtomicU64::new(0),
+            fill_blocks: AtomicU64::new(0),
         });
         let mut threads = Vec::new();
         for n in 0..workers {
@@ -348,6 +362,7 @@ impl Loader {
     /// [`Error::Internal`] when the fetch thread failed.
     pub fn get(&self, id: &Sha1Name, len: usize) -> BlockResult {
         let key = BlockKey { id: *id, len };
+        *lock(&self.shared.last_read) = Instant::now();
         let result = self.wait(key);
         {
             let mut ahead = lock(&self.shared.ahead);
@@ -377,12 +392,23 @@ impl Loader {
             }
             return self.shared.load_now(key);
         };
-        let mut state = lock(&slot.state);
-        loop {
-            if let SlotState::Done(result) = &*state {
-                return result.clone();
-            }
-            state = slot.done.wait(state).unwrap_or_else(|p| p.into_inner());
+        wait_slot(&slot)
+    }
+
+    /// Fetches a block into the disk cache at the fill's priority, the lowest
+    /// (see [`Priority::Fill`]), and waits for it. A reader that wants the same
+    /// block meanwhile takes the fetch over at its own priority.
+    ///
+    /// # Errors
+    /// As [`Loader::get`].
+    pub fn fill(&self, id: &Sha1Name, len: usize) -> BlockResult {
+        let key = BlockKey { id: *id, len };
+        match self.shared.enqueue(key, Priority::Fill) {
+            Some(slot) => wait_slot(&slot),
+            None => Err(Arc::new(Error::Internal {
+                what: format!("block {id}"),
+                detail: "the fill's request was not queued".into(),
+            })),
         }
     }
 
@@ -396,9 +422,36 @@ impl Loader {
         lock(&self.shared.queue).peak_bytes
     }
 
+    /// True when no reader has asked for a block for `quiet`, no profile
+    /// prefetch runs, and no fetch is queued or running: the link is idle and
+    /// the fill may use it ([`crate::fill`]).
+    pub fn quiet_for(&self, quiet: Duration) -> bool {
+        if lock(&self.shared.last_read).elapsed() < quiet || self.shared.prefetching.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        let queue = lock(&self.shared.queue);
+        queue.slots.is_empty() && self.in_flight() == 0
+    }
+
+    /// Compressed bytes and blocks the fill fetched from sources since the start
+    /// (part of `fetched_bytes`; benches take them out of a boot's bytes).
+    pub fn fill_fetched(&self) -> (u64, u64) {
+        (self.shared.fill_bytes.load(Ordering::Relaxed), self.shared.fill_blocks.load(Ordering::Relaxed))
+    }
+
     /// Number of queued jobs at prefetch priority (for tests and status).
     pub fn queued_prefetch(&self) -> usize {
         lock(&self.shared.queue).heap.iter().filter(|j| j.priority == Priority::Prefetch).count()
+    }
+}
+
+fn wait_slot(slot: &Slot) -> BlockResult {
+    let mut state = lock(&slot.state);
+    loop {
+        if let SlotState::Done(result) = &*state {
+            return result.clone();
+        }
+        state = slot.done.wait(state).unwrap_or_else(|p| p.into_inner());
     }
 }
 
@@ -484,7 +537,8 @@ impl Shared {
                 slot.clone()
             }
             None => {
-                if lock(&self.memory).blocks.contains_key(&key) {
+                // The fill wants the block on disk, which a copy in memory is not.
+                if priority != Priority::Fill && lock(&self.memory).blocks.contains_key(&key) {
                     return None;
                 }
                 let slot = Arc::new(Slot { state: Mutex::new(SlotState::Queued(priority)), done: Condvar::new() });
@@ -528,7 +582,7 @@ impl Shared {
                 }
                 *state = SlotState::Running;
                 drop(state);
-                if job.priority == Priority::Prefetch {
+                if job.priority <= Priority::Prefetch {
                     queue.running_prefetch += 1;
                 }
                 queue.running_bytes += fetch_cost(job.key.len);
@@ -542,7 +596,7 @@ impl Shared {
     /// Loads a block on the caller's thread, outside the queue (the rare case
     /// of a block evicted between its fetch and its reader's look).
     fn load_now(&self, key: BlockKey) -> BlockResult {
-        let (result, fetched) = self.load(key);
+        let (result, fetched) = self.load(key, Priority::Demand);
         if let Some(file) = fetched {
             self.store.keep(&key.id, &file);
         }
@@ -551,12 +605,15 @@ impl Shared {
 
     /// Loads and verifies one block. A panic below (a bug) becomes an error for
     /// this block's readers, never a thread that is gone and a slot nobody fills.
-    fn load(&self, key: BlockKey) -> (BlockResult, Option<Vec<u8>>) {
+    fn load(&self, key: BlockKey, priority: Priority) -> (BlockResult, Option<Vec<u8>>) {
         let loaded = catch_unwind(AssertUnwindSafe(|| self.store.load_block(&key.id, key.len)));
         match loaded {
             Ok(Ok(loaded)) if loaded.data.len() == key.len => {
                 let data = Arc::new(loaded.data);
-                self.remember(key, data.clone());
+                // The fill must not push the guest's blocks out of memory.
+                if priority != Priority::Fill {
+                    self.remember(key, data.clone());
+                }
                 (Ok(data), loaded.fetched)
             }
             Ok(Ok(loaded)) => {
@@ -582,9 +639,18 @@ impl Shared {
     fn work(&self) {
         while let Some((job, slot)) = self.next_job() {
             self.in_flight.fetch_add(1, Ordering::Relaxed);
-            let (result, fetched) = self.load(job.key);
+            let (result, fetched) = self.load(job.key, job.priority);
+            let fill = job.priority == Priority::Fill;
+            let mut fetched = fetched;
+            if let (Some(file), true) = (&fetched, fill) {
+                self.fill_bytes.fetch_add(file.len() as u64, Ordering::Relaxed);
+                self.fill_blocks.fetch_add(1, Ordering::Relaxed);
+                // Nobody waits on a fill but the fill, which looks in the cache next.
+                self.store.keep_within_cap(&job.key.id, file);
+                fetched = None;
+            }
             // Before any reader can see the block, so that its read is noted after this.
-            if let (Some(file), true) = (&fetched, job.priority < Priority::Demand) {
+            if let (Some(file), true) = (&fetched, job.priority < Priority::Demand && !fill) {
                 if result.is_ok() {
                     lock(&self.ahead).unread.insert(job.key.id, file.len() as u64);
                 }
@@ -592,7 +658,7 @@ impl Shared {
             {
                 let mut queue = lock(&self.queue);
                 queue.slots.remove(&job.key);
-                if job.priority == Priority::Prefetch {
+                if job.priority <= Priority::Prefetch {
                     queue.running_prefetch -= 1;
                 }
                 queue.running_bytes -= fetch_cost(job.key.len);
