@@ -24,8 +24,8 @@ use circular_format::index::Index;
 use circular_format::Sha1Name;
 
 use crate::loader::Loader;
-use circular_format::block::max_file_len;
 use crate::status::FillStatus;
+use circular_format::block::max_file_len;
 
 /// How long the readers must have asked for nothing before the fill starts
 /// or goes on: longer than the gaps between a booting guest's reads, so that
