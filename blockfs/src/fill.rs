@@ -333,4 +333,31 @@ mod tests {
         assert!(s.done_blocks > 2 && s.done_blocks < 10, "the fill cached what fits: {s:?}");
         assert!(s.stopped.unwrap().contains("cache is full"));
     }
+
+    /// A snapshot the fill cached whole boots offline from then on, so reading
+    /// another one never evicts its blocks to make room.
+    #[test]
+    fn a_snapshot_filled_whole_is_kept_when_another_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let filled = image(dir.path(), 6);
+        // Many more blocks than the room left beside the filled snapshot.
+        let other_image: Vec<u8> = (0..40).flat_map(|k| bytes(BS as usize, 100 + k)).collect();
+        let other = publish(&dir.path().join("store"), &other_image);
+        let file = |id: &Sha1Name| std::fs::metadata(dir.path().join("store").join(block_path(id))).unwrap().len();
+        let filled_bytes: u64 = filled.blocks.iter().map(|id| file(&id.unwrap())).sum();
+        // The filled snapshot and two blocks of the other, counted at the bound the fill checks.
+        let cap = filled_bytes + 2 * max_file_len(BS as usize);
+        let indexes = [filled.clone(), other.clone()];
+        let loader = Arc::new(loader_with(dir.path(), &indexes, 64 << 20, 0, Some(cap)));
+        let filler = Arc::new(Filler::new(Duration::from_millis(50)));
+        filler.start(&loader, "deb", "2026-01-01", &filled);
+        wait_until("the fill to finish", || state(&filler, &loader).state == "done");
+        for (n, id) in other.blocks.iter().enumerate() {
+            loader.get(&id.unwrap(), other.block_len(n)).unwrap();
+        }
+        let cache = loader.store().cache();
+        assert!(cache.evicted_blocks() > 0, "the other snapshot's reads should have needed room");
+        let gone: Vec<_> = filled.blocks.iter().filter(|id| !cache.has_block(&id.unwrap())).collect();
+        assert!(gone.is_empty(), "blocks of the snapshot filled whole were evicted: {gone:?}");
+    }
 }
