@@ -289,10 +289,10 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
             Field::Memory => format!("Memory        {} MiB", settings.memory_mib),
             Field::Cpus => format!("CPUs          {}", settings.cpus),
             Field::Changes => match (s.media, settings.changes) {
-                (Media::Disk, DiskChanges::Discard) => "Disk changes  discard at power-off".to_string(),
-                (Media::Disk, DiskChanges::Keep) => "Disk changes  keep for the next boot".to_string(),
+                (Media::Disk, DiskChanges::Discard) => "Disk changes  discarded at power-off".to_string(),
+                (Media::Disk, DiskChanges::Keep) => "Disk changes  kept for the next boot".to_string(),
                 (Media::Cdrom, _) if settings.scratch_gib == 0 => "Scratch disk  none: nothing is kept".to_string(),
-                (Media::Cdrom, DiskChanges::Discard) => "Scratch disk  emptied at power-off".to_string(),
+                (Media::Cdrom, DiskChanges::Discard) => "Scratch disk  discarded at power-off".to_string(),
                 (Media::Cdrom, DiskChanges::Keep) => "Scratch disk  kept for the next boot".to_string(),
             },
             Field::Scratch => match settings.scratch_gib {

@@ -125,7 +125,7 @@ fn details_show_the_snapshot_and_editable_settings() {
     has(&text, "Cache        45% cached here");
     has(&text, "Memory        1024 MiB");
     has(&text, "CPUs          2");
-    has(&text, "Disk changes  discard at power-off");
+    has(&text, "Disk changes  discarded at power-off");
     has(&text, "Full screen   no");
     has(&text, "> [ Boot ]");
     has(&text, "←→ change  Enter boot  Esc back");
@@ -136,7 +136,7 @@ fn details_show_the_snapshot_and_editable_settings() {
     a.on_key(key(KeyCode::Right));
     let text = screen(&a);
     has(&text, "Memory        1280 MiB");
-    has(&text, "> Disk changes  keep for the next boot");
+    has(&text, "> Disk changes  kept for the next boot");
     // Kept changes are shown, and deleting them asks twice.
     a.kept = Some(circular_vm::KeptOverlay {
         path: "/x".into(),
@@ -170,7 +170,7 @@ fn a_cd_shows_its_medium_login_source_and_scratch_disk() {
     has(&text, "Source       bit-identical to https://cdimage.debian.org/live.iso");
     has(&text, &format!("SHA-256 {}", "0f".repeat(32)));
     has(&text, "Scratch size  16 GiB, an empty disk beside the CD");
-    has(&text, "Scratch disk  emptied at power-off");
+    has(&text, "Scratch disk  discarded at power-off");
     has(&text, "> [ Boot ]");
     // Keep it, then make it smaller, then none.
     a.field_sel = 3;
