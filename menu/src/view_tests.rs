@@ -13,7 +13,12 @@ use circular_vm::{Accel, Display};
 
 /// The screen as 25 lines of text.
 fn screen(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(80, 25)).unwrap();
+    screen_of(app, 80)
+}
+
+/// The screen, `width` columns wide and 25 lines high, as text.
+fn screen_of(app: &App, width: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, 25)).unwrap();
     terminal.draw(|f| crate::view::draw(f, app)).unwrap();
     let buf = terminal.backend().buffer();
     let mut out = String::new();
@@ -437,4 +442,23 @@ fn escape_sequences_in_catalog_text_never_reach_the_terminal() {
             "{name} screen holds a control character:\n{text:?}"
         );
     }
+}
+
+#[test]
+fn long_texts_use_the_whole_width_of_a_wide_screen() {
+    let mut a = app();
+    let notes = format!("{}END", "n".repeat(90));
+    for snap in &mut a.catalog.distributions[0].snapshots {
+        snap.notes = notes.clone();
+    }
+    let long_error = format!("{}END", "e".repeat(90));
+    a.set_status(Err(long_error.clone()));
+    a.on_key(key(KeyCode::Enter));
+    a.on_key(key(KeyCode::Enter));
+    let narrow = screen(&a);
+    assert!(!narrow.contains("nEND") && !narrow.contains("eEND"), "80 columns cannot hold them:\n{narrow}");
+    has(&narrow, "nnn…");
+    let wide = screen_of(&a, 140);
+    has(&wide, &format!(" Notes        {notes}"));
+    has(&wide, &long_error);
 }
