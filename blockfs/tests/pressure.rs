@@ -316,3 +316,24 @@ fn a_full_disk_evicts_old_blocks_and_tries_the_write_again() {
     assert_eq!(cache.read_block(&ids[39]).unwrap(), block(39), "the newest is on the disk");
     assert!(dir.join(block_path(&ids[39])).exists());
 }
+
+/// Without `--cache-max` the cap leaves a tenth of the cache's filesystem free, and at
+/// least 512 MiB (docs/FORMAT.md, "Size cap"), for the guests' overlays: on a 64 MiB
+/// disk nothing may be cached at all, and on an 8 GiB one (a tmpfs: nothing is
+/// allocated) a tenth stays free.
+#[test]
+fn the_default_cap_leaves_a_tenth_or_512_mib_free() {
+    if !testkit::need(&["mount", "umount"]) || !root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (size, total) in [("64m", 64u64 << 20), ("8g", 8u64 << 30)] {
+        let dir = tmp.path().join(size);
+        let _fs = SmallFs::mount(&dir, size);
+        let cache = blockfs::cache::Cache::open(&dir.join("cache"), None).unwrap();
+        let stat = nix::sys::statvfs::statvfs(&dir).unwrap();
+        let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+        let reserve = (total / 10).max(512 << 20);
+        assert_eq!(cache.max_bytes(), free.saturating_sub(reserve), "{size}: free {free}");
+    }
+}
