@@ -697,6 +697,9 @@ mod tests {
         cache.keep([id(0), id(1), id(3)].into_iter().collect());
         assert!(matches!(cache.store_block(&id(4), &data), Stored::Skipped(_)), "only kept ones are left to evict");
         assert!(cache.was_skipped(&id(4)) && !cache.was_skipped(&id(3)));
+        // Every skip is remembered, not only the last (a prefetch waits on each of its blocks).
+        assert!(matches!(cache.store_block(&id(6), &data), Stored::Skipped(_)));
+        assert!(cache.was_skipped(&id(4)) && cache.was_skipped(&id(6)), "the first skip was forgotten");
         cache.keep([id(0), id(1)].into_iter().collect());
         cache.read_block(&id(3)); // 3 is now the newest; the kept ones are older and still stay
         assert_eq!(cache.store_block(&id(5), &data), Stored::Written);
