@@ -707,6 +707,26 @@ mod tests {
         assert!(cache.has_block(&id(0)) && cache.has_block(&id(1)));
     }
 
+    /// Writers storing at once never together go over the cap: a write in
+    /// progress counts against it from the moment its room is taken.
+    #[test]
+    fn concurrent_writers_never_overshoot_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(1000)).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..16u32 {
+                let cache = &cache;
+                scope.spawn(move || {
+                    for n in 0..8 {
+                        cache.store_block(&id(1000 + t * 100 + n), &[7u8; 100]);
+                        assert!(cache.total_bytes() <= 1000, "over the cap: {}", cache.total_bytes());
+                    }
+                });
+            }
+        });
+        assert!(cache.total_bytes() <= 1000, "over the cap: {}", cache.total_bytes());
+    }
+
     #[test]
     fn a_cap_below_the_cache_takes_effect_only_when_enforced_and_spares_kept_blocks() {
         let dir = tempfile::tempdir().unwrap();
