@@ -338,3 +338,25 @@ impl ErrorReport {
             .map_err(|e| Error::io(path, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/FORMAT.md's errno table: a local failure keeps its own errno, a bug is EIO.
+    #[test]
+    fn a_local_failure_keeps_its_errno_and_a_bug_is_eio() {
+        let os = |errno| std::io::Error::from_raw_os_error(errno);
+        for errno in [libc::ENOSPC, libc::EACCES, libc::EROFS] {
+            let e = Error::io("/cache/blocks/ab/x", os(errno));
+            assert_eq!((e.errno(), e.kind()), (errno, ErrorKind::Io));
+            let e = Error::Format(circular_format::Error::io("/cache/catalog.json", os(errno)));
+            assert_eq!(e.errno(), errno);
+        }
+        let no_errno = Error::io("/x", std::io::Error::other("no errno"));
+        assert_eq!(no_errno.errno(), libc::EIO);
+        let bug = Error::Internal { what: "reading block 3".into(), detail: "a reader thread panicked".into() };
+        assert_eq!((bug.errno(), bug.kind().as_str()), (libc::EIO, "internal"));
+        assert!(bug.to_string().contains("this is a bug in blockfs"), "{bug}");
+    }
+}

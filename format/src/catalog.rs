@@ -345,6 +345,13 @@ mod tests {
         assert!(!snap.contains_key("login") && !snap.contains_key("source"));
         let parsed = Catalog::parse(&serde_json::to_vec(&old).unwrap()).unwrap();
         assert_eq!(parsed.distributions[0].snapshots[0].media, Media::Disk);
+        // And one written by a newer publisher: fields this client does not know are ignored.
+        let mut newer = old.clone();
+        newer["version"] = serde_json::json!(2);
+        newer["distributions"][0]["mirror_hint"] = serde_json::json!("eu");
+        newer["distributions"][0]["snapshots"][0]["signed_by"] = serde_json::json!({"key": "k2"});
+        let parsed = Catalog::parse(&serde_json::to_vec(&newer).unwrap()).unwrap();
+        assert_eq!(parsed, Catalog::parse(&serde_json::to_vec(&old).unwrap()).unwrap());
 
         let mut s = snapshot("2026-11-29");
         s.media = Media::Cdrom;

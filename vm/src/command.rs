@@ -469,6 +469,13 @@ mod tests {
             s.display = display;
             let line = args(&s, None);
             assert!(line.contains(&format!("-sandbox {SANDBOX}")), "{display:?}: {line}");
+            // The filter itself, spelled out (docs/APPLIANCE.md): a weaker constant must fail here.
+            assert!(
+                line.contains("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"),
+                "{display:?}: {line}"
+            );
+            // Nothing outside can connect into the guest.
+            assert!(!line.contains("hostfwd") && !line.contains("guestfwd"), "{display:?}: {line}");
             assert!(line.contains("-monitor none"), "{display:?}: {line}");
             assert!(!line.contains("mon:"), "{display:?}: {line}");
         }
