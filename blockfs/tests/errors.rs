@@ -195,3 +195,44 @@ fn swapped_url_and_mount_point_say_which_comes_first() {
     assert!(!stderr.contains("create the mount point"), "{stderr}");
     assert_eq!(ErrorReport::read(&error_file).unwrap().kind, ErrorKind::Usage);
 }
+
+/// A report left by an earlier failed mount is removed once a mount starts: the
+/// appliance shows the error file's problem screen while it exists.
+#[test]
+fn the_error_file_is_removed_once_a_mount_starts() {
+    if !testkit::need(&["fusermount3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = TestStore::new(&tmp.path().join("store"));
+    store.add("deb", "2026-11-22", &random_bytes(1000, 1), BS);
+    let public = tmp.path().join("test.pub");
+    circular_format::signing::write_keypair(&store.key, &tmp.path().join("test.key"), &public).unwrap();
+    let mountpoint = tmp.path().join("mnt");
+    std::fs::create_dir(&mountpoint).unwrap();
+    let error_file = tmp.path().join("blockfs.error");
+    std::fs::write(&error_file, "{\"kind\": \"no-network\", \"message\": \"from an earlier boot\"}\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blockfs"))
+        .args(["mount", "--cache"])
+        .arg(tmp.path().join("cache"))
+        .arg("--public")
+        .arg(&public)
+        .arg("--error-file")
+        .arg(&error_file)
+        .arg(format!("file://{}", store.dir.display()))
+        .arg(&mountpoint)
+        .spawn()
+        .unwrap();
+    let status = mountpoint.join("status.json");
+    let start = std::time::Instant::now();
+    // Until the mount is up and the old report gone, or 30 s.
+    while (!status.exists() || error_file.exists()) && start.elapsed() < std::time::Duration::from_secs(30) {
+        assert!(child.try_wait().unwrap().is_none(), "blockfs ended before it mounted");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (mounted, gone) = (status.exists(), !error_file.exists());
+    Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    child.wait().unwrap();
+    assert!(mounted, "the mount did not start in 30 s");
+    assert!(gone, "the old error file is still there 30 s after the mount started");
+}
