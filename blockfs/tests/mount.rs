@@ -59,6 +59,15 @@ fn images_read_back_byte_for_byte() {
     assert_eq!(read_all(&client.image("big/2026-11-22")), big_blocks);
     let sparse_file = client.image("sparse/2026-11-22");
     assert_eq!(fs::metadata(&sparse_file).unwrap().len(), sparse.len() as u64);
+    // docs/FORMAT.md: each `<date>.img` is read-only, exactly image_size bytes, mtime = its date.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = fs::metadata(&sparse_file).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o222, 0, "a snapshot is writable: {:o}", meta.permissions().mode());
+        let midnight = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_305_600); // 2026-11-22T00:00:00Z
+        assert_eq!(meta.modified().unwrap(), midnight, "the mtime is not the snapshot's date");
+        assert!(fs::OpenOptions::new().write(true).open(&sparse_file).is_err(), "opened for writing");
+    }
     // Reads that straddle block edges, at odd offsets, past the end.
     let file = fs::File::open(&sparse_file).unwrap(); // still open at unmount: a lazy unmount
     for (offset, len) in [(0, 10), (65_530, 20), (131_071, 200_000), (2_097_000, 1000), (5_000_000, 10)] {
