@@ -631,6 +631,25 @@ mod tests {
         file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago)).unwrap();
     }
 
+    /// docs/FORMAT.md: the mtime moves the first time a block is used in a
+    /// session, not on every read (one write per block per session on a slow stick).
+    #[test]
+    fn a_blocks_mtime_moves_on_its_first_use_in_a_session_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), Some(300)).unwrap();
+        cache.store_block(&id(0), &[0u8; 100]);
+        drop(cache);
+        let mtime = || std::fs::metadata(dir.path().join(block_path(&id(0)))).unwrap().modified().unwrap();
+        age(dir.path(), 0, 3000);
+        let cache = Cache::open(dir.path(), Some(300)).unwrap();
+        cache.read_block(&id(0)).unwrap();
+        let first = mtime();
+        assert!(first.elapsed().unwrap() < std::time::Duration::from_secs(60), "the first use did not move it");
+        age(dir.path(), 0, 3000);
+        cache.read_block(&id(0)).unwrap();
+        assert!(mtime().elapsed().unwrap() > std::time::Duration::from_secs(2000), "a second use moved it again");
+    }
+
     #[test]
     fn the_lru_order_survives_restarts_and_a_use_is_recorded() {
         let dir = tempfile::tempdir().unwrap();
