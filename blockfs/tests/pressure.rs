@@ -308,7 +308,12 @@ fn a_full_disk_evicts_old_blocks_and_tries_the_write_again() {
         let id = circular_format::hash::Sha1Name::of(&bytes);
         // 10 MiB into 4 MiB: every write that meets a full disk must evict
         // older blocks and succeed on its second try.
+        let (evicted_before, held) = (cache.evicted_blocks(), ids.iter().filter(|id| cache.has_block(id)).count());
         assert_eq!(cache.store_block(&id, &bytes), blockfs::cache::Stored::Written, "block {n}");
+        // One batch is 16 blocks' worth, at least 16 MiB (docs/FORMAT.md), more than this
+        // disk holds: a full disk is emptied of what may go at once, not a block at a time.
+        let evicted = cache.evicted_blocks() - evicted_before;
+        assert!(evicted == 0 || evicted == held as u64, "block {n}: {evicted} of {held} evicted in one batch");
         ids.push(id);
     }
     assert!(cache.evicted_blocks() > 0, "the disk filled, so old blocks went");
