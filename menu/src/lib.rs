@@ -27,6 +27,7 @@ mod term;
 pub mod view;
 #[cfg(test)]
 mod view_tests;
+pub mod wifi;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
