@@ -18,6 +18,7 @@ pub mod cli;
 pub mod desktop;
 pub mod format;
 pub mod host;
+pub mod network;
 pub mod problem;
 pub mod progress;
 pub mod qemu_command;

@@ -57,7 +57,7 @@ impl Security {
             Security::Wpa2 => "WPA2",
             Security::Wpa3 => "WPA3",
             Security::Wpa2Wpa3 => "WPA2/WPA3",
-            Security::Unsupported => "enterprise/WEP (not supported)",
+            Security::Unsupported => "802.1X/WEP: not supported",
         }
     }
 }
