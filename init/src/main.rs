@@ -65,7 +65,7 @@ fn boot() -> String {
         Err(e) => return format!("signal setup: {e}"),
     };
     let raw_cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let (cfg, warnings) = cmdline::parse(&raw_cmdline);
+    let (mut cfg, warnings) = cmdline::parse(&raw_cmdline);
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     say!("Circular appliance starting (Linux {release})");
     info!("command line: {}", raw_cmdline.trim());
@@ -128,6 +128,12 @@ fn boot() -> String {
     log::open_file(&logdir.join("init.log"));
     if let Some(size) = cache::fs_size(&cache.dir) {
         say!("cache: {} MiB{}", size >> 20, if cache.in_ram() { " in RAM" } else { "" });
+    }
+    if let Ok(saved) = std::fs::read_to_string(cache.dir.join(init::protocol::SAVED_NETWORK_SETTINGS)) {
+        info!("network screen's saved settings: {}", saved.trim());
+        for w in cmdline::apply_saved(&mut cfg, &saved) {
+            warn!("{w}");
+        }
     }
 
     // Network (unless told to stay offline). wpa_supplicant first, so that a

@@ -224,6 +224,40 @@ impl NetScreen {
     }
 }
 
+/// The network settings made on this screen, on the cache partition (under the menu's
+/// cache directory): kernel-command-line words (`circular.proxy=… circular.ip=…`) that
+/// PID 1 reads with its command-line parser at the next boot, where the real kernel
+/// command line does not set them.
+pub const SAVED_SETTINGS: &str = "network/settings";
+
+/// The value of `key` (`circular.proxy`, `circular.ip`) in the saved settings.
+pub fn saved_setting(cache_dir: &std::path::Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(cache_dir.join(SAVED_SETTINGS)).ok()?;
+    let prefix = format!("{key}=");
+    text.split_whitespace().find_map(|w| w.strip_prefix(&prefix)).map(str::to_string)
+}
+
+/// Sets (or, with an empty value, removes) `key` in the saved settings.
+pub fn save_setting(cache_dir: &std::path::Path, key: &str, value: &str) -> std::io::Result<()> {
+    if value.chars().any(char::is_whitespace) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "no spaces, please"));
+    }
+    let path = cache_dir.join(SAVED_SETTINGS);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let prefix = format!("{key}=");
+    let mut words: Vec<String> =
+        text.split_whitespace().filter(|w| !w.starts_with(&prefix)).map(str::to_string).collect();
+    if !value.is_empty() {
+        words.push(format!("{prefix}{value}"));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, words.join(" ") + "\n")?;
+    std::fs::rename(&tmp, &path)
+}
+
 const BOLD: Style = Style::new().add_modifier(Modifier::BOLD);
 const REVERSED: Style = Style::new().add_modifier(Modifier::REVERSED);
 
@@ -393,6 +427,21 @@ mod tests {
         typed(&mut s, "10.0.0.5/24,10.0.0.1,10.0.0.1");
         assert_eq!(s.on_key(KeyCode::Enter), NetAction::SetFixedIp("10.0.0.5/24,10.0.0.1,10.0.0.1".into()));
         assert_eq!(s.on_key(KeyCode::Esc), NetAction::Close);
+    }
+
+    #[test]
+    fn settings_are_saved_as_command_line_words_one_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(saved_setting(dir.path(), "circular.proxy"), None);
+        save_setting(dir.path(), "circular.proxy", "http://old:3128").unwrap();
+        save_setting(dir.path(), "circular.ip", "10.0.0.5/24,10.0.0.1,10.0.0.1").unwrap();
+        save_setting(dir.path(), "circular.proxy", "http://squid:3128").unwrap();
+        let text = std::fs::read_to_string(dir.path().join(SAVED_SETTINGS)).unwrap();
+        assert_eq!(text, "circular.ip=10.0.0.5/24,10.0.0.1,10.0.0.1 circular.proxy=http://squid:3128\n");
+        assert_eq!(saved_setting(dir.path(), "circular.proxy").as_deref(), Some("http://squid:3128"));
+        save_setting(dir.path(), "circular.ip", "").unwrap();
+        assert_eq!(saved_setting(dir.path(), "circular.ip"), None);
+        assert!(save_setting(dir.path(), "circular.proxy", "http://a b").is_err());
     }
 
     #[test]

@@ -39,7 +39,15 @@ struct Runner<'a> {
     start: Option<StartJob>,
     /// A VM in its own window while the menu shows the running screen.
     windowed_vm: Option<(Vm, Target)>,
+    /// wpa_supplicant, while the network screen is open.
+    wifi: Option<crate::wifi::Wifi>,
+    /// When the network screen last read the scan results.
+    last_scan: Instant,
 }
+
+/// How often the network screen reads the scan results (wpa_supplicant keeps them fresh
+/// after a `SCAN`; reading is one small datagram).
+const SCAN_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) fn empty_catalog() -> Catalog {
     let now = time::OffsetDateTime::now_utc();
@@ -80,7 +88,7 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
 
 pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) -> Result<MenuExit, MenuError> {
     let mut app = load_app(config);
-    let mut runner = Runner { config, stop, start: None, windowed_vm: None };
+    let mut runner = Runner { config, stop, start: None, windowed_vm: None, wifi: None, last_scan: Instant::now() };
     let mut last_status = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -92,6 +100,7 @@ pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) 
             app.address = host::address();
             last_status = Instant::now();
         }
+        runner.tick_network(&mut app);
         runner.tick_start(&mut app, term)?;
         runner.tick_running(&mut app);
         if app.screen == Screen::Details {
@@ -139,6 +148,7 @@ impl Runner<'_> {
                 app.dist_sel = 0;
                 app.set_status(fresh.status);
             }
+            Action::Network(a) => self.network(app, a),
             Action::ForgetKept(target) => {
                 match vm::remove_kept_overlay(&self.config.cache_dir, &target.distribution, &target.date) {
                     Ok(()) => {
@@ -152,6 +162,90 @@ impl Runner<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Carries out what the network screen asked.
+    fn network(&mut self, app: &mut App, action: crate::network::NetAction) {
+        use crate::network::{save_setting, saved_setting, NetAction};
+        let Screen::Network(s) = &mut app.screen else { return };
+        let cache = &self.config.cache_dir;
+        match action {
+            NetAction::None | NetAction::Close => {}
+            NetAction::Scan => {
+                if s.proxy.is_none() {
+                    s.proxy = saved_setting(cache, "circular.proxy");
+                }
+                if s.fixed_ip.is_none() {
+                    s.fixed_ip = saved_setting(cache, "circular.ip");
+                }
+                if self.wifi.is_none() {
+                    match crate::wifi::Wifi::open(Path::new(crate::wifi::CTRL_DIR)) {
+                        Ok(w) => self.wifi = Some(w),
+                        Err(e) => s.message = Some(e.to_string()),
+                    }
+                }
+                if let Some(w) = &mut self.wifi {
+                    s.adapter = Some(w.iface().to_string());
+                    if let Err(e) = w.scan() {
+                        s.message = Some(e.to_string());
+                    }
+                }
+                self.last_scan = Instant::now() - SCAN_EVERY;
+            }
+            NetAction::Connect { ssid, security, passphrase } => match &mut self.wifi {
+                Some(w) => {
+                    if let Err(e) = w.connect(&ssid, security, &passphrase) {
+                        s.join_failed(e.to_string());
+                    }
+                }
+                None => s.join_failed("no Wi-Fi adapter is ready".into()),
+            },
+            NetAction::SetProxy(v) => {
+                let ok = v.is_empty() || v.starts_with("http://") || v.starts_with("https://");
+                if !ok {
+                    s.message = Some("give the proxy as http://host:port (or nothing for none)".into());
+                } else if let Err(e) = save_setting(cache, "circular.proxy", &v) {
+                    s.message = Some(format!("could not save the proxy: {e}"));
+                } else {
+                    s.proxy = (!v.is_empty()).then_some(v);
+                    s.message = Some(
+                        "Saved on the stick; it applies from the next boot (b on the menu's problem screen reboots)."
+                            .into(),
+                    );
+                }
+            }
+            NetAction::SetFixedIp(v) => match save_setting(cache, "circular.ip", &v) {
+                Ok(()) => {
+                    s.fixed_ip = (!v.is_empty()).then_some(v);
+                    s.message = Some("Saved on the stick; it applies from the next boot (a wrong form is reported then, and DHCP is used).".into());
+                }
+                Err(e) => s.message = Some(format!("could not save the address: {e}")),
+            },
+        }
+    }
+
+    /// While the network screen is open: the scan results and the join's progress.
+    fn tick_network(&mut self, app: &mut App) {
+        let Screen::Network(s) = &mut app.screen else {
+            self.wifi = None;
+            return;
+        };
+        if self.last_scan.elapsed() < SCAN_EVERY {
+            return;
+        }
+        self.last_scan = Instant::now();
+        let Some(w) = &mut self.wifi else { return };
+        match w.networks() {
+            Ok(n) => s.set_networks(n),
+            Err(e) => s.message = Some(e.to_string()),
+        }
+        if let crate::network::NetStep::Joining(ssid) = &s.step {
+            if let Ok(st) = w.status() {
+                if st.joined() && st.ssid.as_deref() == Some(ssid.as_str()) {
+                    s.message = Some(format!("Joined {ssid}; waiting for DHCP (the network line below follows)."));
+                }
+            }
+        }
     }
 
     /// Resolves the image (the "latest" symlink to its date), then opens it in
