@@ -29,6 +29,10 @@ pub struct Config {
     pub display: Display,
     /// `circular.nogrow`: leave the cache partition's size alone.
     pub grow: bool,
+    /// `circular.test.hwsim`, for tests only (no GRUB entry sets it): load
+    /// mac80211_hwsim, two simulated Wi-Fi radios (a virtual device, which no modalias
+    /// would load).
+    pub test_hwsim: bool,
     /// `circular.menu=PATH`: run this program as the menu (tests, development).
     pub menu: Option<String>,
     /// `circular.ca=FILE`: extra CA certificate(s) (PEM) for `https://` stores
@@ -111,6 +115,7 @@ impl Default for Config {
             accel: None,
             display: Display::Auto,
             grow: true,
+            test_hwsim: false,
             menu: None,
             ca: None,
             proxy: None,
@@ -138,6 +143,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             ("circular.offline", None) => c.offline = true,
             ("circular.shell", None) => c.shell = true,
             ("circular.nogrow", None) => c.grow = false,
+            ("circular.test.hwsim", None) => c.test_hwsim = true,
             ("circular.dhcp", Some(v)) => match v.parse() {
                 // 0 s would give no server time to answer: the boot would always start offline.
                 Ok(0) => warnings.push(format!("circular.dhcp={v}: give at least 1 second; keeping the default")),
@@ -283,6 +289,13 @@ mod tests {
         let (c, w) = parse("circular.proxy=squid:3128");
         assert_eq!(c.proxy, None);
         assert!(w[0].contains("http://host:port"), "{w:?}");
+    }
+
+    #[test]
+    fn the_test_radios_are_only_for_tests() {
+        assert!(!parse("circular.server=http://s/ quiet").0.test_hwsim);
+        assert!(parse("circular.test.hwsim").0.test_hwsim);
+        assert!(!parse(include_str!("../../grub/grub.cfg.in")).0.test_hwsim);
     }
 
     #[test]

@@ -101,6 +101,12 @@ fn boot() -> String {
                 }
             }
             let mut loaded = loader.coldplug(Duration::from_secs(12));
+            if cfg.test_hwsim {
+                match loader.load("mac80211_hwsim") {
+                    Ok(new) => loaded.extend(new),
+                    Err(e) => warn!("circular.test.hwsim: {e}"),
+                }
+            }
             if !net::wifi::wireless_links().is_empty() {
                 for m in net::wifi::CRYPTO_MODULES {
                     match loader.load(m) {

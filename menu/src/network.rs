@@ -407,6 +407,9 @@ mod tests {
         let mut s = NetScreen::new(None, Some("http://old:3128".into()), None);
         has(&shown(&s), "No Wi-Fi adapter is ready");
         has(&shown(&s), "HTTP proxy:    http://old:3128");
+        s.message = Some("no Wi-Fi adapter is ready (no wpa_supplicant control socket)".into());
+        has(&shown(&s), "no wpa_supplicant control socket");
+        s.message = None;
         // No networks: the first row is the proxy.
         s.on_key(KeyCode::Enter);
         assert_eq!(s.step, NetStep::Proxy);

@@ -487,6 +487,38 @@ mod tests {
     use super::advice;
 
     #[test]
+    fn the_network_screen_says_when_no_wifi_adapter_is_ready() {
+        use crate::state::tests::{app, key};
+        use crossterm::event::KeyCode;
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::MenuConfig {
+            mountpoint: dir.path().join("m"),
+            cache_dir: dir.path().to_path_buf(),
+            accel: None,
+            display: circular_vm::Display::None,
+            appliance: true,
+            boot_mode: None,
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut runner = super::Runner {
+            config: &config,
+            stop: &stop,
+            start: None,
+            windowed_vm: None,
+            wifi: None,
+            last_scan: std::time::Instant::now(),
+        };
+        let mut a = app();
+        a.appliance = true;
+        let action = a.on_key(key(KeyCode::Char('n')));
+        let crate::state::Action::Network(n) = action else { panic!("{action:?}") };
+        runner.network(&mut a, n);
+        let crate::state::Screen::Network(s) = &a.screen else { panic!() };
+        // (No wpa_supplicant runs here: /run/wpa_supplicant has no socket.)
+        assert!(s.message.as_deref().is_some_and(|m| m.contains("no Wi-Fi adapter")), "{s:?}");
+    }
+
+    #[test]
     fn advice_names_the_usual_causes() {
         assert!(advice("qemu-system-x86_64: failed to initialize kvm: Permission denied").contains("--accel tcg"));
         assert!(advice("cannot set up guest memory 'pc.ram': Cannot allocate memory").contains("lower"));
