@@ -109,15 +109,23 @@ s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 print("%.1f %d %d" % (s["bytes_down"] / 1e6, s["requests"], max(s["connections"] - 1, 0)))
 PY
 }
+# --no-fill: the figures are a boot's bytes and time until the replay's last read;
+# the background fill would fetch the rest of the image in the replay's gaps.
 mount_start() { # extra blockfs flags...
 	rm -rf "$work/cache" "$work/mnt"; mkdir -p "$work/cache" "$work/mnt"
-	"$bin/blockfs" mount --cache "$work/cache" --public "$work/key.pub" "$@" \
+	"$bin/blockfs" mount --no-fill --cache "$work/cache" --public "$work/key.pub" "$@" \
 		"http://127.0.0.1:$PROXY_PORT/store/" "$work/mnt" 2>>"$work/blockfs.log" &
 	BLOCKFS_PID=$!
 	for _ in $(seq 300); do [ -e "$work/mnt/status.json" ] && return; sleep 0.1; done
 	log "blockfs did not mount; see $work/blockfs.log"; exit 1
 }
-mount_stop() { kill "$BLOCKFS_PID"; wait "$BLOCKFS_PID" || true; BLOCKFS_PID=; }
+# mount_stop: prints the MB blockfs fetched on a guess (readahead, prefetch) that
+# nothing read (status.json: wasted_bytes + unread_ahead_bytes), then unmounts.
+mount_stop() {
+	python3 -c 'import json, sys; s = json.load(open(sys.argv[1]))
+print("%.1f" % ((s.get("wasted_bytes", 0) + s.get("unread_ahead_bytes", 0)) / 1e6))' "$work/mnt/status.json" 2>/dev/null || echo "-"
+	kill "$BLOCKFS_PID"; wait "$BLOCKFS_PID" || true; BLOCKFS_PID=
+}
 # boot LABEL --image FILE|--url URL [qemu args...]: seconds to the prompt ("timeout" if none).
 # --url: QEMU reads the image itself over HTTP (its curl driver).
 boot() {
@@ -147,7 +155,7 @@ boot() {
 	kill "$QEMU_PID" 2>/dev/null || true; wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
 	echo "$result"
 }
-row() { printf '%-14s %-12s %9s %10s %9s %6s\n' "$@" | tee -a "$work/results.txt"; }
+row() { printf '%-14s %-12s %9s %10s %9s %6s %7s\n' "$@" | tee -a "$work/results.txt"; }
 
 # --- the recorded reads for replay: one local boot with QEMU's read trace ------
 ranges=$work/ranges.txt
@@ -168,8 +176,14 @@ shapes=("50 50" "10 200")
 {
 	echo "Cold boot to '$prompt' ($kind image, $((image_size >> 20)) MiB; TCG, $SMP vCPU, $MEM MiB)."
 	echo "The boot reads $read_mb MB in $read_count requests. Profile: ${profile:-none}."
+	for shape in "${shapes[@]}"; do
+		set -- $shape
+		read -r blocks mb secs < <(python3 bench/replay.py limit "$ranges" "$www/store" "$1" "$2")
+		echo "Link limit at ${1}ms/${2}Mbit: the $blocks blocks it touches, $mb MB stored, take $secs s (at the rate, plus one RTT)."
+	done
+	echo "unread: MB blockfs fetched on a guess (readahead, prefetch) that nothing read (status.json)."
 } | tee -a "$work/results.txt"
-row "link" "method" "boot s" "MB moved" "requests" "conns"
+row "link" "method" "boot s" "MB moved" "requests" "conns" "unread"
 for shape in "${shapes[@]}"; do
 	set -- $shape
 	rtt=$1 mbit=$2 link="${1}ms/${2}Mbit"
@@ -179,8 +193,8 @@ for shape in "${shapes[@]}"; do
 			proxy_start "$rtt" "$mbit"
 			if [ $method = prefetch ]; then mount_start; else mount_start "${no_prefetch[@]}"; fi
 			t=$(boot "$method" --image "$work/mnt/bench/2026-11-22.img")
-			mount_stop
-			row "$link" "$method" "$t" $(proxy_stop)
+			unread=$(mount_stop)
+			row "$link" "$method" "$t" $(proxy_stop) "$unread"
 			;;
 		qemu-curl)
 			proxy_start "$rtt" "$mbit"
@@ -209,7 +223,7 @@ done
 
 echo | tee -a "$work/results.txt"
 echo "Replay of the boot's $read_count reads ($read_mb MB), one reader in order, empty cache:" | tee -a "$work/results.txt"
-row "link" "method" "replay s" "MB moved" "requests" "conns"
+row "link" "method" "replay s" "MB moved" "requests" "conns" "unread"
 for shape in "${shapes[@]}"; do
 	set -- $shape
 	rtt=$1 mbit=$2 link="${1}ms/${2}Mbit"
@@ -219,8 +233,8 @@ for shape in "${shapes[@]}"; do
 			proxy_start "$rtt" "$mbit"
 			if [ $method = prefetch ]; then mount_start; else mount_start "${no_prefetch[@]}"; fi
 			t=$(python3 bench/replay.py file "$ranges" "$work/mnt/bench/2026-11-22.img")
-			mount_stop
-			row "$link" "$method" "$t" $(proxy_stop)
+			unread=$(mount_stop)
+			row "$link" "$method" "$t" $(proxy_stop) "$unread"
 			;;
 		qemu-curl)
 			proxy_start "$rtt" "$mbit"

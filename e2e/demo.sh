@@ -150,6 +150,10 @@ if [ -t 0 ] && [ -t 1 ] && [ -z "${DEMO_MOUNT_ONLY:-}" ]; then
 	"$bin/circular" --server "$url" --public "$demo/demo.pub" --cache "$demo/cache" --display "$display"
 	exit 0
 fi
+if [ -z "${DEMO_MOUNT_ONLY:-}" ]; then
+	echo "demo: the menu needs a terminal, and this script's input or output is not one (a pipe or a file);"
+	echo "      so it mounts the store and reads from it instead. Run \`make demo\` in a terminal for the menu."
+fi
 
 mnt=$demo/mnt
 mkdir -p "$mnt"

@@ -116,7 +116,7 @@ keys Enter
 wait_for "VM settings"
 wait_for "> [ Boot ]"
 keys Up Right
-wait_for "> Disk changes  keep for the next boot"
+wait_for "> Disk changes  kept for the next boot"
 [ -n "${SCREENSHOT_DIR:-}" ] && tmux -L "$sock" capture-pane -e -N -p -t circular >"$SCREENSHOT_DIR/menu-details.ansi"
 keys Enter
 

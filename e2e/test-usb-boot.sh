@@ -188,7 +188,9 @@ boot() {
 # The menu (crate `menu`, in circular-menu) draws full screen on the serial
 # line at 80x24; `screen:` steps match what a terminal would show. Keys: Enter
 # opens and boots (the details screen starts on "Boot"), Backspace goes back,
-# j moves down.
+# j moves down. Before it powers off, the menu must say the snapshot is fully
+# cached: blockfs's background fill fetches the blocks the boot did not read once
+# the reads are quiet, and boot 2 boots the snapshot offline from them.
 choose_and_boot=(
 	"screen:120:Choose an operating system"
 	"screen:30:> Tiny test guest +latest 2026-11-20"
@@ -207,6 +209,7 @@ choose_and_boot=(
 	"screen:30:snapshots, newest first"
 	"send:\x7f"
 	"screen:30:Choose an operating system"
+	"screen:600:Tiny test guest +latest 2026-11-20 +fully cached, offline ok"
 	"send:j"
 	"screen:30:> Power off"
 	"send:\r"

@@ -48,6 +48,8 @@ pub struct Cache {
     max_bytes: u64,
     state: Mutex<State>,
     evicted: AtomicU64,
+    /// Blocks evicted since the loader last asked ([`Cache::take_evicted`]).
+    evicted_names: Mutex<Vec<Sha1Name>>,
     /// The half of the catalog/signature pair written first, until the other comes.
     pair: Mutex<PendingPair>,
     /// A write already failed for want of space or a writable disk (logged once).
@@ -157,6 +159,7 @@ impl Cache {
             max_bytes,
             state: Mutex::new(state),
             evicted: AtomicU64::new(0),
+            evicted_names: Mutex::new(Vec::new()),
             pair: Mutex::new((None, None)),
             write_trouble: AtomicBool::new(false),
         })
@@ -227,6 +230,16 @@ impl Cache {
     /// Stores a block's bytes, evicting old blocks to stay under the cap. A full
     /// disk evicts more and tries once again; it never fails the caller's read.
     pub fn store_block(&self, id: &Sha1Name, bytes: &[u8]) -> Stored {
+        self.store(id, bytes, true)
+    }
+
+    /// Stores a block's bytes only if they fit under the cap and on the disk as
+    /// they are: nothing is evicted for them (the background fill).
+    pub fn store_block_within_cap(&self, id: &Sha1Name, bytes: &[u8]) -> Stored {
+        self.store(id, bytes, false)
+    }
+
+    fn store(&self, id: &Sha1Name, bytes: &[u8], evict: bool) -> Stored {
         let size = bytes.len() as u64;
         // Room is made and reserved under one lock, so concurrent writers
         // cannot together overshoot the cap.
@@ -236,16 +249,20 @@ impl Cache {
                 return Stored::Written;
             }
             let need = state.excess(size, self.max_bytes);
-            let victims = if need == 0 { Some(Vec::new()) } else { state.victims(need) };
+            let victims = if need == 0 {
+                Some(Vec::new())
+            } else if evict {
+                state.victims(need)
+            } else {
+                None
+            };
             let Some(victims) = victims else {
                 state.note_skipped(*id);
                 return Stored::Skipped(
                     "the cache cap is reached and the rest is in use or kept for offline use".into(),
                 );
             };
-            for v in &victims {
-                state.lru.remove(v);
-            }
+            self.forget(&mut state, &victims);
             state.reserved += size;
             victims
         };
@@ -254,7 +271,7 @@ impl Cache {
         // A lost name after a power cut costs a refetch; the bytes under a
         // name are always whole. One fsync per block, not two, on a slow stick.
         let mut result = self.store.write(&path, bytes, Durability::Contents);
-        if matches!(&result, Err(e) if errno(e) == Some(libc::ENOSPC)) {
+        if evict && matches!(&result, Err(e) if errno(e) == Some(libc::ENOSPC)) {
             // Old blocks make room for new ones, but never the kept or
             // protected ones: if only those are left, this block is not cached.
             if self.evict(size.max(1 << 20) * 16) {
@@ -290,9 +307,7 @@ impl Cache {
             }
             // As many as it takes, or every one that may go.
             let (victims, _) = state.evictable(need);
-            for id in &victims {
-                state.lru.remove(id);
-            }
+            self.forget(&mut state, &victims);
             victims
         };
         self.delete_evicted(&victims);
@@ -332,20 +347,35 @@ impl Cache {
             if victims.is_empty() {
                 return false;
             }
-            for id in &victims {
-                state.lru.remove(id);
-            }
+            self.forget(&mut state, &victims);
             victims
         };
         self.delete_evicted(&victims);
         true
     }
 
+    /// Takes evicted blocks out of the index and records them as evicted, under
+    /// the state lock: whoever then sees a block gone ([`Cache::has_block`]) also
+    /// finds it in [`Cache::take_evicted`]. The files go after the lock is released
+    /// ([`Cache::delete_evicted`]).
+    fn forget(&self, state: &mut State, victims: &[Sha1Name]) {
+        for id in victims {
+            state.lru.remove(id);
+        }
+        self.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
+        self.evicted_names.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(victims);
+    }
+
     fn delete_evicted(&self, victims: &[Sha1Name]) {
         for id in victims {
             let _ = self.store.remove(&block_path(id));
         }
-        self.evicted.fetch_add(victims.len() as u64, Ordering::Relaxed);
+    }
+
+    /// The blocks evicted since the last call, oldest first (the loader counts
+    /// those fetched on a guess and never read as wasted).
+    pub fn take_evicted(&self) -> Vec<Sha1Name> {
+        std::mem::take(&mut *self.evicted_names.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Would storing `incoming` more bytes evict a protected block? (Prefetch
@@ -369,6 +399,12 @@ impl Cache {
         let mut state = self.lock();
         state.kept = ids;
         state.keep_known = true;
+    }
+
+    /// Adds to the blocks kept for offline use ([`Cache::keep`]): a snapshot the
+    /// fill has cached whole boots offline from now on.
+    pub fn keep_also(&self, ids: impl IntoIterator<Item = Sha1Name>) {
+        self.lock().kept.extend(ids);
     }
 
     /// True when the last attempt to store `id` was skipped (cap or disk full).

@@ -29,6 +29,7 @@ use fuser::{
 use libc::{EISDIR, ENOENT, ENOTDIR, EROFS};
 
 use crate::error::{Error, ErrorReport};
+use crate::fill::Filler;
 use crate::loader::Loader;
 use crate::pool::Pool;
 use crate::prefetch::Prefetcher;
@@ -64,14 +65,15 @@ enum Handle {
 
 /// How the filesystem reads.
 pub struct Options {
-    /// Blocks requested ahead of a sequential reader.
-    pub readahead_blocks: usize,
     /// Threads that serve reads (each may wait on the network).
     pub readers: usize,
     /// Prefetch a snapshot's boot profile when its image is opened.
     pub prefetch: bool,
     /// Where to record which blocks readers touch (`--trace`), if anywhere.
     pub trace: Option<Arc<Trace>>,
+    /// Fill the rest of an opened snapshot into the cache once reads are quiet
+    /// ([`crate::fill`]), after this long without reads; `None`: no fill.
+    pub fill_after: Option<std::time::Duration>,
 }
 
 /// The last problem a read or an open met, for `status.json` (`last_error`).
@@ -95,6 +97,7 @@ pub struct BlockFs {
     next_fh: u64,
     options: Options,
     prefetcher: Arc<Prefetcher>,
+    filler: Option<Arc<Filler>>,
     uid: u32,
     gid: u32,
 }
@@ -140,8 +143,10 @@ impl BlockFs {
             pool: Pool::new("read", options.readers)?,
             handles: Arc::new(Mutex::new(HashMap::new())),
             next_fh: 1,
+            filler: options.fill_after.map(|quiet| Arc::new(Filler::new(quiet))),
             options,
             prefetcher: Arc::new(Prefetcher::default()),
+
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
         })
@@ -188,7 +193,17 @@ impl BlockFs {
         let mut status = self.loader.store().status();
         status.memory_hits = self.loader.memory_hits();
         status.in_flight = self.loader.in_flight();
+        let ahead = self.loader.ahead();
+        status.wasted_blocks = ahead.wasted_blocks;
+        status.wasted_bytes = ahead.wasted_bytes;
+        status.unread_ahead_blocks = ahead.unread_blocks;
+        status.unread_ahead_bytes = ahead.unread_bytes;
+        status.readahead_window = ahead.window_blocks;
         status.prefetch = self.prefetcher.status(&self.loader);
+        if let Some(filler) = &self.filler {
+            status.fill = filler.status(&self.loader);
+        }
+        (status.fill_bytes, status.fill_blocks) = self.loader.fill_fetched();
         status.last_error = lock(&self.problems.0).clone();
         if let Some(panic) = self.pool.last_panic() {
             // A bug outranks an ordinary failure: it is what to report.
@@ -282,6 +297,7 @@ impl Filesystem for BlockFs {
                 let handles = self.handles.clone();
                 let loader = self.loader.clone();
                 let prefetcher = self.options.prefetch.then(|| self.prefetcher.clone());
+                let filler = self.filler.clone();
                 let distribution = dist.name.clone();
                 let problems = self.problems.clone();
                 // The index may have to come over the network: not on this thread.
@@ -299,6 +315,9 @@ impl Filesystem for BlockFs {
                                 Ok(p) => prefetcher.start(&loader, &distribution, &snap.date, p.blocks_in(&index)),
                                 Err(e) => log::warn!("{name}: no prefetch: {e}"),
                             }
+                        }
+                        if let Some(filler) = filler {
+                            filler.start(&loader, &distribution, &snap.date, &index);
                         }
                     }
                     Ok(index) => {
@@ -346,7 +365,6 @@ impl Filesystem for BlockFs {
             }
             Handle::Image { .. } => {
                 let loader = self.loader.clone();
-                let readahead = self.options.readahead_blocks;
                 let trace = self.options.trace.clone();
                 let problems = self.problems.clone();
                 self.pool.execute(move || {
@@ -358,8 +376,7 @@ impl Filesystem for BlockFs {
                     }
                     let previous = last_end.swap(offset + u64::from(size), Ordering::Relaxed);
                     let sequential = previous != u64::MAX && offset.abs_diff(previous) <= 2 * u64::from(MAX_READ);
-                    let ahead = if sequential { readahead } else { 0 };
-                    match read_image(&loader, index, offset, size as usize, ahead) {
+                    match read_image(&loader, index, offset, size as usize, sequential) {
                         Ok(data) => reply.data(data.as_slice()),
                         Err(e) => {
                             log::error!("read at {offset}: {e}");

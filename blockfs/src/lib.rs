@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod fill;
 pub mod freshness;
 pub mod fs;
 pub mod loader;

@@ -72,12 +72,18 @@ struct MountArgs {
     /// Fetches in flight at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     fetchers: usize,
-    /// Blocks read ahead of a sequential reader.
+    /// The most blocks read ahead of a sequential reader: the window starts at
+    /// one block and doubles while what it fetched is read.
     #[arg(long, value_name = "BLOCKS", default_value_t = 32)]
     readahead: usize,
     /// Do not prefetch a snapshot's boot profile when its image is opened.
     #[arg(long)]
     no_prefetch: bool,
+    /// Do not fill the rest of an opened snapshot into the cache once reads are
+    /// quiet (then a boot caches only the blocks it read, and the snapshot may
+    /// not boot offline).
+    #[arg(long)]
+    no_fill: bool,
     /// On unmount, write the blocks readers touched, per index, in first-touch order (JSON).
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
@@ -151,6 +157,7 @@ fn mount(args: MountArgs, error_file: Option<&Path>) -> Result<(), ErrorReport> 
     config.fetchers = args.fetchers.max(1);
     config.readahead_blocks = args.readahead;
     config.prefetch = !args.no_prefetch;
+    config.fill = !args.no_fill;
     let trace = args.trace.as_ref().map(|_| Arc::new(blockfs::trace::Trace::new()));
     config.trace = trace.clone();
 
@@ -248,6 +255,24 @@ fn status(mountpoint: &Path, json: bool) -> Result<(), String> {
             p.done_blocks,
             p.total_blocks,
             p.stopped.as_ref().map(|s| format!(" (stopped: {s})")).unwrap_or_default()
+        );
+    }
+    for f in &status.fill {
+        println!(
+            "fill:      {}/{} {} of {} blocks cached, {}{}",
+            f.distribution,
+            f.date,
+            f.done_blocks,
+            f.total_blocks,
+            f.state,
+            f.stopped.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
+        );
+    }
+    if status.fill_blocks > 0 {
+        println!(
+            "           the fill fetched {} blocks, {} (not read by a guest)",
+            status.fill_blocks,
+            format_size(status.fill_bytes)
         );
     }
     Ok(())

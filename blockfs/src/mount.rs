@@ -30,10 +30,13 @@ pub struct MountConfig {
     pub prefetch: bool,
     /// Record the blocks readers touch (for `image-build profile`).
     pub trace: Option<Arc<Trace>>,
+    /// Fill the rest of each opened snapshot into the cache in the background
+    /// ([`crate::fill`]), so that a snapshot booted once boots offline.
+    pub fill: bool,
 }
 
 impl MountConfig {
-    /// The defaults (16 fetchers, 32 blocks of readahead, prefetch on) for `sources` (base
+    /// The defaults (16 fetchers, 32 blocks of readahead, prefetch and fill on) for `sources` (base
     /// URLs, in failover order), the publisher's `public_keys` and the cache at `cache_dir`.
     pub fn new(sources: Vec<String>, public_keys: Vec<VerifyingKey>, cache_dir: PathBuf) -> Self {
         MountConfig {
@@ -43,6 +46,7 @@ impl MountConfig {
             memory_cache: 64 << 20,
             prefetch: true,
             trace: None,
+            fill: true,
         }
     }
 }
@@ -92,15 +96,15 @@ impl Mounted {
         let fetchers = config.fetchers;
         let memory = config.memory_cache;
         let options = Options {
-            readahead_blocks: config.readahead_blocks,
             readers: READERS,
             prefetch: config.prefetch,
             trace: config.trace.clone(),
+            fill_after: config.fill.then_some(crate::fill::QUIET),
         };
         let offline = config.store.offline || config.store.sources.is_empty();
         let store = Arc::new(VerifiedStore::open(config.store)?);
         keep_offline_copies(&store, offline);
-        let loader = Arc::new(Loader::new(store.clone(), fetchers, memory)?);
+        let loader = Arc::new(Loader::new(store.clone(), fetchers, memory, config.readahead_blocks)?);
         let fs = BlockFs::new(loader.clone(), options).map_err(|e| Error::io("reader threads", e))?;
         let mount_options = [
             MountOption::RO,

@@ -83,6 +83,9 @@ impl Prefetcher {
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 
 fn run(loader: &Loader, job: &Job) {
+    // Readahead stays quiet until the profile's blocks are in: the profile says
+    // what the boot reads, and a guess would only queue in front of it.
+    let _feeding = loader.prefetching();
     let cache = loader.store().cache();
     // Requested but not yet settled (cached, or refused by the cache): they
     // count against the cap already, at their upper bound.
@@ -124,5 +127,13 @@ fn run(loader: &Loader, job: &Job) {
         }
         loader.request(id, *len, Priority::Prefetch);
         pending.push((*id, *len, Instant::now()));
+    }
+    // Every block is asked for; the prefetch feeds the guest until they land.
+    while !job.cancel.load(Ordering::Relaxed) {
+        pending.retain(|(p, _, at)| !loader.is_local(p) && !cache.was_skipped(p) && at.elapsed() < SETTLE_LIMIT);
+        if pending.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

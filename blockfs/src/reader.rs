@@ -37,7 +37,9 @@ impl ReadOut {
 
 /// Reads `size` bytes at `offset` of the image `index` describes: asks for
 /// every block the range touches at once (so they are fetched in parallel),
-/// then for `ahead` blocks after it, and assembles the answer. A read past the
+/// then for the blocks after it that the loader's readahead window gives
+/// (`sequential`: the read continues the reader's previous one; see
+/// [`Loader::readahead`]), and assembles the answer. A read past the
 /// end is short (empty at or after the end), as for any file.
 ///
 /// # Errors
@@ -48,7 +50,7 @@ pub fn read_image(
     index: &Index,
     offset: u64,
     size: usize,
-    ahead: usize,
+    sequential: bool,
 ) -> Result<ReadOut, Arc<Error>> {
     if offset >= index.image_size || size == 0 {
         return Ok(ReadOut::Owned(Vec::new()));
@@ -63,6 +65,7 @@ pub fn read_image(
             loader.request(&id, index.block_len(n), Priority::Demand);
         }
     }
+    let ahead = loader.readahead(sequential, entry(first).as_ref());
     let ahead_end = (last + 1).saturating_add(ahead).min(index.blocks.len());
     for n in last + 1..ahead_end {
         if let Some(id) = entry(n) {
@@ -157,6 +160,17 @@ pub(crate) mod tests {
     /// with `memory` bytes of memory cache. The indexes are published as given
     /// (a test may hand-craft one the publisher would not write).
     pub(crate) fn loader(dir: &Path, indexes: &[Index], memory: u64) -> Loader {
+        loader_with(dir, indexes, memory, 2, None)
+    }
+
+    /// [`loader`] with readahead's largest window and the disk cache's cap (`None`: the default).
+    pub(crate) fn loader_with(
+        dir: &Path,
+        indexes: &[Index],
+        memory: u64,
+        readahead: usize,
+        cache_max: Option<u64>,
+    ) -> Loader {
         let store = dir.join("store");
         let now = OffsetDateTime::now_utc();
         let mut catalog = Catalog::new(now, now + time::Duration::days(7));
@@ -185,12 +199,13 @@ pub(crate) mod tests {
         let mut config =
             StoreConfig::new(vec![format!("file://{}", store.display())], vec![key.verifying_key()], dir.join("cache"));
         config.deadline = std::time::Duration::from_secs(5);
+        config.cache_max = cache_max;
         let store = Arc::new(VerifiedStore::open(config).unwrap());
-        Loader::new(store, 4, memory).unwrap()
+        Loader::new(store, 4, memory, readahead).unwrap()
     }
 
     fn read(loader: &Loader, index: &Index, offset: u64, size: usize) -> Result<Vec<u8>, Arc<Error>> {
-        read_image(loader, index, offset, size, 2).map(|out| out.as_slice().to_vec())
+        read_image(loader, index, offset, size, true).map(|out| out.as_slice().to_vec())
     }
 
     #[test]

@@ -58,6 +58,25 @@ pub struct Status {
     pub corrupt_blocks: u64,
     /// Blocks the cache cap evicted (least recently used first).
     pub evicted_blocks: u64,
+    /// Compressed bytes fetched on a guess (readahead or the boot profile's
+    /// prefetch) that no reader read before the cache evicted them: bytes the
+    /// link carried for nothing. Blocks still unread at unmount count too (in
+    /// the log line blockfs writes then).
+    #[serde(default)]
+    pub wasted_bytes: u64,
+    /// See `wasted_bytes`: those blocks.
+    #[serde(default)]
+    pub wasted_blocks: u64,
+    /// Compressed bytes fetched on a guess and not read yet (wasted if never read).
+    #[serde(default)]
+    pub unread_ahead_bytes: u64,
+    /// See `unread_ahead_bytes`: those blocks.
+    #[serde(default)]
+    pub unread_ahead_blocks: u64,
+    /// Blocks readahead asks for after a sequential read now (it grows on
+    /// hits up to `blockfs mount --readahead`, and shrinks when guesses go unread).
+    #[serde(default)]
+    pub readahead_window: u64,
     /// Bytes the cache holds, and its cap.
     pub cache_bytes: u64,
     /// See `cache_bytes`: the cap, in bytes.
@@ -66,6 +85,18 @@ pub struct Status {
     pub snapshots: Vec<SnapshotStatus>,
     /// The profile prefetch under way, if any.
     pub prefetch: Option<PrefetchStatus>,
+    /// The background fill of each snapshot opened since the mount started
+    /// (blockfs fills the rest of an opened snapshot into the cache once the
+    /// reads have gone quiet, so that it boots offline; see `blockfs::fill`).
+    #[serde(default)]
+    pub fill: Vec<FillStatus>,
+    /// Compressed bytes the fill fetched from sources: part of `fetched_bytes`,
+    /// not read by any guest (benches take them out of a boot's bytes).
+    #[serde(default)]
+    pub fill_bytes: u64,
+    /// See `fill_bytes`: those blocks.
+    #[serde(default)]
+    pub fill_blocks: u64,
     /// The last problem a read or an open of an image met (kind and message),
     /// or the last bug caught; `None` while every read worked. Programs decide
     /// on `kind` (see [`crate::ErrorKind`]), people read `message`.
@@ -97,6 +128,24 @@ pub struct SnapshotStatus {
     pub total_blocks: u64,
     /// See `total_blocks`: how many of them are in the cache.
     pub cached_blocks: u64,
+}
+
+/// The background fill of one opened snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FillStatus {
+    /// The distribution.
+    pub distribution: String,
+    /// Its snapshot's date (`YYYY-MM-DD`).
+    pub date: String,
+    /// `waiting` (for its turn, or for the reads to go quiet), `filling`,
+    /// `done` (every block cached) or `stopped` (see `stopped`).
+    pub state: String,
+    /// The snapshot's distinct stored blocks in the cache now.
+    pub done_blocks: u64,
+    /// See `done_blocks`: all of them.
+    pub total_blocks: u64,
+    /// Why the fill stopped (a full cache, a failed fetch), if it did.
+    pub stopped: Option<String>,
 }
 
 /// The boot-profile prefetch of one snapshot.

@@ -333,6 +333,14 @@ impl VerifiedStore {
         }
     }
 
+    /// Keeps a block file the fill fetched, only if it fits under the cap
+    /// without evicting anything ([`crate::cache::Cache::store_block_within_cap`]).
+    pub fn keep_within_cap(&self, id: &Sha1Name, file: &[u8]) {
+        if let Stored::Skipped(why) = self.cache.store_block_within_cap(id, file) {
+            log::debug!("filled block {id} not cached: {why}");
+        }
+    }
+
     /// Live figures; the caller adds what only it knows (memory hits, in flight).
     pub fn status(&self) -> Status {
         let c = &self.counters;

@@ -114,6 +114,11 @@ mod tests {
             assert!(file.len() > len, "{len}: the data compressed, so it proves nothing");
             assert!((file.len() as u64) <= max_file_len(len), "{len}: {} bytes", file.len());
         }
+        // The bound itself, spelled out (docs/FORMAT.md): a looser one would let
+        // a server send more than any block file can be.
+        for (len, bound) in [(1, 1025), (4096, 5152), (262_144, 265_216)] {
+            assert_eq!(max_file_len(len), bound, "{len}");
+        }
     }
 
     #[test]

@@ -315,12 +315,18 @@ mod tests {
 
     #[test]
     fn bad_names_dates_and_order_are_refused() {
-        assert!(check_name("bookworm").is_ok());
+        for good in ["bookworm", "debian-12", "9front", "ubuntu_24.04"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
         for bad in ["", "../x", "Bookworm", ".hidden", "a/b", "status.json"] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
         assert!(check_date("2026-02-30").is_err());
         assert!(check_date("2026-1-1").is_err());
+        check_date("2026-11-22").unwrap();
+        for bad in ["+2026-11-22", "02026-11-22", "2026-11-22 ", " 2026-11-22", "2026-011-22"] {
+            assert!(check_date(bad).is_err(), "{bad:?}");
+        }
         let mut c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
         c.add_snapshot("bookworm", None, snapshot("2026-11-22"));
         c.distributions[0].snapshots.push(snapshot("2026-11-29"));
@@ -351,5 +357,33 @@ mod tests {
         // A medium this client does not know is refused, not read as a disk.
         let bad = text.replace("\"media\": \"cdrom\"", "\"media\": \"floppy\"");
         assert!(Catalog::parse(bad.as_bytes()).is_err());
+    }
+    #[test]
+    fn times_media_and_arch_read_as_the_catalog_writes_them() {
+        assert_eq!(rfc3339(datetime!(2026-11-29 23:30 UTC)), "2026-11-29T23:30:00Z");
+        for media in [Media::Disk, Media::Cdrom] {
+            assert_eq!(serde_json::to_string(&media).unwrap(), format!("\"{}\"", media.as_str()));
+        }
+        assert_eq!((Media::Disk.as_str(), Media::Cdrom.as_str()), ("disk", "cdrom"));
+        // A distribution added without an arch, or read from a catalog that names none, is x86_64.
+        let mut c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        c.add_snapshot("bookworm", None, snapshot("2026-11-22"));
+        assert_eq!(c.distributions[0].arch, "x86_64");
+        let text = String::from_utf8(c.to_bytes()).unwrap().replace("\"arch\": \"x86_64\",", "");
+        assert!(!text.contains("arch"), "the test's catalog still names its arch: {text}");
+        assert_eq!(Catalog::parse(text.as_bytes()).unwrap().distributions[0].arch, "x86_64");
+    }
+
+    #[test]
+    fn every_snapshot_is_listed_and_latest_is_the_newest() {
+        let mut c = Catalog::new(datetime!(2026-11-22 0:00 UTC), datetime!(2026-12-22 0:00 UTC));
+        c.add_snapshot("bookworm", None, snapshot("2026-11-15"));
+        c.add_snapshot("bookworm", None, snapshot("2026-11-22"));
+        c.add_snapshot("trixie", None, snapshot("2026-11-08"));
+        let all: Vec<_> = c.snapshots().map(|(d, s)| (d.name.as_str(), s.date.as_str())).collect();
+        assert_eq!(all, [("bookworm", "2026-11-22"), ("bookworm", "2026-11-15"), ("trixie", "2026-11-08")]);
+        assert_eq!(c.distribution("bookworm").unwrap().latest().unwrap().date, "2026-11-22");
+        let empty = Distribution { name: "x".into(), title: "x".into(), arch: default_arch(), snapshots: vec![] };
+        assert!(empty.latest().is_none());
     }
 }

@@ -131,5 +131,11 @@ mod tests {
         assert!(Index::parse(other.as_bytes(), "idx").is_err());
         let other = text.replace("262144", "1000");
         assert!(Index::parse(other.as_bytes(), "idx").is_err());
+        // Either one unsupported is enough to refuse.
+        for (from, to) in [("\"sha1\"", "\"sha256\""), ("\"zstd\"", "\"gzip\"")] {
+            assert!(text.contains(from), "the index names {from}: {text}");
+            let err = Index::parse(text.replace(from, to).as_bytes(), "idx").unwrap_err();
+            assert!(err.to_string().contains("is not supported"), "{err}");
+        }
     }
 }

@@ -236,6 +236,11 @@ mod tests {
         let now = datetime!(2026-11-22 0:00 UTC);
         let soon = Catalog::new(now + time::Duration::minutes(30), datetime!(2026-12-22 0:00 UTC));
         check_not_future(&soon, now).unwrap();
+        let at_the_limit = Catalog::new(now + MAX_FUTURE_SKEW, datetime!(2026-12-22 0:00 UTC));
+        check_not_future(&at_the_limit, now).unwrap();
+        let just_past =
+            Catalog::new(now + MAX_FUTURE_SKEW + time::Duration::seconds(1), datetime!(2026-12-22 0:00 UTC));
+        assert!(check_not_future(&just_past, now).is_err());
         let far = Catalog::new(datetime!(2099-01-01 0:00 UTC), datetime!(2099-12-31 0:00 UTC));
         let err = check_not_future(&far, now).unwrap_err();
         assert!(err.to_string().contains("future"), "{err}");
@@ -257,7 +262,11 @@ mod tests {
         let (secret, public) = (dir.path().join("k"), dir.path().join("k.pub"));
         let key = generate();
         write_keypair(&key, &secret, &public).unwrap();
-        assert!(write_keypair(&key, &secret, &public).is_err(), "must not overwrite");
+        let err = write_keypair(&key, &secret, &public).unwrap_err().to_string();
+        assert!(err.contains("already exists; refusing to overwrite a secret key"), "{err}");
+        let missing = dir.path().join("missing.pub");
+        let err = read_public(&missing).unwrap_err().to_string();
+        assert!(err.contains("no such file; it should hold"), "{err}");
         assert_eq!(read_secret(&secret).unwrap().to_bytes(), key.to_bytes());
         let second = generate();
         let mut text = std::fs::read_to_string(&public).unwrap();

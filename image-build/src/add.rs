@@ -96,6 +96,19 @@ fn detect_media(image: &Path) -> Result<Media> {
     Ok(if is_iso9660(&head) { Media::Cdrom } else { Media::Disk })
 }
 
+/// The image to publish can be opened and is not a directory.
+fn check_readable_image(image: &Path) -> Result<()> {
+    let file = File::open(image).map_err(|e| BuildError::io(image, e))?;
+    let meta = file.metadata().map_err(|e| BuildError::io(image, e))?;
+    if meta.is_dir() {
+        return Err(BuildError::Usage(format!(
+            "{} is a directory: give the disk image or ISO file to publish",
+            image.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The publisher's `--source-sha256`, lowercased, when it is 64 hex digits.
 fn parse_sha256(hex: &str) -> Result<String> {
     let hex = hex.trim().to_ascii_lowercase();
@@ -160,9 +173,14 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
             "--source-url needs --source-sha256: a recorded source is one whose bytes were checked".into(),
         ));
     }
+    if !(1..=19).contains(&opts.level) {
+        return Err(BuildError::Usage(format!("--level {} is not a zstd level from 1 to 19", opts.level)));
+    }
     let key = signing::read_secret(&opts.key)?;
     let login = login_hint(opts)?;
-    // Checked before the store is opened: a wrong file leaves the store as it was.
+    // Checked before the store is opened: a wrong file leaves the store as it
+    // was, and a store that did not exist is not made.
+    check_readable_image(&opts.image)?;
     let source = match &opts.source_sha256 {
         Some(want) => {
             let want = parse_sha256(want)?;
@@ -190,9 +208,6 @@ pub fn add(opts: &AddOptions) -> Result<AddReport> {
         None => detect_media(&raw.path)?,
     };
     let started = Instant::now();
-    if !(1..=19).contains(&opts.level) {
-        return Err(BuildError::Usage(format!("--level {} is not a zstd level from 1 to 19", opts.level)));
-    }
     let (mut report, index) = cut_into_blocks(&store, &raw.path, block_size, opts.level)?;
     let index_bytes = index.to_bytes();
     let index_id = Sha1Name::of_published(&index_bytes).map_err(|e| BuildError::Usage(format!("index: {e}")))?;

@@ -286,3 +286,24 @@ fn add_refuses_zero_memory_or_cpus_and_leaves_no_store() {
         assert!(!dir.path().join("st").exists(), "{flag} {value} made a store");
     }
 }
+
+/// A wrong image path (a typo, a directory) or a bad `--level` is said before
+/// anything is written: no empty store is left behind.
+#[test]
+fn add_of_a_missing_image_or_a_directory_leaves_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("images")).unwrap();
+    fs::write(dir.path().join("disk.img"), vec![1u8; 4096]).unwrap();
+    image_build(dir.path()).args(["keygen", "--secret", "k", "--public", "k.pub"]).run();
+    let add = |image: &str, extra: &[&str], says: &str| {
+        image_build(dir.path())
+            .args(["add", "--store", "st", "--distro", "d", "--date", "2026-11-30", "--key", "k"])
+            .args(extra)
+            .arg(image)
+            .fails_with(says);
+        assert!(!dir.path().join("st").exists(), "add {image} {extra:?} made a store");
+    };
+    add("no-such.img", &[], "no-such.img: No such file");
+    add("images", &[], "is a directory");
+    add("disk.img", &["--level", "20"], "--level 20");
+}

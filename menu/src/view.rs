@@ -45,8 +45,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Problem(p) => problem(frame, body, app, p),
         Screen::Network(s) => crate::network::draw(frame, body, s),
     }
-    frame.render_widget(Paragraph::new(network_line(app)), net);
-    frame.render_widget(Paragraph::new(cache_line(app)), cache);
+    frame.render_widget(Paragraph::new(network_line(app, net.width)), net);
+    frame.render_widget(Paragraph::new(cache_line(app, cache.width)), cache);
     frame.render_widget(Paragraph::new(Line::styled(key_help(app), DIM)), keys);
     drop_control_characters(frame.buffer_mut());
 }
@@ -247,6 +247,8 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let settings = app.settings_for(&t.distribution, &t.date);
+    // What is left of a line after its 14-column label (" Log in       ").
+    let room = usize::from(inner.width).saturating_sub(14).max(20);
     let firmware = match s.boot.firmware {
         Firmware::Bios => "BIOS",
         Firmware::Uefi => "UEFI",
@@ -260,19 +262,19 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
     lines.push(Line::from(vec![Span::raw(" Cache        "), Span::styled(words, style)]));
     lines.push(Line::raw(format!(" Medium       {}", medium(s))));
     if let Some(login) = &s.login {
-        lines.push(Line::raw(format!(" Log in       {}", format::truncate(login, 62))));
+        lines.push(Line::raw(format!(" Log in       {}", format::truncate(login, room))));
     }
     if let Some(source) = &s.source {
         let what = match &source.url {
             Some(url) => format!("bit-identical to {url}"),
             None => "bit-identical to the distribution's file".to_string(),
         };
-        lines.push(Line::raw(format!(" Source       {}", format::truncate(&what, 62))));
+        lines.push(Line::raw(format!(" Source       {}", format::truncate(&what, room))));
         // The whole hash, to compare with the distribution's SHA256SUMS: it fits 80 columns from here.
         lines.push(Line::raw(format!("  SHA-256 {}", source.sha256)));
     }
     if !s.notes.is_empty() {
-        lines.push(Line::raw(format!(" Notes        {}", format::truncate(&s.notes, 62))));
+        lines.push(Line::raw(format!(" Notes        {}", format::truncate(&s.notes, room))));
     }
     match &app.kept {
         Some(_) if app.forget_armed => {
@@ -290,10 +292,10 @@ fn details(frame: &mut Frame, area: Rect, app: &App) {
             Field::Memory => format!("Memory        {} MiB", settings.memory_mib),
             Field::Cpus => format!("CPUs          {}", settings.cpus),
             Field::Changes => match (s.media, settings.changes) {
-                (Media::Disk, DiskChanges::Discard) => "Disk changes  discard at power-off".to_string(),
-                (Media::Disk, DiskChanges::Keep) => "Disk changes  keep for the next boot".to_string(),
+                (Media::Disk, DiskChanges::Discard) => "Disk changes  discarded at power-off".to_string(),
+                (Media::Disk, DiskChanges::Keep) => "Disk changes  kept for the next boot".to_string(),
                 (Media::Cdrom, _) if settings.scratch_gib == 0 => "Scratch disk  none: nothing is kept".to_string(),
-                (Media::Cdrom, DiskChanges::Discard) => "Scratch disk  emptied at power-off".to_string(),
+                (Media::Cdrom, DiskChanges::Discard) => "Scratch disk  discarded at power-off".to_string(),
                 (Media::Cdrom, DiskChanges::Keep) => "Scratch disk  kept for the next boot".to_string(),
             },
             Field::Scratch => match settings.scratch_gib {
@@ -440,12 +442,13 @@ fn problem(frame: &mut Frame, area: Rect, app: &App, p: &Problem) {
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
 }
 
-/// "Network: online via eth0 10.0.2.15 · http://… reachable".
-pub fn network_line(app: &App) -> Line<'static> {
+/// "Network: online via eth0 10.0.2.15 · http://… reachable", cut to `width` columns.
+pub fn network_line(app: &App, width: u16) -> Line<'static> {
+    let width = usize::from(width);
     let address = app.address.clone().unwrap_or_else(|| "no address".to_string());
     let status = match &app.status {
         Ok(s) => s,
-        Err(e) => return Line::styled(format::truncate(&format!(" Network: {address} · blockfs: {e}"), 80), BAD),
+        Err(e) => return Line::styled(format::truncate(&format!(" Network: {address} · blockfs: {e}"), width), BAD),
     };
     let (server, style) = if status.offline_mode {
         ("offline mode: the server is not asked".to_string(), WARN)
@@ -462,12 +465,12 @@ pub fn network_line(app: &App) -> Line<'static> {
     };
     let from_cache = if status.catalog_from_cache { " · catalog from the cache" } else { "" };
     let head = format!(" Network: {address} · ");
-    let room = 80usize.saturating_sub(head.chars().count()).max(20);
+    let room = width.saturating_sub(head.chars().count()).max(20);
     Line::from(vec![Span::raw(head), Span::styled(format::truncate(&format!("{server}{from_cache}"), room), style)])
 }
 
-/// "Cache: 300 MiB of 3.0 GiB (9%) · fetched 120 MiB · 1234 hits".
-pub fn cache_line(app: &App) -> Line<'static> {
+/// "Cache: 300 MiB of 3.0 GiB (9%) · fetched 120 MiB · 1234 hits", cut to `width` columns.
+pub fn cache_line(app: &App, width: u16) -> Line<'static> {
     let Some(s) = app.status() else {
         return Line::raw("");
     };
@@ -489,7 +492,7 @@ pub fn cache_line(app: &App) -> Line<'static> {
     if s.in_flight > 0 {
         text.push_str(&format!(" · {} in flight", s.in_flight));
     }
-    Line::raw(format::truncate(&text, 80))
+    Line::raw(format::truncate(&text, usize::from(width)))
 }
 
 fn key_help(app: &App) -> String {

@@ -13,7 +13,12 @@ use circular_vm::{Accel, Display};
 
 /// The screen as 25 lines of text.
 fn screen(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(80, 25)).unwrap();
+    screen_of(app, 80)
+}
+
+/// The screen, `width` columns wide and 25 lines high, as text.
+fn screen_of(app: &App, width: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, 25)).unwrap();
     terminal.draw(|f| crate::view::draw(f, app)).unwrap();
     let buf = terminal.backend().buffer();
     let mut out = String::new();
@@ -125,7 +130,7 @@ fn details_show_the_snapshot_and_editable_settings() {
     has(&text, "Cache        45% cached here");
     has(&text, "Memory        1024 MiB");
     has(&text, "CPUs          2");
-    has(&text, "Disk changes  discard at power-off");
+    has(&text, "Disk changes  discarded at power-off");
     has(&text, "Full screen   no");
     has(&text, "> [ Boot ]");
     has(&text, "←→ change  Enter boot  Esc back");
@@ -136,7 +141,7 @@ fn details_show_the_snapshot_and_editable_settings() {
     a.on_key(key(KeyCode::Right));
     let text = screen(&a);
     has(&text, "Memory        1280 MiB");
-    has(&text, "> Disk changes  keep for the next boot");
+    has(&text, "> Disk changes  kept for the next boot");
     // Kept changes are shown, and deleting them asks twice.
     a.kept = Some(circular_vm::KeptOverlay {
         path: "/x".into(),
@@ -170,7 +175,7 @@ fn a_cd_shows_its_medium_login_source_and_scratch_disk() {
     has(&text, "Source       bit-identical to https://cdimage.debian.org/live.iso");
     has(&text, &format!("SHA-256 {}", "0f".repeat(32)));
     has(&text, "Scratch size  16 GiB, an empty disk beside the CD");
-    has(&text, "Scratch disk  emptied at power-off");
+    has(&text, "Scratch disk  discarded at power-off");
     has(&text, "> [ Boot ]");
     // Keep it, then make it smaller, then none.
     a.field_sel = 3;
@@ -437,4 +442,23 @@ fn escape_sequences_in_catalog_text_never_reach_the_terminal() {
             "{name} screen holds a control character:\n{text:?}"
         );
     }
+}
+
+#[test]
+fn long_texts_use_the_whole_width_of_a_wide_screen() {
+    let mut a = app();
+    let notes = format!("{}END", "n".repeat(90));
+    for snap in &mut a.catalog.distributions[0].snapshots {
+        snap.notes = notes.clone();
+    }
+    let long_error = format!("{}END", "e".repeat(90));
+    a.set_status(Err(long_error.clone()));
+    a.on_key(key(KeyCode::Enter));
+    a.on_key(key(KeyCode::Enter));
+    let narrow = screen(&a);
+    assert!(!narrow.contains("nEND") && !narrow.contains("eEND"), "80 columns cannot hold them:\n{narrow}");
+    has(&narrow, "nnn…");
+    let wide = screen_of(&a, 140);
+    has(&wide, &format!(" Notes        {notes}"));
+    has(&wide, &long_error);
 }

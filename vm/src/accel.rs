@@ -62,6 +62,17 @@ pub fn detect_accel() -> AccelCheck {
 /// /proc/cpuinfo; `dev` is normally /dev/kvm. The reason is a sentence a person
 /// can act on (enable VT-x, load the module, join the kvm group).
 pub fn kvm_problem(cpuinfo: &str, dev: &Path) -> Option<String> {
+    if !cpu_has_virtualization(cpuinfo) && cpu_has_flag(cpuinfo, "hypervisor") {
+        // The CPU says it is virtual (the "hypervisor" flag): no firmware setting
+        // of this machine helps; the host must pass VT-x/AMD-V through.
+        return Some(
+            "this machine is itself a virtual machine, and its host gives it no hardware \
+             virtualization (VT-x/AMD-V): enable nested virtualization on the host (for a \
+             Linux host: the kvm_intel or kvm_amd module's nested=1, and a CPU model that \
+             passes vmx or svm through)"
+                .to_string(),
+        );
+    }
     if !cpu_has_virtualization(cpuinfo) {
         return Some(
             "the CPU reports no hardware virtualization (VT-x/AMD-V): enable it in the \
@@ -95,11 +106,16 @@ pub fn kvm_problem(cpuinfo: &str, dev: &Path) -> Option<String> {
 
 /// True when a `flags` line of /proc/cpuinfo lists vmx (Intel) or svm (AMD).
 fn cpu_has_virtualization(cpuinfo: &str) -> bool {
+    cpu_has_flag(cpuinfo, "vmx") || cpu_has_flag(cpuinfo, "svm")
+}
+
+/// True when a `flags` line of /proc/cpuinfo lists `flag` as a whole word.
+fn cpu_has_flag(cpuinfo: &str, flag: &str) -> bool {
     cpuinfo
         .lines()
         .filter(|l| l.starts_with("flags"))
         .filter_map(|l| l.split_once(':'))
-        .any(|(_, flags)| flags.split_whitespace().any(|f| f == "vmx" || f == "svm"))
+        .any(|(_, flags)| flags.split_whitespace().any(|f| f == flag))
 }
 
 #[cfg(test)]
@@ -116,8 +132,12 @@ mod tests {
 
     #[test]
     fn no_flag_or_no_device_means_no_kvm() {
+        let reason = kvm_problem("flags : fpu sse\n", Path::new("/dev/kvm")).unwrap();
+        assert!(reason.contains("VT-x/AMD-V") && reason.contains("firmware (BIOS/UEFI) setup"), "{reason}");
+        // A virtual machine's CPU: the advice is for its host, not a firmware setup.
         let reason = kvm_problem("flags : fpu hypervisor\n", Path::new("/dev/kvm")).unwrap();
-        assert!(reason.contains("VT-x/AMD-V"), "{reason}");
+        assert!(reason.contains("nested virtualization on the host"), "{reason}");
+        assert!(!reason.contains("firmware"), "{reason}");
         let reason = kvm_problem("flags : vmx\n", Path::new("/nonexistent/kvm")).unwrap();
         assert!(reason.contains("does not exist"), "{reason}");
         // A file that opens but is not KVM fails the ioctl.
