@@ -39,10 +39,8 @@ struct Runner<'a> {
     start: Option<StartJob>,
     /// A VM in its own window while the menu shows the running screen.
     windowed_vm: Option<(Vm, Target)>,
-    /// wpa_supplicant, while the network screen is open.
-    wifi: Option<crate::wifi::Wifi>,
-    /// When the network screen last read the scan results.
-    last_scan: Instant,
+    /// The network screen's wpa_supplicant.
+    net: NetLink,
 }
 
 /// How often the network screen reads the scan results (wpa_supplicant keeps them fresh
@@ -88,7 +86,7 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
 
 pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) -> Result<MenuExit, MenuError> {
     let mut app = load_app(config);
-    let mut runner = Runner { config, stop, start: None, windowed_vm: None, wifi: None, last_scan: Instant::now() };
+    let mut runner = Runner { config, stop, start: None, windowed_vm: None, net: NetLink::new() };
     let mut last_status = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -100,7 +98,7 @@ pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) 
             app.address = host::address();
             last_status = Instant::now();
         }
-        runner.tick_network(&mut app);
+        runner.net.tick(&mut app);
         runner.tick_start(&mut app, term)?;
         runner.tick_running(&mut app);
         if app.screen == Screen::Details {
@@ -124,51 +122,26 @@ pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) 
     }
 }
 
-impl Runner<'_> {
-    fn perform(&mut self, action: Action, app: &mut App, term: &mut Term) -> Result<Option<MenuExit>, MenuError> {
-        match action {
-            Action::None => {}
-            Action::Exit(exit) => return Ok(Some(exit)),
-            Action::Boot(target) => self.begin_start(app, target),
-            Action::LaunchNow => {
-                if let Some(job) = self.start.take() {
-                    self.launch(app, term, job)?;
-                }
-            }
-            Action::CancelStart => {
-                self.start = None;
-                app.screen = Screen::Details;
-            }
-            Action::StopVm => self.stop_vm(app),
-            Action::Retry => {
-                let fresh = load_app(self.config);
-                let problem = matches!(fresh.screen, Screen::Problem(_));
-                app.catalog = fresh.catalog;
-                app.screen = if problem { fresh.screen } else { Screen::Distributions };
-                app.dist_sel = 0;
-                app.set_status(fresh.status);
-            }
-            Action::Network(a) => self.network(app, a),
-            Action::ForgetKept(target) => {
-                match vm::remove_kept_overlay(&self.config.cache_dir, &target.distribution, &target.date) {
-                    Ok(()) => {
-                        app.notice = Some(Notice {
-                            text: format!("{} {}: kept changes deleted", target.title, target.date),
-                            is_error: false,
-                        })
-                    }
-                    Err(e) => app.notice = Some(Notice { text: e.to_string(), is_error: true }),
-                }
-            }
-        }
-        Ok(None)
+/// The network screen's link to wpa_supplicant, opened when the screen scans and dropped
+/// when it closes. The menu and the problem screen's loop ([`crate::show_problem_screen`])
+/// both drive the network screen through it.
+pub(crate) struct NetLink {
+    /// wpa_supplicant, while the network screen is open.
+    wifi: Option<crate::wifi::Wifi>,
+    /// When the network screen last read the scan results.
+    last_scan: Instant,
+}
+
+impl NetLink {
+    /// Not yet open: the first scan opens it.
+    pub(crate) fn new() -> NetLink {
+        NetLink { wifi: None, last_scan: Instant::now() }
     }
 
     /// Carries out what the network screen asked.
-    fn network(&mut self, app: &mut App, action: crate::network::NetAction) {
+    pub(crate) fn perform(&mut self, app: &mut App, cache: &Path, action: crate::network::NetAction) {
         use crate::network::{save_setting, saved_setting, NetAction};
         let Screen::Network(s) = &mut app.screen else { return };
-        let cache = &self.config.cache_dir;
         match action {
             NetAction::None | NetAction::Close => {}
             NetAction::Scan => {
@@ -225,7 +198,7 @@ impl Runner<'_> {
     }
 
     /// While the network screen is open: the scan results and the join's progress.
-    fn tick_network(&mut self, app: &mut App) {
+    pub(crate) fn tick(&mut self, app: &mut App) {
         let Screen::Network(s) = &mut app.screen else {
             self.wifi = None;
             return;
@@ -246,6 +219,52 @@ impl Runner<'_> {
                 }
             }
         }
+    }
+}
+
+impl Runner<'_> {
+    fn perform(&mut self, action: Action, app: &mut App, term: &mut Term) -> Result<Option<MenuExit>, MenuError> {
+        match action {
+            Action::None => {}
+            Action::Exit(exit) => return Ok(Some(exit)),
+            Action::Boot(target) => self.begin_start(app, target),
+            Action::LaunchNow => {
+                if let Some(job) = self.start.take() {
+                    self.launch(app, term, job)?;
+                }
+            }
+            Action::CancelStart => {
+                self.start = None;
+                app.screen = Screen::Details;
+            }
+            Action::StopVm => self.stop_vm(app),
+            Action::Retry => {
+                let fresh = load_app(self.config);
+                let problem = matches!(fresh.screen, Screen::Problem(_));
+                app.catalog = fresh.catalog;
+                app.screen = if problem { fresh.screen } else { Screen::Distributions };
+                app.dist_sel = 0;
+                app.set_status(fresh.status);
+            }
+            Action::Network(a) => self.network(app, a),
+            Action::ForgetKept(target) => {
+                match vm::remove_kept_overlay(&self.config.cache_dir, &target.distribution, &target.date) {
+                    Ok(()) => {
+                        app.notice = Some(Notice {
+                            text: format!("{} {}: kept changes deleted", target.title, target.date),
+                            is_error: false,
+                        })
+                    }
+                    Err(e) => app.notice = Some(Notice { text: e.to_string(), is_error: true }),
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Carries out what the network screen asked.
+    fn network(&mut self, app: &mut App, action: crate::network::NetAction) {
+        self.net.perform(app, &self.config.cache_dir, action);
     }
 
     /// Resolves the image (the "latest" symlink to its date), then opens it in
@@ -500,14 +519,8 @@ mod tests {
             boot_mode: None,
         };
         let stop = std::sync::atomic::AtomicBool::new(false);
-        let mut runner = super::Runner {
-            config: &config,
-            stop: &stop,
-            start: None,
-            windowed_vm: None,
-            wifi: None,
-            last_scan: std::time::Instant::now(),
-        };
+        let mut runner =
+            super::Runner { config: &config, stop: &stop, start: None, windowed_vm: None, net: super::NetLink::new() };
         let mut a = app();
         a.appliance = true;
         let action = a.on_key(key(KeyCode::Char('n')));
