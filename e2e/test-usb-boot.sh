@@ -220,9 +220,9 @@ choose_and_boot=(
 log "boot 1: SeaBIOS, fresh stick, store online"
 boot seabios boot1 \
 	"expect:120:Circular appliance starting" \
-	"expect:120:eth0: 10\.0\.2\.15/24" \
-	"expect:60:partition /dev/sd[a-z]2 grown" \
+	"expect:120:partition /dev/sd[a-z]2 grown" \
 	"expect:300:growing the filesystem" \
+	"expect:120:eth0: 10\.0\.2\.15/24" \
 	"expect:120:store mounted" \
 	"${choose_and_boot[@]}"
 
@@ -235,8 +235,8 @@ boot secboot boot2 \
 	"expect:60:secureboot: Secure boot enabled" \
 	"expect:120:Circular appliance starting" \
 	"expect:120:boot mode: UEFI Secure Boot, lockdown integrity" \
-	"expect:120:eth0: 10\.0\.2\.15/24" \
 	"expect:120:cache: CIRCULAR is" \
+	"expect:120:eth0: 10\.0\.2\.15/24" \
 	"expect:120:store mounted" \
 	"screen:120:TCG · UEFI Secure Boot, lockdown integrity" \
 	"${choose_and_boot[@]}"

@@ -29,6 +29,10 @@ pub struct Config {
     pub display: Display,
     /// `circular.nogrow`: leave the cache partition's size alone.
     pub grow: bool,
+    /// `circular.test.hwsim`, for tests only (no GRUB entry sets it): load
+    /// mac80211_hwsim, two simulated Wi-Fi radios (a virtual device, which no modalias
+    /// would load).
+    pub test_hwsim: bool,
     /// `circular.menu=PATH`: run this program as the menu (tests, development).
     pub menu: Option<String>,
     /// `circular.ca=FILE`: extra CA certificate(s) (PEM) for `https://` stores
@@ -111,6 +115,7 @@ impl Default for Config {
             accel: None,
             display: Display::Auto,
             grow: true,
+            test_hwsim: false,
             menu: None,
             ca: None,
             proxy: None,
@@ -138,6 +143,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             ("circular.offline", None) => c.offline = true,
             ("circular.shell", None) => c.shell = true,
             ("circular.nogrow", None) => c.grow = false,
+            ("circular.test.hwsim", None) => c.test_hwsim = true,
             ("circular.dhcp", Some(v)) => match v.parse() {
                 // 0 s would give no server time to answer: the boot would always start offline.
                 Ok(0) => warnings.push(format!("circular.dhcp={v}: give at least 1 second; keeping the default")),
@@ -171,6 +177,20 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
 }
 
 /// Splits on whitespace, keeping double-quoted parts together (the kernel's rule).
+/// The network screen's saved settings (`protocol::SAVED_NETWORK_SETTINGS`, command-line
+/// words): its proxy and fixed address apply where the kernel command line set none, so
+/// the command line (a GRUB entry edited by hand) wins. Returns the warnings about them.
+pub fn apply_saved(cfg: &mut Config, saved: &str) -> Vec<String> {
+    let (s, warnings) = parse(saved);
+    if cfg.proxy.is_none() {
+        cfg.proxy = s.proxy;
+    }
+    if cfg.ip.is_none() {
+        cfg.ip = s.ip;
+    }
+    warnings.into_iter().map(|w| format!("network screen's saved settings: {w}")).collect()
+}
+
 fn split(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -269,6 +289,28 @@ mod tests {
         let (c, w) = parse("circular.proxy=squid:3128");
         assert_eq!(c.proxy, None);
         assert!(w[0].contains("http://host:port"), "{w:?}");
+    }
+
+    #[test]
+    fn the_test_radios_are_only_for_tests() {
+        assert!(!parse("circular.server=http://s/ quiet").0.test_hwsim);
+        assert!(parse("circular.test.hwsim").0.test_hwsim);
+        assert!(!parse(include_str!("../../grub/grub.cfg.in")).0.test_hwsim);
+    }
+
+    #[test]
+    fn saved_settings_apply_where_the_command_line_is_silent() {
+        let saved = "circular.proxy=http://squid:3128 circular.ip=10.0.0.5/24,10.0.0.1,10.0.0.1\n";
+        let (mut c, _) = parse("circular.server=http://s/");
+        assert!(apply_saved(&mut c, saved).is_empty());
+        assert_eq!(c.proxy.as_deref(), Some("http://squid:3128"));
+        assert_eq!(c.ip.as_ref().map(|i| i.address), Some(std::net::Ipv4Addr::new(10, 0, 0, 5)));
+        let (mut c, _) = parse("circular.proxy=http://grub:8080");
+        let w = apply_saved(&mut c, "circular.proxy=http://squid:3128 circular.ip=10.0.0.5");
+        assert_eq!(c.proxy.as_deref(), Some("http://grub:8080"));
+        assert!(c.ip.is_none());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("network screen's saved settings: circular.ip="), "{w:?}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `circular-init`: PID 1 of the Circular appliance.
 //!
 //! It is what runs after the kernel: it mounts the kernel filesystems, loads
-//! the modules this PC needs, brings up wired networking with DHCP, mounts
-//! (and on first boot grows) the cache partition of the USB stick, starts
+//! the modules this PC needs, mounts (and on first boot grows) the cache
+//! partition of the USB stick, brings up the network (wired, and Wi-Fi with
+//! wpa_supplicant) with DHCP, starts
 //! `blockfs` on the store, and runs the boot menu on the console, returning to
 //! it when a guest ends. It reaps orphans, and on power-off, reboot or
 //! Ctrl-Alt-Del it stops everything, syncs and unmounts the cache first.
@@ -64,7 +65,7 @@ fn boot() -> String {
         Err(e) => return format!("signal setup: {e}"),
     };
     let raw_cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let (cfg, warnings) = cmdline::parse(&raw_cmdline);
+    let (mut cfg, warnings) = cmdline::parse(&raw_cmdline);
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     say!("Circular appliance starting (Linux {release})");
     info!("command line: {}", raw_cmdline.trim());
@@ -99,7 +100,21 @@ fn boot() -> String {
                     info!("{e}");
                 }
             }
-            let loaded = loader.coldplug(Duration::from_secs(12));
+            let mut loaded = loader.coldplug(Duration::from_secs(12));
+            if cfg.test_hwsim {
+                match loader.load("mac80211_hwsim") {
+                    Ok(new) => loaded.extend(new),
+                    Err(e) => warn!("circular.test.hwsim: {e}"),
+                }
+            }
+            if !net::wifi::wireless_links().is_empty() {
+                for m in net::wifi::CRYPTO_MODULES {
+                    match loader.load(m) {
+                        Ok(new) => loaded.extend(new),
+                        Err(e) => info!("{e}"),
+                    }
+                }
+            }
             say!("loaded {} kernel modules for this PC", loaded.len());
             info!("modules: {}", loaded.join(" "));
         }
@@ -113,21 +128,42 @@ fn boot() -> String {
     }
     say!("boot mode: {}", bootmode::detect());
 
-    // Network (unless told to stay offline).
+    // Cache partition. (Before the network: the known Wi-Fi networks live on it.)
+    let cache = cache::setup(&cfg.cache_label, cfg.grow);
+    let logdir = cache.dir.join("log");
+    log::open_file(&logdir.join("init.log"));
+    if let Some(size) = cache::fs_size(&cache.dir) {
+        say!("cache: {} MiB{}", size >> 20, if cache.in_ram() { " in RAM" } else { "" });
+    }
+    if let Ok(saved) = std::fs::read_to_string(cache.dir.join(init::protocol::SAVED_NETWORK_SETTINGS)) {
+        info!("network screen's saved settings: {}", saved.trim());
+        for w in cmdline::apply_saved(&mut cfg, &saved) {
+            warn!("{w}");
+        }
+    }
+
+    // Network (unless told to stay offline). wpa_supplicant first, so that a
+    // known Wi-Fi network can be joined while bring_up waits for carrier.
     let mut online = false;
     let mut late_network = None;
     if cfg.offline {
         say!("offline mode (circular.offline): only cached snapshots can boot");
     } else {
+        let wifi = net::wifi::start(&cache.dir, &logdir);
+        let link_wait = if !wifi.is_empty() && net::wifi::knows_networks(&cache.dir) {
+            net::wifi::JOIN_WAIT
+        } else {
+            Duration::from_secs(6)
+        };
         let dhcp_timeout = Duration::from_secs(cfg.dhcp_timeout_s);
-        let ups = net::bring_up(Duration::from_secs(6), dhcp_timeout, cfg.ip.as_ref());
+        let ups = net::bring_up(link_wait, dhcp_timeout, cfg.ip.as_ref());
         online = !ups.is_empty();
         if online {
             if cfg.ip.is_none() {
                 net::keep_leases(ups);
             }
         } else {
-            warn!("no network yet: only cached snapshots can boot until a cable is plugged in (and DHCP answers)");
+            warn!("no network yet: only cached snapshots can boot until a cable is plugged in or a Wi-Fi network is joined (and DHCP answers)");
             // The supervisor polls this each second and restarts blockfs with
             // the store once a lease has come.
             let (tx, rx) = std::sync::mpsc::channel();
@@ -137,14 +173,6 @@ fn boot() -> String {
             });
             late_network = Some(rx);
         }
-    }
-
-    // Cache partition.
-    let cache = cache::setup(&cfg.cache_label, cfg.grow);
-    let logdir = cache.dir.join("log");
-    log::open_file(&logdir.join("init.log"));
-    if let Some(size) = cache::fs_size(&cache.dir) {
-        say!("cache: {} MiB{}", size >> 20, if cache.in_ram() { " in RAM" } else { "" });
     }
 
     // blockfs. (The accelerator is the menu's choice: it checks KVM itself

@@ -13,6 +13,16 @@ pub const MOUNTPOINT: &str = "/run/circular/lbcas";
 /// `circular-menu` reads it and chooses the screen by the kind.
 pub const BLOCKFS_ERROR: &str = "/run/circular/blockfs.error";
 
+/// Where PID 1 has wpa_supplicant put its control sockets (`ctrl_interface=`), one per
+/// wireless link, named after it; the menu's network screen talks to them
+/// (`menu::wifi::CTRL_DIR` is the same path, checked by a test).
+pub const WPA_CTRL_DIR: &str = "/run/wpa_supplicant";
+
+/// The network screen's saved settings, under the cache directory: kernel-command-line
+/// words (`circular.proxy=… circular.ip=…`) that PID 1 applies at boot where the real
+/// command line does not set them (`menu::network::SAVED_SETTINGS`, checked by a test).
+pub const SAVED_NETWORK_SETTINGS: &str = "network/settings";
+
 /// `circular-menu`'s exit status: what PID 1 does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MenuExit {
@@ -73,6 +83,12 @@ mod tests {
         }
         assert_eq!(MenuExit::PowerOff.code(), 10);
         assert_eq!(MenuExit::from_code(101), None);
+    }
+
+    #[test]
+    fn the_menu_looks_for_wpa_supplicant_where_init_starts_it() {
+        assert_eq!(WPA_CTRL_DIR, menu::wifi::CTRL_DIR);
+        assert_eq!(SAVED_NETWORK_SETTINGS, menu::network::SAVED_SETTINGS);
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub enum ServiceError {
     Spawn(String, #[source] std::io::Error),
 }
 
-fn log_file(dir: &Path, name: &str) -> Stdio {
+/// Appends to `dir/name` (created), or discards when it cannot be opened.
+pub(crate) fn log_file(dir: &Path, name: &str) -> Stdio {
     let _ = std::fs::create_dir_all(dir);
     match OpenOptions::new().create(true).append(true).open(dir.join(name)) {
         Ok(f) => Stdio::from(f),

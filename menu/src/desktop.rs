@@ -146,7 +146,7 @@ fn mount(config: MountConfig, mountpoint: &Path, stop: &AtomicBool) -> Result<Op
         }
         match Mounted::start(config.clone(), mountpoint) {
             Ok(m) => return Ok(Some(m)),
-            Err(e) => match show_problem(&e, false, stop)? {
+            Err(e) => match show_problem(&e, false, &config.store.cache_dir, stop)? {
                 ProblemChoice::Retry => continue,
                 ProblemChoice::Exit(_) => return Ok(None),
             },

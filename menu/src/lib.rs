@@ -18,6 +18,7 @@ pub mod cli;
 pub mod desktop;
 pub mod format;
 pub mod host;
+pub mod network;
 pub mod problem;
 pub mod progress;
 pub mod qemu_command;
@@ -27,6 +28,7 @@ mod term;
 pub mod view;
 #[cfg(test)]
 mod view_tests;
+pub mod wifi;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,20 +95,28 @@ pub enum ProblemChoice {
 /// For callers whose blockfs mount failed: shows the error as a clear screen
 /// (no network and nothing cached, catalog refused, …) with what to do, and
 /// returns the choice. The appliance and desktop mode both use it.
-pub fn show_problem(err: &blockfs::Error, appliance: bool, stop: &AtomicBool) -> Result<ProblemChoice, MenuError> {
-    show_problem_screen(problem::Problem::from_blockfs(err), appliance, stop)
+pub fn show_problem(
+    err: &blockfs::Error,
+    appliance: bool,
+    cache_dir: &std::path::Path,
+    stop: &AtomicBool,
+) -> Result<ProblemChoice, MenuError> {
+    show_problem_screen(problem::Problem::from_blockfs(err), appliance, cache_dir, stop)
 }
 
 /// As [`show_problem`], for a caller that has the problem but not the typed
 /// error: the appliance runs blockfs as a separate process and knows the
-/// kind and message it wrote ([`problem::Problem::from_report`]).
+/// kind and message it wrote ([`problem::Problem::from_report`]). On the appliance, `n`
+/// opens the network screen here too (no store yet is when it is needed most); its
+/// settings are saved under `cache_dir`.
 pub fn show_problem_screen(
     problem: problem::Problem,
     appliance: bool,
+    cache_dir: &std::path::Path,
     stop: &AtomicBool,
 ) -> Result<ProblemChoice, MenuError> {
     use crossterm::event::{self, Event, KeyEventKind};
-    use state::{Action, App, Screen};
+    use state::{App, Screen};
     let mut app = App::new(
         run::empty_catalog(),
         Err("not mounted".to_string()),
@@ -117,10 +127,12 @@ pub fn show_problem_screen(
     app.screen = Screen::Problem(problem);
     app.address = host::address();
     let mut term = term::Term::enter()?;
+    let mut net = run::NetLink::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(ProblemChoice::Exit(MenuExit::Quit));
         }
+        net.tick(&mut app);
         term.draw(&app)?;
         if !event::poll(std::time::Duration::from_millis(500))? {
             app.address = host::address();
@@ -132,10 +144,57 @@ pub fn show_problem_screen(
         if key.kind != KeyEventKind::Press {
             continue;
         }
-        match app.on_key(key) {
-            Action::Retry => return Ok(ProblemChoice::Retry),
-            Action::Exit(e) => return Ok(ProblemChoice::Exit(e)),
-            _ => {}
+        let action = app.on_key(key);
+        if let Some(choice) = problem_action(action, &mut app, &mut net, cache_dir) {
+            return Ok(choice);
         }
+    }
+}
+
+/// What the problem screen's loop does with one key's action: the network screen's
+/// actions are carried out here (the same [`run::NetLink`] as in the menu), a retry or
+/// an exit ends the loop.
+fn problem_action(
+    action: state::Action,
+    app: &mut state::App,
+    net: &mut run::NetLink,
+    cache_dir: &std::path::Path,
+) -> Option<ProblemChoice> {
+    match action {
+        state::Action::Retry => Some(ProblemChoice::Retry),
+        state::Action::Exit(e) => Some(ProblemChoice::Exit(e)),
+        state::Action::Network(a) => {
+            net.perform(app, cache_dir, a);
+            None
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod problem_tests {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    /// The bug a hand boot found: with no store mounted the appliance shows the problem
+    /// screen's own loop, which dropped the network screen's scan, so the screen said "no
+    /// adapter" without ever asking wpa_supplicant.
+    #[test]
+    fn the_problem_screen_carries_out_the_network_screens_scan() {
+        let mut app = state::App::new(
+            run::empty_catalog(),
+            Err("not mounted".to_string()),
+            true,
+            Display::None,
+            state::AccelState { accel: Accel::Kvm, forced: true, no_kvm_reason: None, tcg_accepted: false },
+        );
+        app.screen = state::Screen::Problem(problem::Problem::NoNetwork { detail: String::new() });
+        let cache = tempfile::tempdir().unwrap();
+        let mut net = run::NetLink::new();
+        let action = app.on_key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE));
+        assert!(problem_action(action, &mut app, &mut net, cache.path()).is_none());
+        let state::Screen::Network(s) = &app.screen else { panic!("{:?}", app.screen) };
+        // No wpa_supplicant runs here, so the scan must have said why there is no adapter.
+        assert!(s.message.as_deref().is_some_and(|m| m.contains("no Wi-Fi adapter")), "{s:?}");
     }
 }

@@ -91,7 +91,7 @@ impl Problem {
         match self {
             Problem::NoNetwork { .. } => vec![
                 "No server answered, and no snapshot is fully cached, so nothing can boot.".into(),
-                "Plug in a network cable (wired, with DHCP) or check that the server is up.".into(),
+                "Plug in a network cable (wired, with DHCP), or press n to join a Wi-Fi network, or check that the server is up.".into(),
                 "A snapshot booted once with the network stays bootable offline when fully cached.".into(),
             ],
             Problem::CertificateRefused { .. } => vec![

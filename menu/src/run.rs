@@ -39,7 +39,13 @@ struct Runner<'a> {
     start: Option<StartJob>,
     /// A VM in its own window while the menu shows the running screen.
     windowed_vm: Option<(Vm, Target)>,
+    /// The network screen's wpa_supplicant.
+    net: NetLink,
 }
+
+/// How often the network screen reads the scan results (wpa_supplicant keeps them fresh
+/// after a `SCAN`; reading is one small datagram).
+const SCAN_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) fn empty_catalog() -> Catalog {
     let now = time::OffsetDateTime::now_utc();
@@ -80,7 +86,7 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
 
 pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) -> Result<MenuExit, MenuError> {
     let mut app = load_app(config);
-    let mut runner = Runner { config, stop, start: None, windowed_vm: None };
+    let mut runner = Runner { config, stop, start: None, windowed_vm: None, net: NetLink::new() };
     let mut last_status = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -92,6 +98,7 @@ pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) 
             app.address = host::address();
             last_status = Instant::now();
         }
+        runner.net.tick(&mut app);
         runner.tick_start(&mut app, term)?;
         runner.tick_running(&mut app);
         if app.screen == Screen::Details {
@@ -111,6 +118,106 @@ pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) 
         if let Some(exit) = runner.perform(action, &mut app, term)? {
             runner.stop_vm(&mut app);
             return Ok(exit);
+        }
+    }
+}
+
+/// The network screen's link to wpa_supplicant, opened when the screen scans and dropped
+/// when it closes. The menu and the problem screen's loop ([`crate::show_problem_screen`])
+/// both drive the network screen through it.
+pub(crate) struct NetLink {
+    /// wpa_supplicant, while the network screen is open.
+    wifi: Option<crate::wifi::Wifi>,
+    /// When the network screen last read the scan results.
+    last_scan: Instant,
+}
+
+impl NetLink {
+    /// Not yet open: the first scan opens it.
+    pub(crate) fn new() -> NetLink {
+        NetLink { wifi: None, last_scan: Instant::now() }
+    }
+
+    /// Carries out what the network screen asked.
+    pub(crate) fn perform(&mut self, app: &mut App, cache: &Path, action: crate::network::NetAction) {
+        use crate::network::{save_setting, saved_setting, NetAction};
+        let Screen::Network(s) = &mut app.screen else { return };
+        match action {
+            NetAction::None | NetAction::Close => {}
+            NetAction::Scan => {
+                if s.proxy.is_none() {
+                    s.proxy = saved_setting(cache, "circular.proxy");
+                }
+                if s.fixed_ip.is_none() {
+                    s.fixed_ip = saved_setting(cache, "circular.ip");
+                }
+                if self.wifi.is_none() {
+                    match crate::wifi::Wifi::open(Path::new(crate::wifi::CTRL_DIR)) {
+                        Ok(w) => self.wifi = Some(w),
+                        Err(e) => s.message = Some(e.to_string()),
+                    }
+                }
+                if let Some(w) = &mut self.wifi {
+                    s.adapter = Some(w.iface().to_string());
+                    if let Err(e) = w.scan() {
+                        s.message = Some(e.to_string());
+                    }
+                }
+                self.last_scan = Instant::now() - SCAN_EVERY;
+            }
+            NetAction::Connect { ssid, security, passphrase } => match &mut self.wifi {
+                Some(w) => {
+                    if let Err(e) = w.connect(&ssid, security, &passphrase) {
+                        s.join_failed(e.to_string());
+                    }
+                }
+                None => s.join_failed("no Wi-Fi adapter is ready".into()),
+            },
+            NetAction::SetProxy(v) => {
+                let ok = v.is_empty() || v.starts_with("http://") || v.starts_with("https://");
+                if !ok {
+                    s.message = Some("give the proxy as http://host:port (or nothing for none)".into());
+                } else if let Err(e) = save_setting(cache, "circular.proxy", &v) {
+                    s.message = Some(format!("could not save the proxy: {e}"));
+                } else {
+                    s.proxy = (!v.is_empty()).then_some(v);
+                    s.message = Some(
+                        "Saved on the stick; it applies from the next boot (b on the menu's problem screen reboots)."
+                            .into(),
+                    );
+                }
+            }
+            NetAction::SetFixedIp(v) => match save_setting(cache, "circular.ip", &v) {
+                Ok(()) => {
+                    s.fixed_ip = (!v.is_empty()).then_some(v);
+                    s.message = Some("Saved on the stick; it applies from the next boot (a wrong form is reported then, and DHCP is used).".into());
+                }
+                Err(e) => s.message = Some(format!("could not save the address: {e}")),
+            },
+        }
+    }
+
+    /// While the network screen is open: the scan results and the join's progress.
+    pub(crate) fn tick(&mut self, app: &mut App) {
+        let Screen::Network(s) = &mut app.screen else {
+            self.wifi = None;
+            return;
+        };
+        if self.last_scan.elapsed() < SCAN_EVERY {
+            return;
+        }
+        self.last_scan = Instant::now();
+        let Some(w) = &mut self.wifi else { return };
+        match w.networks() {
+            Ok(n) => s.set_networks(n),
+            Err(e) => s.message = Some(e.to_string()),
+        }
+        if let crate::network::NetStep::Joining(ssid) = &s.step {
+            if let Ok(st) = w.status() {
+                if st.joined() && st.ssid.as_deref() == Some(ssid.as_str()) {
+                    s.message = Some(format!("Joined {ssid}; waiting for DHCP (the network line below follows)."));
+                }
+            }
         }
     }
 }
@@ -139,6 +246,7 @@ impl Runner<'_> {
                 app.dist_sel = 0;
                 app.set_status(fresh.status);
             }
+            Action::Network(a) => self.network(app, a),
             Action::ForgetKept(target) => {
                 match vm::remove_kept_overlay(&self.config.cache_dir, &target.distribution, &target.date) {
                     Ok(()) => {
@@ -152,6 +260,11 @@ impl Runner<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Carries out what the network screen asked.
+    fn network(&mut self, app: &mut App, action: crate::network::NetAction) {
+        self.net.perform(app, &self.config.cache_dir, action);
     }
 
     /// Resolves the image (the "latest" symlink to its date), then opens it in
@@ -391,6 +504,32 @@ pub(crate) fn advice(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::advice;
+
+    #[test]
+    fn the_network_screen_says_when_no_wifi_adapter_is_ready() {
+        use crate::state::tests::{app, key};
+        use crossterm::event::KeyCode;
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::MenuConfig {
+            mountpoint: dir.path().join("m"),
+            cache_dir: dir.path().to_path_buf(),
+            accel: None,
+            display: circular_vm::Display::None,
+            appliance: true,
+            boot_mode: None,
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut runner =
+            super::Runner { config: &config, stop: &stop, start: None, windowed_vm: None, net: super::NetLink::new() };
+        let mut a = app();
+        a.appliance = true;
+        let action = a.on_key(key(KeyCode::Char('n')));
+        let crate::state::Action::Network(n) = action else { panic!("{action:?}") };
+        runner.network(&mut a, n);
+        let crate::state::Screen::Network(s) = &a.screen else { panic!() };
+        // (No wpa_supplicant runs here: /run/wpa_supplicant has no socket.)
+        assert!(s.message.as_deref().is_some_and(|m| m.contains("no Wi-Fi adapter")), "{s:?}");
+    }
 
     #[test]
     fn advice_names_the_usual_causes() {

@@ -86,6 +86,8 @@ pub enum Screen {
     Failed(Failure),
     /// Clear-screen states: no network and nothing cached, catalog refused, …
     Problem(Problem),
+    /// The network screen (`n`, on the appliance): Wi-Fi, proxy, fixed address.
+    Network(Box<crate::network::NetScreen>),
 }
 
 /// What the runner must do after a key.
@@ -105,6 +107,8 @@ pub enum Action {
     Retry,
     /// Delete the kept changes of this snapshot.
     ForgetKept(Target),
+    /// What the network screen asks for.
+    Network(crate::network::NetAction),
 }
 
 /// A line shown under the list: how the last VM ended, and similar news.
@@ -319,6 +323,20 @@ impl App {
                 Action::Exit(MenuExit::Quit)
             }
         };
+        if let Screen::Network(s) = &mut self.screen {
+            return match s.on_key(code) {
+                // Back to the menu, read again: the network may have brought the store.
+                crate::network::NetAction::Close => Action::Retry,
+                a => Action::Network(a),
+            };
+        }
+        let open_network = self.appliance
+            && code == KeyCode::Char('n')
+            && matches!(self.screen, Screen::Distributions | Screen::Problem(_));
+        if open_network {
+            self.screen = Screen::Network(Box::new(crate::network::NetScreen::new(None, None, None)));
+            return Action::Network(crate::network::NetAction::Scan);
+        }
         match self.screen.clone() {
             Screen::Distributions => match code {
                 KeyCode::Up | KeyCode::Char('k') => {
@@ -416,6 +434,8 @@ impl App {
                 KeyCode::Char('q') => quit(),
                 _ => Action::None,
             },
+            // Handled above.
+            Screen::Network(_) => Action::None,
             Screen::Problem(_) => match code {
                 KeyCode::Enter | KeyCode::Char('r') => Action::Retry,
                 KeyCode::Char('p') if self.appliance => Action::Exit(MenuExit::PowerOff),
@@ -739,6 +759,25 @@ pub(crate) mod tests {
         // And the screen goes when something can boot.
         a.set_status(Ok(status(false, &[("bookworm", "2026-11-22", 100, 100)])));
         assert_eq!(a.screen, Screen::Distributions);
+    }
+
+    #[test]
+    fn n_opens_the_network_screen_on_the_appliance_from_the_menu_and_the_no_network_problem() {
+        use crate::network::NetAction;
+        let mut a = app();
+        assert_eq!(a.on_key(key(KeyCode::Char('n'))), Action::None, "desktop mode has no network screen");
+        a.appliance = true;
+        assert_eq!(a.on_key(key(KeyCode::Char('n'))), Action::Network(NetAction::Scan));
+        assert!(matches!(a.screen, Screen::Network(_)));
+        // Keys go to the network screen; leaving it reads the store again.
+        assert_eq!(a.on_key(key(KeyCode::Char('r'))), Action::Network(NetAction::Scan));
+        assert_eq!(a.on_key(key(KeyCode::Esc)), Action::Retry);
+        // (The runner's retry shows the menu or the problem again.)
+        a.screen = Screen::Distributions;
+        a.set_status(Ok(status(false, &[])));
+        assert!(matches!(a.screen, Screen::Problem(Problem::NoNetwork { .. })));
+        assert_eq!(a.on_key(key(KeyCode::Char('n'))), Action::Network(NetAction::Scan));
+        assert!(matches!(a.screen, Screen::Network(_)));
     }
 
     #[test]

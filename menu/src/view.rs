@@ -43,6 +43,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Screen::Running(r) => running(frame, body, app, r),
         Screen::Failed(f) => failed(frame, body, f),
         Screen::Problem(p) => problem(frame, body, app, p),
+        Screen::Network(s) => crate::network::draw(frame, body, s),
     }
     frame.render_widget(Paragraph::new(network_line(app, net.width)), net);
     frame.render_widget(Paragraph::new(cache_line(app, cache.width)), cache);
@@ -497,6 +498,7 @@ pub fn cache_line(app: &App, width: u16) -> Line<'static> {
 fn key_help(app: &App) -> String {
     let quit = if app.appliance { "" } else { "  q quit" };
     match &app.screen {
+        Screen::Distributions if app.appliance => " ↑↓/jk choose  Enter open  n network".to_string(),
         Screen::Distributions => format!(" ↑↓/jk choose  Enter open{quit}"),
         Screen::Snapshots => format!(" ↑↓/jk choose  Enter details  Esc back{quit}"),
         Screen::Details => format!(" ↑↓ field  ←→ change  Enter boot  Esc back{quit}"),
@@ -505,7 +507,8 @@ fn key_help(app: &App) -> String {
         Screen::Running(_) if app.appliance => " The VM has the screen and keyboard".to_string(),
         Screen::Running(_) => " x stop the VM".to_string(),
         Screen::Failed(_) => format!(" Enter back{quit}"),
-        Screen::Problem(_) if app.appliance => " r retry  p power off  b reboot".to_string(),
+        Screen::Problem(_) if app.appliance => " r retry  n network  p power off  b reboot".to_string(),
+        Screen::Network(s) => format!(" {}", s.keys()),
         Screen::Problem(_) => " r retry  q quit".to_string(),
     }
 }

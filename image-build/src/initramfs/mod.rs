@@ -102,6 +102,8 @@ fn host_parts(display: Display) -> HostParts {
             "/usr/sbin/e2fsck",
             "/usr/sbin/resize2fs",
             "/usr/bin/fusermount3",
+            // Wi-Fi (PID 1 runs it on each wireless link; the menu's network screen drives it).
+            "/usr/sbin/wpa_supplicant",
         ],
         plugins: vec![
             "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so",

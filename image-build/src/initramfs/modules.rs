@@ -26,6 +26,21 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("network", "kernel/drivers/net/usb/"),
     ("network", "kernel/drivers/net/virtio_net"),
     ("network", "kernel/drivers/net/phy/realtek"),
+    // Wi-Fi: the 802.11 stack, the chip families of most laptops (Intel, Atheros/Qualcomm,
+    // Realtek, MediaTek) and mac80211_hwsim for the e2e test; the crypto WPA2/WPA3 asks
+    // for (PID 1 loads it: no module helper). Their firmware is not in the initramfs.
+    ("wireless", "kernel/net/wireless/"),
+    ("wireless", "kernel/net/mac80211/"),
+    ("wireless", "kernel/drivers/net/wireless/intel/iwlwifi/"),
+    ("wireless", "kernel/drivers/net/wireless/ath/"),
+    ("wireless", "kernel/drivers/net/wireless/realtek/"),
+    ("wireless", "kernel/drivers/net/wireless/mediatek/mt76/"),
+    ("wireless", "kernel/drivers/net/wireless/mac80211_hwsim"),
+    ("wireless", "kernel/crypto/ccm"),
+    ("wireless", "kernel/crypto/ctr"),
+    ("wireless", "kernel/crypto/cmac"),
+    ("wireless", "kernel/crypto/gcm"),
+    ("wireless", "kernel/crypto/ghash-generic"),
     // USB host controllers, HID and mass storage.
     ("usb", "kernel/drivers/usb/host/xhci-"),
     ("usb", "kernel/drivers/usb/host/ehci-"),
@@ -144,6 +159,9 @@ mod tests {
     fn classes_match_by_dir_and_by_file() {
         assert_eq!(class_of("kernel/fs/ext4/ext4.ko"), Some("filesystems"));
         assert_eq!(class_of("kernel/drivers/usb/host/xhci-pci.ko"), Some("usb"));
+        assert_eq!(class_of("kernel/drivers/net/wireless/mac80211_hwsim.ko"), Some("wireless"));
+        assert_eq!(class_of("kernel/drivers/net/wireless/intel/iwlwifi/mvm/iwlmvm.ko"), Some("wireless"));
+        assert_eq!(class_of("kernel/crypto/ccm.ko"), Some("wireless"));
         assert_eq!(class_of("kernel/drivers/net/virtio_net.ko.xz"), Some("network"));
         assert_eq!(class_of("kernel/drivers/net/virtio_netx.ko"), None);
         assert_eq!(class_of("kernel/drivers/hid/hid.ko"), Some("drm+input"));

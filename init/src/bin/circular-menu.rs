@@ -129,7 +129,7 @@ fn run(args: &Args, stop: &AtomicBool) -> Result<u8, menu::MenuError> {
                     std::thread::sleep(Duration::from_millis(300));
                 }
             });
-            let choice = menu::show_problem_screen(problem, true, &leave);
+            let choice = menu::show_problem_screen(problem, true, &args.cache_dir, &leave);
             done.store(true, Ordering::Relaxed);
             choice
         });

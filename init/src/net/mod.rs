@@ -1,4 +1,5 @@
-//! Network bring-up: every wired link with carrier gets DHCP, in parallel; the
+//! Network bring-up: every wired link with carrier, and every Wi-Fi link that
+//! wpa_supplicant has joined to a network ([`wifi`]), gets DHCP, in parallel; the
 //! first lease with a router sets the default route and resolv.conf. When
 //! nothing answers by boot the appliance starts offline (blockfs boots what is
 //! cached) and [`watch`] keeps looking: a cable plugged in later, or a DHCP
@@ -11,6 +12,7 @@
 pub mod dhcp;
 mod packet;
 mod sock;
+pub mod wifi;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -53,6 +55,22 @@ pub fn wired_links() -> Vec<String> {
     out
 }
 
+/// Every link DHCP may run on: the wired ones and the wireless ones.
+fn all_links() -> Vec<String> {
+    let mut v = wired_links();
+    v.extend(wifi::wireless_links());
+    v
+}
+
+/// Ready for DHCP: a cable with carrier, or a Wi-Fi link joined to a network.
+fn linked(name: &str) -> bool {
+    if wifi::is_wireless(name) {
+        wifi::joined(name)
+    } else {
+        carrier(name)
+    }
+}
+
 fn carrier(name: &str) -> bool {
     std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("carrier")).is_ok_and(|s| s.trim() == "1")
 }
@@ -63,15 +81,16 @@ fn mac(name: &str) -> Option<[u8; 6]> {
     v.try_into().ok()
 }
 
-/// Brings up loopback and every wired link, waits up to `carrier_wait` for
-/// carrier, then runs DHCP on the links that have it, until `timeout`.
+/// Brings up loopback and every link, waits up to `carrier_wait` for carrier
+/// (a Wi-Fi link: for wpa_supplicant to join a known network), then runs DHCP
+/// on the links that have it, until `timeout`.
 pub fn bring_up(carrier_wait: Duration, timeout: Duration, fixed: Option<&FixedIp>) -> Vec<Up> {
     if let Err(e) = sock::set_up("lo") {
         crate::warn!("loopback: {e}");
     }
-    let links = wired_links();
+    let links = all_links();
     if links.is_empty() {
-        crate::warn!("no wired network interface found (Wi-Fi is not supported): offline");
+        crate::warn!("no network interface found (no wired port, no Wi-Fi adapter this kernel knows): offline");
         return Vec::new();
     }
     for l in &links {
@@ -82,7 +101,7 @@ pub fn bring_up(carrier_wait: Duration, timeout: Duration, fixed: Option<&FixedI
     let start = Instant::now();
     let mut with_carrier: Vec<String> = Vec::new();
     while start.elapsed() < carrier_wait {
-        with_carrier = links.iter().filter(|l| carrier(l)).cloned().collect();
+        with_carrier = links.iter().filter(|l| linked(l)).cloned().collect();
         if with_carrier.len() == links.len() {
             break;
         }
@@ -94,7 +113,7 @@ pub fn bring_up(carrier_wait: Duration, timeout: Duration, fixed: Option<&FixedI
         std::thread::sleep(Duration::from_millis(200));
     }
     if with_carrier.is_empty() {
-        crate::warn!("no network cable connected ({}): offline", links.join(", "));
+        crate::warn!("no network cable connected and no known Wi-Fi network joined ({}): offline", links.join(", "));
         return Vec::new();
     }
     match fixed {
@@ -182,7 +201,7 @@ impl Watch {
     }
 }
 
-/// Runs until a lease arrives: reads every wired link's carrier each
+/// Runs until a lease arrives: reads every link's carrier (Wi-Fi: joined) each
 /// [`CARRIER_POLL`] (links that appear later, a USB adapter, are brought up
 /// too) and asks DHCP where [`Watch::due`] says. The leases are configured,
 /// renewed from then on, and returned. For PID 1's network thread, after
@@ -191,7 +210,7 @@ pub fn watch(timeout: Duration, fixed: Option<&FixedIp>) -> Vec<Up> {
     let mut watch = Watch::default();
     let mut brought_up: Vec<String> = Vec::new();
     loop {
-        let links = wired_links();
+        let links = all_links();
         for l in &links {
             if brought_up.contains(l) {
                 continue;
@@ -202,7 +221,7 @@ pub fn watch(timeout: Duration, fixed: Option<&FixedIp>) -> Vec<Up> {
             }
             brought_up.push(l.clone());
         }
-        let carriers: Vec<(String, bool)> = links.iter().map(|l| (l.clone(), carrier(l))).collect();
+        let carriers: Vec<(String, bool)> = links.iter().map(|l| (l.clone(), linked(l))).collect();
         let due = watch.due(&carriers, Instant::now());
         if !due.is_empty() {
             crate::say!("network: carrier on {}", due.join(", "));
