@@ -939,6 +939,48 @@ mod tests {
         assert_eq!(sources.fetch("x", 100, Ok).unwrap(), b"good");
     }
 
+    /// The host a test's first server redirects to (fn pointers cannot capture it).
+    static REDIRECT_TARGET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+    #[test]
+    fn redirects_to_another_host_are_followed_five_at_most_and_410_means_missing() {
+        // The second host: /hopN/x sends on to /hopN-1/x, and /hop0/x is the file.
+        fn hops(path: &str, stream: &mut std::net::TcpStream) {
+            let n: u32 = path.trim_start_matches("/hop").split('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            if n == 0 {
+                reply(stream, "200 OK", "", b"good");
+            } else {
+                reply(stream, "302 Found", &format!("Location: /hop{}/x\r\n", n - 1), b"");
+            }
+        }
+        // The first host: one redirect to the second, then 4 hops there (5 in all) under
+        // /five/, 5 hops (6 in all) under /six/.
+        fn to_other_host(path: &str, stream: &mut std::net::TcpStream) {
+            let hops = if path.starts_with("/five/") { 4 } else { 5 };
+            let target = REDIRECT_TARGET.get().map(String::as_str).unwrap_or("");
+            reply(stream, "301 Moved Permanently", &format!("Location: {target}hop{hops}/x\r\n"), b"");
+        }
+        fn gone(_path: &str, stream: &mut std::net::TcpStream) {
+            reply(stream, "410 Gone", "", b"");
+        }
+        REDIRECT_TARGET.get_or_init(|| serve(hops));
+        let first = serve(to_other_host);
+        let sources = Sources::new(&[format!("{first}five/")], Duration::from_secs(20)).unwrap();
+        assert_eq!(sources.fetch("x", 100, Ok).unwrap(), b"good", "5 redirects, the first to another host");
+        let sources = Sources::new(&[format!("{first}six/")], Duration::from_secs(20)).unwrap();
+        let err = sources.fetch("x", 100, Ok).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }) && err.to_string().contains("redirect"), "{err}");
+        // 410 means "not on this source": the next mirror is asked at once.
+        let started = Instant::now();
+        let sources = Sources::new(&[serve(gone)], Duration::from_secs(20)).unwrap();
+        let err = sources.fetch("x", 100, Ok).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }) && err.to_string().contains("410"), "{err}");
+        let (_dir, good) = good_dir();
+        let sources = Sources::new(&[serve(gone), good], Duration::from_secs(20)).unwrap();
+        assert_eq!(sources.fetch("x", 100, Ok).unwrap(), b"good");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    }
+
     #[test]
     fn only_a_failure_to_connect_sends_people_to_the_network_cable() {
         let now = time::macros::datetime!(2026-11-30 0:00 UTC);

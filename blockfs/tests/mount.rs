@@ -519,3 +519,62 @@ fn a_down_mirror_is_skipped_for_the_catalog_and_every_block() {
     assert!(status.last_error.is_none(), "{:?}", status.last_error);
     assert_eq!(status.sources[1].reachable, Some(true), "{:?}", status.sources);
 }
+
+/// A server that accepts connections and never answers: its URL, and the thread that holds
+/// every connection open until the flag is set.
+fn stalled_server() -> (String, std::thread::JoinHandle<()>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while !stopping.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (url, thread, stop)
+}
+
+/// FORMAT.md: the catalog is "waited for at most 20 s, or 10 s when a verified catalog is
+/// cached". A server that accepts and never answers (a stalled link, a captive portal that
+/// swallows the request) must not hold the person at the screen for the long deadline.
+#[test]
+fn a_stalled_server_costs_ten_seconds_when_a_catalog_is_cached() {
+    if !testkit::need(&["nginx", "fusermount3"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = TestStore::new(&tmp.path().join("store"));
+    let image = random_bytes(4 * BS as usize, 93);
+    store.add("deb", "2026-11-22", &image, BS);
+    let client = Client::new();
+    {
+        let nginx = Nginx::start(&store.dir);
+        let _m = client.mount(client.config(vec![nginx.url()], &store)).unwrap();
+        assert_eq!(read_all(&client.image("deb/latest")), image);
+    }
+    let (url, thread, stop) = stalled_server();
+    let mut config = client.config(vec![url], &store);
+    config.store.deadline = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    let m = client.mount(config).unwrap();
+    let waited = started.elapsed();
+    // 10 s, with room for a loaded machine, and clearly short of the 20 s without a cache.
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(18),
+        "waited {:.2} s for a stalled server with a catalog cached",
+        waited.as_secs_f64()
+    );
+    let status = Status::read(m.mountpoint()).unwrap();
+    assert!(status.catalog_from_cache, "the cached catalog carries the mount");
+    assert_eq!(read_all(&client.image("deb/latest")), image);
+    drop(m);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    thread.join().unwrap();
+}

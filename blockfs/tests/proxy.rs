@@ -82,3 +82,102 @@ fn a_proxy_that_is_down_or_malformed_is_named() {
     let err = client.mount(config).err().unwrap().to_string();
     assert!(err.contains("could not fetch") && err.to_lowercase().contains("proxy"), "{err}");
 }
+
+/// A school's proxy that wants a login: without one, or with a wrong one, the message says
+/// how to give it (in the proxy URL) and never prints the password it was given; with the
+/// right one the store is read through the proxy.
+#[test]
+fn a_proxy_that_asks_for_a_login_says_how_to_give_it_and_never_shows_the_password() {
+    if !testkit::need(&["nginx", "squid", "fusermount3", "openssl"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = TestStore::new(&tmp.path().join("store"));
+    let image = random_bytes(1 << 20, 32);
+    store.add("deb", "2026-11-22", &image, 65536);
+    let nginx = Nginx::start_with(&store.dir, &nginx_behind_squid());
+    let squid = Squid::start_with_login("pupil", "s3cret-Pw");
+    let with_login = |login: &str| format!("http://{login}@127.0.0.1:{}", squid.port);
+    let refused = |proxy: String| {
+        let client = Client::new();
+        let mut config = client.config(vec![nginx.url()], &store);
+        config.store.network.proxy = Some(proxy);
+        config.store.deadline = std::time::Duration::from_secs(3);
+        client.mount(config).err().expect("squid must refuse this login").to_string()
+    };
+
+    let err = refused(squid.url());
+    assert!(err.contains("407") && err.contains("http://user:password@host:port"), "{err}");
+    let err = refused(with_login("pupil:wrong-Pw"));
+    assert!(err.contains("407") && err.contains("http://user:password@host:port"), "{err}");
+    assert!(!err.contains("wrong-Pw"), "the password is shown: {err}");
+    assert!(err.contains("pupil:***@127.0.0.1"), "the proxy is not named: {err}");
+
+    let client = Client::new();
+    let mut config = client.config(vec![nginx.url()], &store);
+    config.store.network.proxy = Some(with_login("pupil:s3cret-Pw"));
+    let _m = client.mount(config).unwrap();
+    assert_eq!(fs::read(client.image("deb/latest")).unwrap(), image);
+    let status = fs::read_to_string(client.mountpoint().join("status.json")).unwrap();
+    assert!(!status.contains("s3cret-Pw"), "status.json shows the password: {status}");
+    assert!(
+        squid.access_log().iter().any(|l| l.contains("/blocks/") && l.contains(" pupil ")),
+        "{:?}",
+        squid.access_log()
+    );
+}
+
+/// Without --proxy, `http_proxy` is used as curl and apt use it (here it is the only way to
+/// the store), and a refusal names that proxy without its password. The variable is given
+/// to a `blockfs` process of its own: the tests of this file run in parallel threads.
+#[test]
+fn the_environments_proxy_is_used_and_named_without_its_password() {
+    if !testkit::need(&["nginx", "squid", "fusermount3", "openssl"]) {
+        return;
+    }
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = TestStore::new(&tmp.path().join("store"));
+    let image = random_bytes(1 << 20, 33);
+    store.add("deb", "2026-11-22", &image, 65536);
+    let public = tmp.path().join("test.pub");
+    circular_format::signing::write_keypair(&store.key, &tmp.path().join("test.key"), &public).unwrap();
+    let nginx = Nginx::start_with(&store.dir, &nginx_behind_squid());
+    let squid = Squid::start_with_login("pupil", "s3cret-Pw");
+    let mountpoint = tmp.path().join("mnt");
+    fs::create_dir(&mountpoint).unwrap();
+    let blockfs = |proxy: String, cache: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_blockfs"));
+        command
+            .args(["mount", "--deadline", "3", "--cache"])
+            .arg(tmp.path().join(cache))
+            .arg("--public")
+            .arg(&public)
+            .arg(nginx.url())
+            .arg(&mountpoint);
+        for name in ["https_proxy", "HTTPS_PROXY", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"] {
+            command.env_remove(name);
+        }
+        command.env("http_proxy", proxy);
+        command
+    };
+
+    let out = blockfs(format!("http://pupil:wrong-Pw@127.0.0.1:{}", squid.port), "c1").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("407") && stderr.contains(&format!("pupil:***@127.0.0.1:{}", squid.port)), "{stderr}");
+    assert!(!stderr.contains("wrong-Pw"), "the password is shown: {stderr}");
+
+    let mut child = blockfs(format!("http://pupil:s3cret-Pw@127.0.0.1:{}", squid.port), "c2").spawn().unwrap();
+    let image_path = mountpoint.join("deb/latest.img");
+    common::wait_for("the mount through the environment's proxy", || {
+        assert!(child.try_wait().unwrap().is_none(), "blockfs ended before it mounted");
+        image_path.exists()
+    });
+    let read = fs::read(&image_path);
+    Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    let ended = child.wait().unwrap();
+    assert_eq!(read.unwrap(), image);
+    assert!(ended.success(), "blockfs did not unmount cleanly on SIGTERM: {ended}");
+    assert!(nginx.requests_for("/blocks/") > 0);
+}

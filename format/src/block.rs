@@ -63,10 +63,10 @@ pub fn max_file_len(len: usize) -> u64 {
 /// Names and compresses one block at zstd `level` (1 to 19).
 ///
 /// # Errors
-/// [`Error::Invalid`] when the bytes carry a SHA-1 collision attack, or when
-/// zstd refuses (an impossible level).
+/// [`Error::Collision`] when the bytes carry a SHA-1 collision attack;
+/// [`Error::Invalid`] when zstd refuses (an impossible level).
 pub fn encode(data: &[u8], level: i32) -> Result<Encoded> {
-    let id = Sha1Name::of_published(data).map_err(|e| Error::invalid("image data", e.to_string()))?;
+    let id = Sha1Name::of_published(data)?;
     let file = zstd::bulk::compress(data, level).map_err(|e| Error::invalid("block compression", e.to_string()))?;
     Ok(Encoded { id, file })
 }

@@ -42,6 +42,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// Bytes to publish carry a SHA-1 collision attack (half of a crafted pair with
+    /// one SHA-1): named by their hash, they could be swapped for their twin.
+    #[error(transparent)]
+    Collision(#[from] crate::hash::CollisionDetected),
+
     /// A block file is not a zstd frame of the bytes its name promises.
     #[error("block {id} is corrupt: {reason}")]
     CorruptBlock {

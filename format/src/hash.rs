@@ -141,6 +141,27 @@ mod tests {
         assert_eq!(Sha1Name::of_published(&big).unwrap(), Sha1Name::of(&big));
     }
 
+    /// The first 320 bytes of SHAttered's two PDFs (shattered.io, 2017; the copies that
+    /// `sha1collisiondetection` ships for its own tests): different bytes, one SHA-1. Any
+    /// common suffix keeps the collision, so a block that starts with either is half of a
+    /// pair that content addressing cannot tell apart.
+    #[test]
+    fn publishing_refuses_each_half_of_a_real_collision_pair() {
+        let halves: [&[u8]; 2] = [
+            include_bytes!("../testdata/shattered-1-prefix.bin"),
+            include_bytes!("../testdata/shattered-2-prefix.bin"),
+        ];
+        assert_ne!(halves[0], halves[1]);
+        assert_eq!(Sha1Name::of(halves[0]), Sha1Name::of(halves[1]), "the test data is a collision pair");
+        for half in halves {
+            assert_eq!(Sha1Name::of_published(half), Err(CollisionDetected));
+            let mut block = half.to_vec();
+            block.resize(65536, 0x5a);
+            assert_eq!(Sha1Name::of_published(&block), Err(CollisionDetected), "with a suffix");
+            assert!(matches!(crate::block::encode(&block, 3), Err(crate::Error::Collision(_))));
+        }
+    }
+
     #[test]
     fn hex_round_trip_and_rejects() {
         let id = Sha1Name::of(b"circular");

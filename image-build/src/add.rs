@@ -309,9 +309,17 @@ fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32, level: i32) 
     let (to_writer, from_encoder) = sync_channel::<Vec<(u64, Option<block::Encoded>)>>(1);
     let (report, ids) = std::thread::scope(|scope| -> Result<(AddReport, Vec<Option<Sha1Name>>)> {
         let writer = scope.spawn(|| write_blocks(store, from_encoder, &progress));
+        let mut first_block = 0u64;
         for batch in rx {
             let batch = batch.map_err(|e| BuildError::io(image, e))?;
-            let encoded = encode_parallel(&batch, threads, level)?;
+            let encoded = encode_parallel(&batch, threads, level).map_err(|e| match e {
+                Encoding::Collision { in_batch } => {
+                    let block = first_block + in_batch as u64;
+                    BuildError::Collision { image: image.to_path_buf(), block, offset: block * u64::from(block_size) }
+                }
+                Encoding::Failed(e) => e,
+            })?;
+            first_block += batch.len() as u64;
             let lens = batch.iter().map(|b| b.len() as u64);
             if to_writer.send(lens.zip(encoded).collect()).is_err() {
                 break; // the writer stopped on an error, which join reports
@@ -374,23 +382,48 @@ fn write_blocks(
     Ok((report, ids))
 }
 
+/// Why a batch could not be encoded.
+enum Encoding {
+    /// The block at this position in the batch is half of a SHA-1 collision pair.
+    Collision {
+        in_batch: usize,
+    },
+    Failed(BuildError),
+}
+
 /// Hashes and compresses a batch on `threads` cores; `None` for zero blocks.
-fn encode_parallel(batch: &[Vec<u8>], threads: usize, level: i32) -> Result<Vec<Option<block::Encoded>>> {
+fn encode_parallel(
+    batch: &[Vec<u8>],
+    threads: usize,
+    level: i32,
+) -> std::result::Result<Vec<Option<block::Encoded>>, Encoding> {
     let chunk = batch.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = batch
             .chunks(chunk)
-            .map(|part| {
+            .enumerate()
+            .map(|(n, part)| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|data| if block::is_zero(data) { Ok(None) } else { block::encode(data, level).map(Some) })
-                        .collect::<circular_format::Result<Vec<_>>>()
+                    let mut out = Vec::with_capacity(part.len());
+                    for (i, data) in part.iter().enumerate() {
+                        if block::is_zero(data) {
+                            out.push(None);
+                            continue;
+                        }
+                        let encoded = block::encode(data, level).map_err(|e| match e {
+                            circular_format::Error::Collision(_) => Encoding::Collision { in_batch: n * chunk + i },
+                            e => Encoding::Failed(e.into()),
+                        })?;
+                        out.push(Some(encoded));
+                    }
+                    Ok(out)
                 })
             })
             .collect();
         let mut out = Vec::with_capacity(batch.len());
         for h in handles {
-            let part = h.join().map_err(|_| BuildError::Usage("a hashing thread failed".into()))??;
+            let part =
+                h.join().map_err(|_| Encoding::Failed(BuildError::Usage("a hashing thread failed".into())))??;
             out.extend(part);
         }
         Ok(out)

@@ -31,6 +31,15 @@ pub enum BuildError {
          the store was not touched. Download the image again, or check the checksum against the distribution's SHA256SUMS"
     )]
     SourceMismatch { image: PathBuf, expected: String, actual: String },
+    /// `add`: a block of the image is half of a crafted SHA-1 collision pair
+    /// (`sha1collisiondetection`'s check). Stored under its SHA-1 it could be swapped
+    /// for its twin, so the image is refused and no catalog names it.
+    #[error(
+        "{image}: block {block} (from byte {offset}) carries a SHA-1 collision attack: it is half of a crafted pair \
+         of blocks with one SHA-1, made to fool content addressing. Nothing was published; do not publish this image, \
+         and find out where it came from"
+    )]
+    Collision { image: PathBuf, block: u64, offset: u64 },
     /// An outside program (qemu-img convert in `add`) failed or is missing.
     #[error(transparent)]
     Run(#[from] crate::tool::ToolError),

@@ -115,6 +115,12 @@ impl StoreDir {
 
     /// Stamps, signs and publishes the catalog: the sync makes everything it
     /// names durable first.
+    ///
+    /// # Errors
+    /// When the catalog or its signature cannot be written. If the signature is
+    /// the one that failed, the catalog that was there before is put back, so
+    /// the store keeps a pair that verifies (clients, and the next `image-build`
+    /// run, would refuse a new catalog under the old signature).
     pub fn write_catalog(&self, catalog: &mut Catalog, key: &SigningKey, valid_days: u32) -> Result<()> {
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());
         catalog.generated = now;
@@ -122,9 +128,26 @@ impl StoreDir {
         catalog.validate()?;
         let bytes = catalog.to_bytes();
         let sig = signing::sign(&bytes, key);
+        let catalog_path = self.store.path(CATALOG);
+        let previous = fs::read(&catalog_path).ok();
         self.sync()?;
-        self.write(&self.store.path(CATALOG), &bytes)?;
-        self.write(&self.store.path(CATALOG_SIG), sig.as_bytes())?;
+        self.write(&catalog_path, &bytes)?;
+        if let Err(e) = self.write(&self.store.path(CATALOG_SIG), sig.as_bytes()) {
+            match previous {
+                Some(previous) => match self.write(&catalog_path, &previous) {
+                    Ok(()) => eprintln!("the signature could not be written; the previous catalog was put back"),
+                    Err(back) => eprintln!(
+                        "the signature could not be written, nor the previous catalog put back ({back}): \
+                         catalog.json and its signature no longer match, and clients keep their cached catalog \
+                         until the pair is made whole again"
+                    ),
+                },
+                None => {
+                    let _ = fs::remove_file(&catalog_path);
+                }
+            }
+            return Err(e);
+        }
         self.sync()
     }
 }

@@ -307,3 +307,32 @@ fn add_of_a_missing_image_or_a_directory_leaves_no_store() {
     add("images", &[], "is a directory");
     add("disk.img", &["--level", "20"], "--level 20");
 }
+
+/// An image one of whose blocks is half of SHAttered's collision pair (format/testdata) is
+/// refused by name, block and byte offset; the catalog stays as it was, and no index
+/// names the image.
+#[test]
+fn add_refuses_an_image_carrying_a_sha1_collision_and_leaves_the_store_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    image_build(dir).args(["keygen", "--secret", "key", "--public", "key.pub"]).run();
+    fs::write(dir.join("good.img"), random_bytes(2 * MIB, 41)).unwrap();
+    image_build(dir)
+        .args(["add", "--store", "store", "--distro", "t", "--date", "2026-11-15", "--key", "key", "good.img"])
+        .run();
+    let catalog = fs::read(dir.join("store/catalog.json")).unwrap();
+    let indexes = fs::read_dir(dir.join("store/indexes")).unwrap().count();
+
+    // Block 5 of 8 (256 KiB blocks) starts with the second half of the pair.
+    let mut image = random_bytes(2 * MIB, 42);
+    let half = include_bytes!("../../format/testdata/shattered-2-prefix.bin");
+    image[5 * 256 * 1024..][..half.len()].copy_from_slice(half);
+    fs::write(dir.join("crafted.img"), &image).unwrap();
+    let err = image_build(dir)
+        .args(["add", "--store", "store", "--distro", "t", "--date", "2026-11-22", "--key", "key", "crafted.img"])
+        .fails_with("SHA-1 collision");
+    expect(&err, "crafted.img: block 5 (from byte 1310720)");
+    expect(&err, "Nothing was published");
+    assert_eq!(fs::read(dir.join("store/catalog.json")).unwrap(), catalog, "the catalog changed");
+    assert_eq!(fs::read_dir(dir.join("store/indexes")).unwrap().count(), indexes, "an index was written");
+}

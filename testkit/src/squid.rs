@@ -22,10 +22,40 @@ pub const SQUID_OUTGOING: &str = "127.0.0.2";
 impl Squid {
     /// Starts squid and waits until it accepts connections.
     pub fn start() -> Squid {
+        Squid::start_conf(|_| "http_access allow client".to_string())
+    }
+
+    /// Starts squid asking for a login (Basic, squid's `basic_ncsa_auth` and an
+    /// `htpasswd`-style file made with `openssl passwd -apr1`): only `user` with
+    /// `password` gets through; anyone else is answered 407.
+    pub fn start_with_login(user: &str, password: &str) -> Squid {
+        let hash = Command::new("openssl")
+            .args(["passwd", "-apr1", password])
+            .output()
+            .expect("openssl is installed (make deps)");
+        assert!(hash.status.success(), "openssl passwd: {}", String::from_utf8_lossy(&hash.stderr));
+        let line = format!("{user}:{}", String::from_utf8_lossy(&hash.stdout).trim());
+        Squid::start_conf(move |dir| {
+            let passwd = dir.join("passwd");
+            std::fs::write(&passwd, format!("{line}\n")).unwrap();
+            std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644)).unwrap();
+            format!(
+                "auth_param basic program /usr/lib/squid/basic_ncsa_auth {}
+auth_param basic realm circular-test
+acl login proxy_auth REQUIRED
+http_access allow client login",
+                passwd.display()
+            )
+        })
+    }
+
+    /// squid with the access rules `access` returns (given the run directory).
+    fn start_conf(access: impl FnOnce(&std::path::Path) -> String) -> Squid {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let run = tempfile::tempdir().unwrap();
         // squid started as root drops to its own user, which must write here.
         std::fs::set_permissions(run.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let access = access(run.path());
         let dir = run.path().display();
         let conf = format!(
             "http_port 127.0.0.1:{port}
@@ -35,7 +65,7 @@ access_log stdio:{dir}/access.log squid
 cache_mem 64 MB
 maximum_object_size_in_memory 1 MB
 acl client src 127.0.0.1
-http_access allow client
+{access}
 http_access deny all
 tcp_outgoing_address {SQUID_OUTGOING}
 coredump_dir {dir}
