@@ -312,13 +312,12 @@ fn cut_into_blocks(store: &StoreDir, image: &Path, block_size: u32, level: i32) 
         let mut first_block = 0u64;
         for batch in rx {
             let batch = batch.map_err(|e| BuildError::io(image, e))?;
-            let encoded = encode_parallel(&batch, threads, level).map_err(|e| match e {
-                Encoding::Collision { in_batch } => {
-                    let block = first_block + in_batch as u64;
-                    BuildError::Collision { image: image.to_path_buf(), block, offset: block * u64::from(block_size) }
-                }
-                Encoding::Failed(e) => e,
-            })?;
+            let collision = |block| BuildError::Collision {
+                image: image.to_path_buf(),
+                block,
+                offset: block * u64::from(block_size),
+            };
+            let encoded = encode_parallel(&batch, first_block, threads, level, &collision)?;
             first_block += batch.len() as u64;
             let lens = batch.iter().map(|b| b.len() as u64);
             if to_writer.send(lens.zip(encoded).collect()).is_err() {
@@ -382,21 +381,16 @@ fn write_blocks(
     Ok((report, ids))
 }
 
-/// Why a batch could not be encoded.
-enum Encoding {
-    /// The block at this position in the batch is half of a SHA-1 collision pair.
-    Collision {
-        in_batch: usize,
-    },
-    Failed(BuildError),
-}
-
 /// Hashes and compresses a batch on `threads` cores; `None` for zero blocks.
+/// `first_block` is the image's block number of `batch[0]`; a block that is half of a
+/// SHA-1 collision pair is reported by `collision(its block number)`.
 fn encode_parallel(
     batch: &[Vec<u8>],
+    first_block: u64,
     threads: usize,
     level: i32,
-) -> std::result::Result<Vec<Option<block::Encoded>>, Encoding> {
+    collision: &(dyn Fn(u64) -> BuildError + Sync),
+) -> Result<Vec<Option<block::Encoded>>> {
     let chunk = batch.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = batch
@@ -411,19 +405,18 @@ fn encode_parallel(
                             continue;
                         }
                         let encoded = block::encode(data, level).map_err(|e| match e {
-                            circular_format::Error::Collision(_) => Encoding::Collision { in_batch: n * chunk + i },
-                            e => Encoding::Failed(e.into()),
+                            circular_format::Error::Collision(_) => collision(first_block + (n * chunk + i) as u64),
+                            e => BuildError::from(e),
                         })?;
                         out.push(Some(encoded));
                     }
-                    Ok(out)
+                    Ok::<_, BuildError>(out)
                 })
             })
             .collect();
         let mut out = Vec::with_capacity(batch.len());
         for h in handles {
-            let part =
-                h.join().map_err(|_| Encoding::Failed(BuildError::Usage("a hashing thread failed".into())))??;
+            let part = h.join().map_err(|_| BuildError::Usage("a hashing thread failed".into()))??;
             out.extend(part);
         }
         Ok(out)
