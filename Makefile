@@ -7,7 +7,7 @@ BUILD ?= $(CURDIR)/build
 RELEASE := target/release
 BINS := $(RELEASE)/blockfs $(RELEASE)/image-build $(RELEASE)/circular
 
-.PHONY: all deps build check demo test unit e2e bench fuzz soak clean usb initramfs public-given server-given deps-sdl mutants mutants-diff
+.PHONY: all deps build check demo test unit e2e bench fuzz soak clean usb initramfs public-given server-given mutants mutants-diff
 
 all: build
 
@@ -20,21 +20,10 @@ build:
 	$(CARGO) build --release --workspace
 
 # The appliance. `make usb SERVER=https://store.example/circular PUBLIC=publisher.pub`
-# writes build/circular-usb.img (dd it to a stick). DISPLAY_KIND=sdl puts
-# QEMU's SDL display and Mesa in the initramfs instead of curses (much bigger).
+# writes build/circular-usb.img (dd it to a stick).
 SERVER ?=
 PUBLIC ?=
-DISPLAY_KIND ?= curses
 ZSTD_LEVEL ?= 19
-# Only for DISPLAY_KIND=sdl: QEMU's SDL/OpenGL modules and Mesa (big; not in deps).
-SDL_PACKAGES := qemu-system-gui libgl1-mesa-dri libegl-mesa0 libgbm1 libudev1
-deps-sdl:
-	@missing=$$(for p in $(SDL_PACKAGES); do \
-		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	done); \
-	if [ -n "$$missing" ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
 
 # The appliance builders' apt sources: Debian 12 with non-free-firmware (setup/apt.sh).
 APT_CONF := $(BUILD)/apt/apt.conf
@@ -48,9 +37,9 @@ public-given:
 server-given:
 	@[ -n "$(SERVER)" ] || { echo "make usb: give SERVER=https://... (the store's URL, comma-separated mirrors allowed)" >&2; exit 2; }
 
-initramfs: public-given build $(APT_CONF) $(if $(filter sdl,$(DISPLAY_KIND)),deps-sdl)
+initramfs: public-given build $(APT_CONF)
 	APT_CONFIG=$(APT_CONF) $(RELEASE)/image-build initramfs --public $(PUBLIC) --bins $(RELEASE) --cache $(BUILD)/debs \
-		--out $(BUILD)/appliance --display $(DISPLAY_KIND) --level $(ZSTD_LEVEL)
+		--out $(BUILD)/appliance --level $(ZSTD_LEVEL)
 
 usb: server-given public-given deps initramfs
 	$(RELEASE)/image-build usb --server $(SERVER) --kernel $(BUILD)/appliance/vmlinuz \

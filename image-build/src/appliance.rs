@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use crate::disk::DiskError;
-use crate::initramfs::Display;
 use crate::tool::{Symptom, ToolError};
 
 /// Why an appliance build stopped. Each message says what to do.
@@ -59,9 +58,6 @@ pub enum ApplianceError {
 
     #[error("{path} is missing: run make deps")]
     MissingHostProgram { path: PathBuf },
-
-    #[error("{path} is missing, and --display {display:?} needs it: install its Debian package (make deps-sdl)")]
-    MissingDisplayPart { path: PathBuf, display: Display },
 
     #[error("{program} needs a library that ldd cannot find ({line}): reinstall the package that provides it")]
     MissingLibrary { program: PathBuf, line: String },

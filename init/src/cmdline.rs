@@ -3,9 +3,12 @@
 /// Display QEMU uses for the guest, as asked on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Display {
-    /// Pick by console: curses on a VT, none (guest serial on the console) on a serial line.
+    /// The presenter where the PC has a framebuffer (`/dev/fb0`); without one, curses on a
+    /// VT and none (guest serial on the console) on a serial line.
     Auto,
-    Sdl,
+    /// QEMU's D-Bus display drawn full screen by `circular-presenter`.
+    Presenter,
+    /// QEMU's curses display: the guest's VGA text screen on the console.
     Curses,
     /// Guest's serial console on the appliance console (`-nographic`).
     None,
@@ -25,7 +28,7 @@ pub struct Config {
     pub dhcp_timeout_s: u64,
     /// `circular.accel=kvm|tcg`: override the accelerator choice.
     pub accel: Option<String>,
-    /// `circular.display=sdl|curses|none`.
+    /// `circular.display=presenter|curses|none`.
     pub display: Display,
     /// `circular.nogrow`: leave the cache partition's size alone.
     pub grow: bool,
@@ -127,6 +130,20 @@ impl Default for Config {
 /// Parses `/proc/cmdline`. Unknown words belong to the kernel and are
 /// ignored; a bad value is reported and the default kept, because a typo in
 /// GRUB must not stop the appliance from booting.
+/// The `--display` the menu gets: what `circular.display=` asked, else the presenter
+/// where a framebuffer exists (on a serial console too: the guest shows on the screen and
+/// its serial console on the line), else none on a serial line and curses on a VT.
+pub fn pick_display(asked: Display, framebuffer: bool, serial_console: bool) -> &'static str {
+    match asked {
+        Display::Presenter => "presenter",
+        Display::Curses => "curses",
+        Display::None => "none",
+        Display::Auto if framebuffer => "presenter",
+        Display::Auto if serial_console => "none",
+        Display::Auto => "curses",
+    }
+}
+
 pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
     let mut c = Config::default();
     let mut warnings = Vec::new();
@@ -152,10 +169,10 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             },
             ("circular.accel", Some(v @ ("kvm" | "tcg"))) => c.accel = Some(v.to_string()),
             ("circular.display", Some(v)) => match v {
-                "sdl" => c.display = Display::Sdl,
+                "presenter" => c.display = Display::Presenter,
                 "curses" => c.display = Display::Curses,
                 "none" => c.display = Display::None,
-                _ => warnings.push(format!("circular.display={v}: use sdl, curses or none")),
+                _ => warnings.push(format!("circular.display={v}: use presenter, curses or none")),
             },
             ("circular.menu", Some(v)) => c.menu = Some(v.to_string()),
             ("circular.ca", Some(v)) if !v.is_empty() => c.ca = Some(v.to_string()),
@@ -213,6 +230,23 @@ fn split(s: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn the_presenter_is_picked_wherever_there_is_a_framebuffer_unless_asked_otherwise() {
+        for serial in [false, true] {
+            assert_eq!(pick_display(Display::Auto, true, serial), "presenter");
+            assert_eq!(pick_display(Display::Curses, true, serial), "curses");
+            assert_eq!(pick_display(Display::None, true, serial), "none");
+            assert_eq!(pick_display(Display::Presenter, false, serial), "presenter");
+        }
+        assert_eq!(pick_display(Display::Auto, false, false), "curses");
+        assert_eq!(pick_display(Display::Auto, false, true), "none");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -267,6 +301,9 @@ mod tests {
         assert_eq!(c.display, Display::None);
         assert_eq!(c.accel.as_deref(), Some("tcg"));
         assert_eq!(w.len(), 2);
+        let (c, w) = parse("circular.display=presenter circular.display=sdl");
+        assert_eq!(c.display, Display::Presenter);
+        assert_eq!(w, ["circular.display=sdl: use presenter, curses or none"]);
         // No time at all for DHCP is refused: the default stays.
         let (c, w) = parse("circular.dhcp=0");
         assert_eq!(c.dhcp_timeout_s, 20);

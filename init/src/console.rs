@@ -3,6 +3,9 @@
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
+/// The firmware's or a KMS driver's framebuffer, which the presenter draws on.
+pub const FRAMEBUFFER: &str = "/dev/fb0";
+
 /// The device behind /dev/console: the last entry of
 /// /sys/class/tty/console/active (the last `console=` on the command line),
 /// with tty0 ("the current VT") resolved to the real VT.

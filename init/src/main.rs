@@ -327,13 +327,11 @@ impl Supervisor {
 
     fn start_menu(&mut self) {
         let program = self.cfg.menu.clone().unwrap_or_else(|| services::MENU.to_string());
-        let display = match self.cfg.display {
-            cmdline::Display::Sdl => "sdl",
-            cmdline::Display::Curses => "curses",
-            cmdline::Display::None => "none",
-            cmdline::Display::Auto if console::is_serial(&self.console) => "none",
-            cmdline::Display::Auto => "curses",
-        };
+        let display = cmdline::pick_display(
+            self.cfg.display,
+            Path::new(console::FRAMEBUFFER).exists(),
+            console::is_serial(&self.console),
+        );
         let args = services::MenuArgs {
             program,
             cache_dir: self.cache.dir.clone(),

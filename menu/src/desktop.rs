@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(a.display, Some(Display::None));
         assert_eq!(a.cache, blockfs::cache::default_dir());
         let err = Cli::try_parse_from(["circular", "--display", "vnc"]).unwrap_err();
-        assert!(err.to_string().contains("not sdl, gtk, curses or none"), "{err}");
+        assert!(err.to_string().contains("not sdl, gtk, curses, presenter or none"), "{err}");
         let err = Cli::try_parse_from(["circular", "--accel", "hvf"]).unwrap_err();
         assert!(err.to_string().contains("not kvm or tcg"), "{err}");
         // Desktop mode's options belong to desktop mode, not to a subcommand.

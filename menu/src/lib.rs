@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod desktop;
 pub mod format;
+mod guest_screen;
 pub mod host;
 pub mod network;
 pub mod problem;

@@ -11,12 +11,13 @@ use blockfs::catalog::Catalog;
 use blockfs::status::{read_catalog, Status};
 use crossterm::event::{self, Event, KeyEventKind};
 
+use crate::guest_screen::{GuestScreen, Shown};
 use crate::problem::Problem;
 use crate::progress::{progress, ready_to_launch};
 use crate::state::{AccelState, Action, App, Failure, Notice, Screen, Target};
 use crate::term::Term;
 use crate::{format, host, MenuConfig, MenuError, MenuExit};
-use circular_vm::{self as vm, ResolvedImage, Stdio, Vm, VmError, VmOutcome, VmSpec};
+use circular_vm::{self as vm, Display, ResolvedImage, Stdio, Vm, VmError, VmOutcome, VmSpec};
 
 /// How often the mount's figures are read again.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
@@ -37,10 +38,27 @@ struct Runner<'a> {
     config: &'a MenuConfig,
     stop: &'a AtomicBool,
     start: Option<StartJob>,
-    /// A VM in its own window while the menu shows the running screen.
-    windowed_vm: Option<(Vm, Target)>,
+    /// The VM the running screen is about, while the menu has the screen.
+    running: Option<(Background, Target)>,
     /// The network screen's wpa_supplicant.
     net: NetLink,
+}
+
+/// A VM that runs while the menu shows.
+enum Background {
+    /// In its own QEMU window (desktop mode).
+    Window(Vm),
+    /// Left with the presenter's chord: off screen until the person goes back to it.
+    OffScreen(GuestScreen),
+}
+
+impl Background {
+    fn vm(&mut self) -> &mut Vm {
+        match self {
+            Background::Window(vm) => vm,
+            Background::OffScreen(guest) => &mut guest.vm,
+        }
+    }
 }
 
 /// How often the network screen reads the scan results (wpa_supplicant keeps them fresh
@@ -86,7 +104,7 @@ pub(crate) fn load_app(config: &MenuConfig) -> App {
 
 pub(crate) fn run_loop(config: &MenuConfig, term: &mut Term, stop: &AtomicBool) -> Result<MenuExit, MenuError> {
     let mut app = load_app(config);
-    let mut runner = Runner { config, stop, start: None, windowed_vm: None, net: NetLink::new() };
+    let mut runner = Runner { config, stop, start: None, running: None, net: NetLink::new() };
     let mut last_status = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -238,6 +256,7 @@ impl Runner<'_> {
                 app.screen = Screen::Details;
             }
             Action::StopVm => self.stop_vm(app),
+            Action::ShowGuest => self.show_again(app, term)?,
             Action::Retry => {
                 let fresh = load_app(self.config);
                 let problem = matches!(fresh.screen, Screen::Problem(_));
@@ -372,11 +391,31 @@ impl Runner<'_> {
             self.config.cache_dir.clone(),
         );
         spec.media = snapshot.media;
+        if self.config.display == Display::Presenter {
+            term.suspend(&format!(
+                "Circular: {} {} is starting under QEMU ({}) on the screen. Its serial console follows.\r\n\
+                 Ctrl+Alt+Esc leaves the guest (it keeps running); powering it off comes back to the menu.\r\n",
+                target.title,
+                target.date,
+                app.accel.accel.as_str().to_uppercase()
+            ))?;
+            let started = GuestScreen::start(&spec);
+            // QEMU holds the image open itself now.
+            drop(job);
+            match started {
+                Ok(guest) => self.show(app, term, guest, target, fetched_at_start)?,
+                Err(e) => {
+                    term.resume()?;
+                    finish(app, &target, Err(e));
+                }
+            }
+            return Ok(());
+        }
         if self.config.display.is_windowed() {
             match Vm::start(&spec, Stdio::Detached) {
                 Ok(vm) => {
                     app.running(target.clone(), fetched_at_start);
-                    self.windowed_vm = Some((vm, target));
+                    self.running = Some((Background::Window(vm), target));
                 }
                 Err(e) => finish(app, &target, Err(e)),
             }
@@ -410,29 +449,77 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// Shows the guest through the presenter until it powers off, the person leaves it, or the
+    /// presenter fails; the menu then has the terminal again.
+    fn show(
+        &mut self,
+        app: &mut App,
+        term: &mut Term,
+        mut guest: GuestScreen,
+        target: Target,
+        fetched_at_start: u64,
+    ) -> Result<(), MenuError> {
+        let shown = guest.show(self.stop);
+        term.resume()?;
+        drain_input();
+        match shown {
+            Shown::Ended(outcome) => finish(app, &target, outcome),
+            Shown::Left => {
+                app.running(target.clone(), fetched_at_start);
+                self.running = Some((Background::OffScreen(guest), target));
+            }
+            Shown::Failed(reason) => app.failed(Failure {
+                headline: format!("{} {}: the guest's screen could not be shown", target.title, target.date),
+                reason,
+                what_to_do: "The VM was stopped. To boot with the text display instead, press e in the stick's \
+                             GRUB menu and add circular.display=curses to the linux line."
+                    .to_string(),
+            }),
+        }
+        Ok(())
+    }
+
+    /// Back to a guest left with the chord.
+    fn show_again(&mut self, app: &mut App, term: &mut Term) -> Result<(), MenuError> {
+        match self.running.take() {
+            Some((Background::OffScreen(guest), target)) => {
+                let fetched_at_start = match &app.screen {
+                    Screen::Running(r) => r.fetched_at_start,
+                    _ => 0,
+                };
+                term.suspend(&format!("Circular: back to {} {}.\r\n", target.title, target.date))?;
+                self.show(app, term, guest, target, fetched_at_start)
+            }
+            other => {
+                self.running = other;
+                Ok(())
+            }
+        }
+    }
+
     fn tick_running(&mut self, app: &mut App) {
-        let Some((vm, target)) = &mut self.windowed_vm else {
+        let Some((background, target)) = &mut self.running else {
             return;
         };
-        match vm.try_wait() {
+        match background.vm().try_wait() {
             Ok(None) => {}
             Ok(Some(o)) => {
                 let target = target.clone();
-                self.windowed_vm = None;
+                self.running = None;
                 drain_input();
                 finish(app, &target, Ok(o));
             }
             Err(e) => {
                 let target = target.clone();
-                self.windowed_vm = None;
+                self.running = None;
                 finish(app, &target, Err(e));
             }
         }
     }
 
     fn stop_vm(&mut self, app: &mut App) {
-        if let Some((mut vm, target)) = self.windowed_vm.take() {
-            let outcome = vm.stop(Duration::from_secs(5));
+        if let Some((mut background, target)) = self.running.take() {
+            let outcome = background.vm().stop(Duration::from_secs(5));
             finish(app, &target, outcome);
         }
     }
@@ -494,8 +581,10 @@ pub(crate) fn advice(reason: &str) -> String {
         "The image could not be read: without the network only fully cached snapshots boot. \
          Check the network line, then try again."
             .to_string()
-    } else if r.contains("display") || r.contains("sdl") || r.contains("gtk") {
-        "The display could not open: try --display curses or --display none.".to_string()
+    } else if r.contains("display") || r.contains("sdl") || r.contains("gtk") || r.contains("dbus") {
+        "The display could not open: try --display curses or --display none \
+         (on the stick: circular.display=curses in GRUB's linux line)."
+            .to_string()
     } else {
         "Press Enter to go back; change the VM settings or try another snapshot.".to_string()
     }
@@ -520,7 +609,7 @@ mod tests {
         };
         let stop = std::sync::atomic::AtomicBool::new(false);
         let mut runner =
-            super::Runner { config: &config, stop: &stop, start: None, windowed_vm: None, net: super::NetLink::new() };
+            super::Runner { config: &config, stop: &stop, start: None, running: None, net: super::NetLink::new() };
         let mut a = app();
         a.appliance = true;
         let action = a.on_key(key(KeyCode::Char('n')));

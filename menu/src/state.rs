@@ -81,7 +81,8 @@ pub enum Screen {
     /// No KVM: ask before going on under TCG.
     AskNoKvm(Target),
     Starting(Starting),
-    /// The VM runs in its own window; the menu stays on this terminal.
+    /// The VM runs in its own window, or off screen after the presenter's chord; the menu
+    /// stays on this terminal.
     Running(Running),
     Failed(Failure),
     /// Clear-screen states: no network and nothing cached, catalog refused, …
@@ -103,6 +104,8 @@ pub enum Action {
     CancelStart,
     /// Stop the running VM.
     StopVm,
+    /// Show again the guest that was left with the presenter's chord.
+    ShowGuest,
     /// Read the catalog and the status again.
     Retry,
     /// Delete the kept changes of this snapshot.
@@ -407,11 +410,14 @@ impl App {
                 _ => Action::None,
             },
             Screen::Running(mut r) => {
-                if self.appliance {
-                    // Full-screen QEMU may share this keyboard: never act on it.
+                if self.appliance && self.display != Display::Presenter {
+                    // Full-screen QEMU may share this keyboard: never act on it. (The presenter
+                    // grabs the keyboard while it shows the guest; this screen shows only after
+                    // the person left the guest.)
                     return Action::None;
                 }
                 match (r.confirm_stop, code) {
+                    (false, KeyCode::Enter) if self.display == Display::Presenter => Action::ShowGuest,
                     (false, KeyCode::Char('x')) => {
                         r.confirm_stop = true;
                         self.screen = Screen::Running(r);
@@ -810,6 +816,32 @@ pub(crate) mod tests {
         a.on_key(key(KeyCode::Char('x')));
         assert_eq!(a.on_key(key(KeyCode::Char('y'))), Action::StopVm);
         assert_eq!(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Action::None);
+    }
+
+    #[test]
+    fn on_the_appliance_the_running_screen_answers_keys_only_after_the_presenters_chord() {
+        let mut a = app();
+        a.appliance = true;
+        let t = Target {
+            distribution: "bookworm".into(),
+            title: "Debian 12 (bookworm)".into(),
+            date: "2026-11-22".into(),
+            via_latest: true,
+        };
+        // curses: QEMU shares the console's keyboard, so the menu must not act on it.
+        a.display = Display::Curses;
+        a.running(t.clone(), 0);
+        assert_eq!(a.on_key(key(KeyCode::Enter)), Action::None);
+        a.on_key(key(KeyCode::Char('x')));
+        assert_eq!(a.on_key(key(KeyCode::Char('y'))), Action::None);
+        // The presenter gave the keyboard back: Enter shows the guest again, x y stops it.
+        a.display = Display::Presenter;
+        a.running(t, 0);
+        assert_eq!(a.on_key(key(KeyCode::Enter)), Action::ShowGuest);
+        a.on_key(key(KeyCode::Char('x')));
+        assert_eq!(a.on_key(key(KeyCode::Enter)), Action::None, "Enter after x cancels the stop");
+        a.on_key(key(KeyCode::Char('x')));
+        assert_eq!(a.on_key(key(KeyCode::Char('y'))), Action::StopVm);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::format;
 use crate::problem::Problem;
 use crate::progress::{progress, Progress};
 use crate::state::{App, Failure, Field, Running, Screen, Starting, Target};
-use circular_vm::{Accel, DiskChanges};
+use circular_vm::{Accel, DiskChanges, Display};
 
 const SELECTED: Style = Style::new().add_modifier(Modifier::REVERSED.union(Modifier::BOLD));
 const DIM: Style = Style::new().fg(Color::Gray);
@@ -357,12 +357,21 @@ fn running(frame: &mut Frame, area: Rect, app: &App, r: &Running) {
     let block = boxed(format!("Running {} · {}", r.target.title, r.target.date));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let mut lines = vec![
-        Line::raw(""),
-        Line::raw(" The VM runs in its QEMU window. Power off the guest, or close the"),
-        Line::raw(" window, to come back to this menu."),
-        Line::raw(""),
-    ];
+    let mut lines = if app.display == Display::Presenter {
+        vec![
+            Line::raw(""),
+            Line::raw(" The VM is still running, off screen: Ctrl+Alt+Esc left it."),
+            Line::raw(" Enter goes back to it; x stops it."),
+            Line::raw(""),
+        ]
+    } else {
+        vec![
+            Line::raw(""),
+            Line::raw(" The VM runs in its QEMU window. Power off the guest, or close the"),
+            Line::raw(" window, to come back to this menu."),
+            Line::raw(""),
+        ]
+    };
     if let Some(login) = app.find_snapshot(&r.target).and_then(|s| s.login.as_deref()) {
         lines.push(Line::raw(format!(" Log in: {login}")));
         lines.push(Line::raw(""));
@@ -504,6 +513,9 @@ fn key_help(app: &App) -> String {
         Screen::Details => format!(" ↑↓ field  ←→ change  Enter boot  Esc back{quit}"),
         Screen::AskNoKvm(_) => " y/Enter boot anyway  n/Esc back".to_string(),
         Screen::Starting(_) => " Enter boot now, without waiting  Esc cancel".to_string(),
+        Screen::Running(_) if app.display == Display::Presenter => {
+            " Enter back to the guest  x stop the VM".to_string()
+        }
         Screen::Running(_) if app.appliance => " The VM has the screen and keyboard".to_string(),
         Screen::Running(_) => " x stop the VM".to_string(),
         Screen::Failed(_) => format!(" Enter back{quit}"),

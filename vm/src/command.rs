@@ -18,6 +18,11 @@ pub enum Display {
     Gtk,
     /// The VGA text screen drawn in this terminal.
     Curses,
+    /// QEMU's D-Bus display (`-display dbus,p2p=yes,gl=off`) for `circular-presenter`,
+    /// which connects through the QMP socket [`VmSpec::qmp_socket`] and draws the guest
+    /// full screen on the framebuffer. The guest gets a USB tablet (an absolute pointer, so
+    /// the mouse lands where it is seen) and its serial console is QEMU's standard output.
+    Presenter,
     /// No screen: the guest's serial console (multiplexed with QEMU's monitor,
     /// ctrl-a c) is QEMU's standard input and output (`-nographic`). That is this
     /// terminal for a person, or a pipe or file for a program that watches the
@@ -27,12 +32,13 @@ pub enum Display {
 
 impl Display {
     /// The name QEMU's `-display` option and Circular's `--display` use:
-    /// `sdl`, `gtk`, `curses` or `none`.
+    /// `sdl`, `gtk`, `curses`, `presenter` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             Display::Sdl => "sdl",
             Display::Gtk => "gtk",
             Display::Curses => "curses",
+            Display::Presenter => "presenter",
             Display::None => "none",
         }
     }
@@ -51,8 +57,9 @@ impl std::str::FromStr for Display {
             "sdl" => Ok(Display::Sdl),
             "gtk" => Ok(Display::Gtk),
             "curses" => Ok(Display::Curses),
+            "presenter" => Ok(Display::Presenter),
             "none" => Ok(Display::None),
-            other => Err(format!("display {other:?} is not sdl, gtk, curses or none")),
+            other => Err(format!("display {other:?} is not sdl, gtk, curses, presenter or none")),
         }
     }
 }
@@ -192,6 +199,13 @@ impl VmSpec {
             qemu_img: PathBuf::from("qemu-img"),
         }
     }
+
+    /// QEMU's QMP socket for [`Display::Presenter`]:
+    /// `<cache_dir>/run/<distribution>-<date>.qmp`. [`crate::Vm::start`] makes its
+    /// directory (mode 0700: QMP controls the VM) and removes a stale socket.
+    pub fn qmp_socket(&self) -> PathBuf {
+        self.cache_dir.join("run").join(format!("{}-{}.qmp", self.distribution, self.date))
+    }
 }
 
 /// QEMU's option syntax separates with commas; a comma inside a value is doubled.
@@ -288,6 +302,14 @@ pub fn qemu_args(spec: &VmSpec, writable: Option<&Path>, uefi: Option<&FirmwareF
         // QEMU's monitor, which can read host files and run commands as root.
         Display::None => push(&["-nographic", "-monitor", "none"]),
         Display::Curses => push(&["-display", "curses", "-monitor", "none", "-parallel", "none", "-serial", "none"]),
+        // gl=off: the presenter draws the guest's pixels itself, so no EGL or Mesa is loaded.
+        // The tablet sits on its own xHCI controller: i440fx has no USB bus by default.
+        Display::Presenter => {
+            push(&["-display", "dbus,p2p=yes,gl=off"]);
+            push(&["-qmp", &format!("unix:{},server=on,wait=off", escape(spec.qmp_socket().as_os_str()))]);
+            push(&["-device", "qemu-xhci,id=circular-input", "-device", "usb-tablet,bus=circular-input.0"]);
+            push(&["-monitor", "none", "-parallel", "none", "-serial", "stdio"]);
+        }
         // One window only: SDL opens a window per console and the last one wins.
         Display::Sdl | Display::Gtk => {
             push(&["-display", spec.display.as_str()]);
@@ -370,6 +392,26 @@ mod tests {
         s.display = Display::Curses;
         let line = args(&s, None);
         assert!(line.contains("-display curses") && !line.contains("-full-screen"), "{line}");
+    }
+
+    #[test]
+    fn the_presenter_gets_the_dbus_display_its_qmp_socket_a_tablet_and_the_serial_console() {
+        let mut s = spec();
+        s.display = Display::Presenter;
+        assert_eq!(s.qmp_socket(), PathBuf::from("/var/tmp/blocks/run/bookworm-2026-11-22.qmp"));
+        let line = args(&s, None);
+        for want in [
+            "-display dbus,p2p=yes,gl=off",
+            "-qmp unix:/var/tmp/blocks/run/bookworm-2026-11-22.qmp,server=on,wait=off",
+            "-device qemu-xhci,id=circular-input -device usb-tablet,bus=circular-input.0",
+            "-serial stdio",
+        ] {
+            assert!(line.contains(want), "missing {want:?} in {line}");
+        }
+        // Full screen is the presenter's own way of drawing, not a QEMU window's.
+        assert!(!line.contains("-full-screen"), "{line}");
+        assert_eq!("presenter".parse::<Display>(), Ok(Display::Presenter));
+        assert!(!Display::Presenter.is_windowed());
     }
 
     #[test]
@@ -464,7 +506,7 @@ mod tests {
 
     #[test]
     fn every_display_is_sandboxed_and_has_no_monitor() {
-        for display in [Display::None, Display::Curses, Display::Sdl, Display::Gtk] {
+        for display in [Display::None, Display::Curses, Display::Sdl, Display::Gtk, Display::Presenter] {
             let mut s = spec();
             s.display = display;
             let line = args(&s, None);

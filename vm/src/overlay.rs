@@ -225,7 +225,7 @@ fn create_qcow2(spec: &VmSpec, overlay: &Path) -> Result<(), VmError> {
 
 /// Makes `dir` (0700) if it is missing, then checks that it is a real
 /// directory of this user and tightens its mode to 0700.
-fn private_dir(dir: &Path) -> Result<(), VmError> {
+pub(crate) fn private_dir(dir: &Path) -> Result<(), VmError> {
     let refuse = |reason: String| VmError::NotOurOverlay { path: dir.to_path_buf(), reason };
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| VmError::io(dir, e))?;
     let meta = std::fs::symlink_metadata(dir).map_err(|e| VmError::io(dir, e))?;
@@ -252,7 +252,7 @@ fn make_private(path: &Path) -> Result<(), VmError> {
 
 /// Removes whatever has `path`'s name (a link itself, never what it points
 /// to); a missing one is fine. A directory there is refused.
-fn remove_entry(path: &Path) -> Result<(), VmError> {
+pub(crate) fn remove_entry(path: &Path) -> Result<(), VmError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::command::{qemu_args, VmSpec};
 use crate::error::VmError;
-use crate::overlay::{prepare_overlay, PreparedDisk};
+use crate::overlay::{prepare_overlay, private_dir, remove_entry, PreparedDisk};
+use crate::Display;
 
 /// How much of QEMU's stderr is kept for the failure message.
 const STDERR_KEEP: usize = 16 * 1024;
@@ -73,11 +74,21 @@ impl Vm {
     /// [`qemu_args`]. QEMU's stderr is always kept for [`VmOutcome::stderr`].
     ///
     /// # Errors
-    /// Those of [`prepare_overlay`], and [`VmError::NoProgram`] when QEMU
+    /// Those of [`prepare_overlay`] (and, for [`Display::Presenter`], of making the QMP
+    /// socket's directory private), and [`VmError::NoProgram`] when QEMU
     /// cannot be run (the throw-away overlay is then deleted). Errors here mean
     /// QEMU never ran; a QEMU that starts and then refuses its options is an
     /// outcome ([`VmOutcome::could_not_start`]), not an error.
     pub fn start(spec: &VmSpec, stdio: Stdio) -> Result<Vm, VmError> {
+        if spec.display == Display::Presenter {
+            // QMP can do anything to the VM: only this user may reach it. A socket left by a
+            // QEMU that was killed would make this one's bind fail.
+            let socket = spec.qmp_socket();
+            if let Some(dir) = socket.parent() {
+                private_dir(dir)?;
+            }
+            remove_entry(&socket)?;
+        }
         let disk = prepare_overlay(spec)?;
         let mut cmd = Command::new(&spec.qemu);
         cmd.args(qemu_args(spec, disk.overlay.as_deref(), disk.uefi.as_ref()));

@@ -24,17 +24,14 @@ use circular_format::units::format_size;
 use crate::appliance::{self, ApplianceError};
 use crate::tool::Runner;
 
-/// Which full-screen display QEMU gets in the appliance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Display {
-    /// QEMU's curses display on the text console: small (no Mesa), text-mode
-    /// guests and serial consoles only show well.
-    Curses,
-    /// SDL on KMS/DRM with Mesa (software rendering): real graphics, full
-    /// screen, but about four times bigger. Needs qemu-system-gui and Mesa
-    /// installed on the build host.
-    Sdl,
-}
+/// QEMU's D-Bus display: `circular-presenter` shows the guest through it, full screen on the
+/// framebuffer. ui-dbus.so loads ui-opengl.so (and its libgbm, libepoxy, …) even with `gl=off`.
+const DISPLAY_PLUGINS: &[&str] =
+    &["/usr/lib/x86_64-linux-gnu/qemu/ui-dbus.so", "/usr/lib/x86_64-linux-gnu/qemu/ui-opengl.so"];
+
+/// The archive group of everything the graphical display path adds: the presenter, QEMU's
+/// D-Bus display and the libraries only they need. `report` prints its share.
+const DISPLAY_GROUP: &str = "display stack";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,8 +47,6 @@ pub struct Args {
     /// Output directory: vmlinuz, initramfs.img, initramfs.txt (contents), initramfs.log (tool output).
     #[arg(long, default_value = "build/appliance")]
     pub out: PathBuf,
-    #[arg(long, value_enum, default_value = "curses")]
-    pub display: Display,
     /// zstd level (19 is small but slow to build; the kernel unpacks any level).
     #[arg(long, default_value_t = 19)]
     pub level: i32,
@@ -94,7 +89,7 @@ struct HostParts {
     data: Vec<&'static str>,
 }
 
-fn host_parts(display: Display) -> HostParts {
+fn host_parts() -> HostParts {
     let mut p = HostParts {
         programs: vec![
             "/usr/bin/qemu-system-x86_64",
@@ -107,6 +102,7 @@ fn host_parts(display: Display) -> HostParts {
         ],
         plugins: vec![
             "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so",
+            // The fallback where the PC has no framebuffer at all.
             "/usr/lib/x86_64-linux-gnu/qemu/ui-curses.so",
         ],
         data: vec![
@@ -148,17 +144,6 @@ fn host_parts(display: Display) -> HostParts {
     // UEFI snapshots: the OVMF build the appliance's launcher will pick (circular-vm's one list).
     if let Ok(ovmf) = circular_vm::find_ovmf() {
         p.data.extend([ovmf.code, ovmf.vars_template]);
-    }
-    if display == Display::Sdl {
-        p.plugins.extend([
-            "/usr/lib/x86_64-linux-gnu/qemu/ui-sdl.so",
-            "/usr/lib/x86_64-linux-gnu/qemu/ui-opengl.so",
-            "/usr/lib/x86_64-linux-gnu/dri/kms_swrast_dri.so",
-            "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so",
-            "/usr/lib/x86_64-linux-gnu/libEGL_mesa.so.0",
-            "/usr/lib/x86_64-linux-gnu/libudev.so.1",
-        ]);
-        p.data.push("/usr/share/glvnd/egl_vendor.d");
     }
     p
 }
@@ -264,16 +249,29 @@ fn module_subset(runner: &mut Runner, kernel: &Kernel, out: &Path) -> Result<Mod
 fn fill_archive(runner: &mut Runner, args: &Args, kernel: &Kernel, modroot: &Path) -> Result<Archive, ApplianceError> {
     let mut a = Archive::new();
     add_skeleton(&mut a);
-    let mut elf_inputs = add_circular_files(runner, &mut a, args)?;
+    let (mut elf_inputs, presenter) = add_circular_files(runner, &mut a, args)?;
     add_busybox(&mut a)?;
-    let parts = host_parts(args.display);
-    elf_inputs.extend(add_host_programs(&mut a, &parts, args.display)?);
-    for lib in elf::closure(runner, &elf_inputs)? {
-        add_host_file(&mut a, &lib, "shared libraries")?;
+    let parts = host_parts();
+    elf_inputs.extend(add_host_programs(&mut a, &parts)?);
+    let libraries = elf::closure(runner, &elf_inputs)?;
+    let mut display_inputs = vec![presenter];
+    for plug in DISPLAY_PLUGINS {
+        let p = PathBuf::from(plug);
+        if !p.is_file() {
+            return Err(ApplianceError::MissingHostProgram { path: p });
+        }
+        add_host_file(&mut a, &p, DISPLAY_GROUP)?;
+        display_inputs.push(p);
+    }
+    for lib in &libraries {
+        add_host_file(&mut a, lib, "shared libraries")?;
+    }
+    for lib in elf::closure(runner, &display_inputs)?.difference(&libraries) {
+        add_host_file(&mut a, lib, DISPLAY_GROUP)?;
     }
     add_host_data(&mut a, &parts)?;
     add_modules(&mut a, modroot)?;
-    let build_info = format!("kernel {} ({})\ndisplay {:?}\n", kernel.package, kernel.version, args.display);
+    let build_info = format!("kernel {} ({})\n", kernel.package, kernel.version);
     a.add(
         Path::new("etc/circular/build.txt"),
         Node::File { size: build_info.len() as u64, source: Source::Bytes(build_info.into_bytes()), mode: 0o644 },
@@ -297,11 +295,16 @@ fn add_skeleton(a: &mut Archive) {
 }
 
 /// The Rust binaries (stripped), /init and the publisher's key. Returns the unstripped
-/// binaries, whose libraries the archive needs.
-fn add_circular_files(runner: &mut Runner, a: &mut Archive, args: &Args) -> Result<Vec<PathBuf>, ApplianceError> {
+/// binaries, whose libraries the archive needs: the presenter's apart, for the display
+/// stack's share.
+fn add_circular_files(
+    runner: &mut Runner,
+    a: &mut Archive,
+    args: &Args,
+) -> Result<(Vec<PathBuf>, PathBuf), ApplianceError> {
     // circular-menu links the ratatui menu and the VM launcher; the desktop
     // program `circular` is not needed on the stick.
-    let rust_bins = ["circular-init", "circular-menu", "blockfs"];
+    let rust_bins = ["circular-init", "circular-menu", "blockfs", "circular-presenter"];
     let mut elf_inputs: Vec<PathBuf> = Vec::new();
     for name in rust_bins {
         let p = args.bins.join(name);
@@ -317,10 +320,11 @@ fn add_circular_files(runner: &mut Runner, a: &mut Archive, args: &Args) -> Resu
         a.add(
             &Path::new("usr/bin").join(name),
             Node::File { source: Source::Path(stripped.clone()), mode: 0o755, size: meta.len() },
-            "circular binaries",
+            if name == "circular-presenter" { DISPLAY_GROUP } else { "circular binaries" },
         );
         elf_inputs.push(p);
     }
+    let presenter = elf_inputs.pop().unwrap_or_default();
     a.add(Path::new("init"), Node::Symlink { target: "usr/bin/circular-init".into() }, "circular binaries");
     let key_len = io(&args.public, std::fs::metadata(&args.public))?.len();
     a.add(
@@ -328,7 +332,7 @@ fn add_circular_files(runner: &mut Runner, a: &mut Archive, args: &Args) -> Resu
         Node::File { source: Source::Path(args.public.clone()), mode: 0o644, size: key_len },
         "circular binaries",
     );
-    Ok(elf_inputs)
+    Ok((elf_inputs, presenter))
 }
 
 /// Busybox (static) and its applets, for the rescue shell.
@@ -344,7 +348,7 @@ fn add_busybox(a: &mut Archive) -> Result<(), ApplianceError> {
 }
 
 /// QEMU, e2fsprogs, fusermount3 and QEMU's plugins. Returns them, for their libraries.
-fn add_host_programs(a: &mut Archive, parts: &HostParts, display: Display) -> Result<Vec<PathBuf>, ApplianceError> {
+fn add_host_programs(a: &mut Archive, parts: &HostParts) -> Result<Vec<PathBuf>, ApplianceError> {
     let mut added = Vec::new();
     for prog in &parts.programs {
         let p = PathBuf::from(prog);
@@ -357,7 +361,7 @@ fn add_host_programs(a: &mut Archive, parts: &HostParts, display: Display) -> Re
     for plug in &parts.plugins {
         let p = PathBuf::from(plug);
         if !p.is_file() {
-            return Err(ApplianceError::MissingDisplayPart { path: p, display });
+            return Err(ApplianceError::MissingHostProgram { path: p });
         }
         add_host_file(a, &p, "qemu and tools")?;
         added.push(p);
@@ -439,7 +443,7 @@ fn report(
     io(&list, std::fs::write(&list, &listing))?;
     let compressed = io(&written.image, std::fs::metadata(&written.image))?.len();
     let kernel_len = io(&written.kernel, std::fs::metadata(&written.kernel))?.len();
-    println!("initramfs: kernel {} ({}), display {:?}", kernel.package, kernel.version, args.display);
+    println!("initramfs: kernel {} ({})", kernel.package, kernel.version);
     println!("  {:<20} {:>6} {:>10}", "what", "files", "bytes");
     for (g, (n, b)) in &groups {
         println!("  {g:<20} {n:>6} {:>10}", format_size(*b));
@@ -448,6 +452,16 @@ fn report(
     for (c, (n, b)) in &subset.by_class {
         println!("    {c:<18} {n:>6} {:>10}", format_size(*b));
     }
+    let stack = groups.get(DISPLAY_GROUP).map_or(0, |(_, b)| *b);
+    let gpu = subset.by_class.get(modules::GPU_CLASS).map_or(0, |(_, b)| *b);
+    println!(
+        "  display stack: presenter, QEMU's D-Bus display and their libraries {} + GPU drivers {} = {} of {} cpio ({:.1}%)",
+        format_size(stack),
+        format_size(gpu),
+        format_size(stack + gpu),
+        format_size(written.cpio_bytes),
+        percent(stack + gpu, written.cpio_bytes)
+    );
     println!(
         "  cpio {} -> zstd -{} {} ({})",
         format_size(written.cpio_bytes),
@@ -458,6 +472,15 @@ fn report(
     println!("  kernel {} ({})", format_size(kernel_len), written.kernel.display());
     println!("  full list: {}  ({:.0} s)", list.display(), started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `part` as a percentage of `whole` (0 for an empty whole).
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
 }
 
 /// One line per entry (`kind size /path`), and files and bytes per group.

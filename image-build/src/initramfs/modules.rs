@@ -5,6 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The class of the GPU drivers, which `image-build initramfs` counts in the display stack's share.
+pub const GPU_CLASS: &str = "gpu";
+
 /// (class, path prefix). A prefix ending in `/` or `-` takes every module
 /// under it; anything else is a single module file without its `.ko*` suffix.
 pub const CLASSES: &[(&str, &str)] = &[
@@ -77,17 +80,17 @@ pub const CLASSES: &[(&str, &str)] = &[
     // ext4 asks for crc32c (a softdep, not in modules.dep).
     ("filesystems", "kernel/crypto/crc32c_generic"),
     ("filesystems", "kernel/arch/x86/crypto/crc32c-intel"),
-    // Display and input. Firmware-less DRM drivers only: bochs/virtio for VMs,
-    // i915 for Intel graphics. Without a DRM driver the console stays on
-    // efifb/vesafb, which the curses display uses.
-    ("drm+input", "kernel/drivers/gpu/drm/tiny/bochs"),
-    ("drm+input", "kernel/drivers/gpu/drm/virtio/"),
-    ("drm+input", "kernel/drivers/gpu/drm/i915/"),
-    ("drm+input", "kernel/drivers/input/evdev"),
-    ("drm+input", "kernel/drivers/input/mouse/psmouse"),
-    ("drm+input", "kernel/drivers/hid/hid"),
-    ("drm+input", "kernel/drivers/hid/hid-"),
-    ("drm+input", "kernel/drivers/hid/usbhid/"),
+    // GPUs with KMS: bochs/virtio for VMs, i915 for Intel graphics. Without a DRM
+    // driver the presenter draws on the firmware's framebuffer (efifb/vesafb).
+    (GPU_CLASS, "kernel/drivers/gpu/drm/tiny/bochs"),
+    (GPU_CLASS, "kernel/drivers/gpu/drm/virtio/"),
+    (GPU_CLASS, "kernel/drivers/gpu/drm/i915/"),
+    // Input: the presenter reads every keyboard and mouse through evdev.
+    ("input", "kernel/drivers/input/evdev"),
+    ("input", "kernel/drivers/input/mouse/psmouse"),
+    ("input", "kernel/drivers/hid/hid"),
+    ("input", "kernel/drivers/hid/hid-"),
+    ("input", "kernel/drivers/hid/usbhid/"),
     // KVM, the reason the appliance exists.
     ("kvm", "kernel/arch/x86/kvm/"),
 ];
@@ -164,8 +167,8 @@ mod tests {
         assert_eq!(class_of("kernel/crypto/ccm.ko"), Some("wireless"));
         assert_eq!(class_of("kernel/drivers/net/virtio_net.ko.xz"), Some("network"));
         assert_eq!(class_of("kernel/drivers/net/virtio_netx.ko"), None);
-        assert_eq!(class_of("kernel/drivers/hid/hid.ko"), Some("drm+input"));
-        assert_eq!(class_of("kernel/drivers/hid/hid-apple.ko"), Some("drm+input"));
+        assert_eq!(class_of("kernel/drivers/hid/hid.ko"), Some("input"));
+        assert_eq!(class_of("kernel/drivers/hid/hid-apple.ko"), Some("input"));
         assert_eq!(class_of("kernel/drivers/scsi/hpsa.ko"), None);
         assert_eq!(class_of("kernel/drivers/hid/hid-hyperv.ko"), None);
         assert_eq!(class_of("kernel/drivers/nvme/host/nvme-rdma.ko"), None);
