@@ -12,6 +12,13 @@
                                          NAME is the -nic/-netdev id)
     qmp.py SOCKET vga-text OUT           the VGA text screen (80x25 char/attribute pairs at
                                          0xb8000, saved to OUT) printed as 25 lines of text
+    qmp.py SOCKET chord QCODE...         press QEMU key codes together (ctrl alt esc)
+    qmp.py SOCKET quadrants SECONDS OUT.png
+                                         wait until the screen shows the tiny guest's pattern
+                                         (red, green / blue, white quadrants of a 4:3 picture)
+                                         scaled to fill the screen, centred; save it as OUT.png
+    qmp.py SOCKET no-quadrants SECONDS OUT.png
+                                         wait until the pattern is gone from the screen
 """
 import json
 import os
@@ -89,6 +96,83 @@ def cyan_pixels(pixels):
     return n
 
 
+QUADRANT_COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "white": (255, 255, 255)}
+
+
+def ppm_pixels(ppm):
+    """(width, height, rgb bytes) of a binary PPM."""
+    data = open(ppm, "rb").read()
+    fields, pos = [], 0
+    while len(fields) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[pos:end])
+        pos = end
+    w, h = int(fields[1]), int(fields[2])
+    return w, h, data[pos + 1:pos + 1 + w * h * 3]
+
+
+def quadrant_problems(w, h, px):
+    """What is wrong with the screen as a picture of the pattern: [] when it shows it.
+
+    The guest's picture is 4:3; the presenter scales it by one factor to fill the screen's
+    width or height and centres it, so the pattern's place follows from the screen's size.
+    Each quadrant is sampled at 25 points spread over it (1% of the picture in from its
+    edges: a picture 2% too small or off centre fails), and the
+    bars beside a picture narrower than the screen must be black."""
+    scale = min(w / 4, h / 3)
+    pw, ph = int(4 * scale), int(3 * scale)
+    x0, y0 = (w - pw) // 2, (h - ph) // 2
+    problems = []
+
+    def at(x, y):
+        i = (y * w + x) * 3
+        return tuple(px[i:i + 3])
+
+    def near(c, want):
+        return all(abs(a - b) <= 40 for a, b in zip(c, want))
+
+    layout = [("red", 0, 0), ("green", 1, 0), ("blue", 0, 1), ("white", 1, 1)]
+    for name, qx, qy in layout:
+        bad = 0
+        for i in range(5):
+            for j in range(5):
+                fx = qx * 0.5 + 0.5 * (0.02 + 0.96 * i / 4)
+                fy = qy * 0.5 + 0.5 * (0.02 + 0.96 * j / 4)
+                x, y = x0 + int(fx * (pw - 1)), y0 + int(fy * (ph - 1))
+                if not near(at(x, y), QUADRANT_COLOURS[name]):
+                    bad += 1
+                    sample = (x, y, at(x, y))
+        if bad:
+            problems.append(f"{name} quadrant: {bad}/25 points differ, e.g. {sample}")
+    for x in ([x0 // 2, w - 1 - x0 // 2] if x0 > 4 else []):
+        if not near(at(x, h // 2), (0, 0, 0)):
+            problems.append(f"the bar at x={x} is {at(x, h // 2)}, not black")
+    return problems
+
+
+def wait_screen(f, seconds, out, want_pattern):
+    deadline = time.time() + float(seconds)
+    tmp = tempfile.mktemp(suffix=".ppm")
+    while True:
+        call(f, "screendump", filename=tmp)
+        w, h, px = ppm_pixels(tmp)
+        problems = quadrant_problems(w, h, px)
+        shown = not problems
+        if shown == want_pattern or time.time() > deadline:
+            ppm_to_png(tmp, out)
+            os.unlink(tmp)
+            if shown != want_pattern:
+                what = "; ".join(problems) if want_pattern else "the pattern is still on the screen"
+                raise SystemExit(f"qmp: after {seconds} s, {w}x{h} screen ({out}): {what}")
+            print(f"qmp: {w}x{h} screen {'shows' if shown else 'no longer shows'} the pattern ({out})")
+            return
+        time.sleep(2)
+
+
 def main():
     sock, cmd, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     s, f = connect(sock)
@@ -110,6 +194,10 @@ def main():
         if len(args) != 2 or args[1] not in ("on", "off"):
             raise SystemExit("usage: qmp.py SOCKET link NAME on|off")
         call(f, "set_link", name=args[0], up=args[1] == "on")
+    elif cmd in ("quadrants", "no-quadrants"):
+        wait_screen(f, args[0], args[1], cmd == "quadrants")
+    elif cmd == "chord":
+        call(f, "send-key", keys=[{"type": "qcode", "data": c} for c in args])
     elif cmd in ("keys", "key"):
         codes = []
         if cmd == "key":

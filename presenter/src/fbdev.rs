@@ -122,9 +122,11 @@ impl FbdevOutput {
                 fix.line_length, fix.smem_len, var.xres, var.yres, var.bits_per_pixel
             )));
         }
+        // The length is given: a device node's size (what memmap2 maps by default) is 0.
         // SAFETY: the mapping is of device memory that only this process writes while the
         // presenter runs (the console is in KD_GRAPHICS mode); nothing truncates a device.
-        let map = unsafe { MmapMut::map_mut(&file) }.map_err(|e| err(format!("mmap: {e}")))?;
+        let map = unsafe { memmap2::MmapOptions::new().len(needed).map_mut(&file) }
+            .map_err(|e| err(format!("mmap of {needed} bytes: {e}")))?;
         if map.len() < needed {
             return Err(err(format!("mapped {} bytes, need {needed}", map.len())));
         }
