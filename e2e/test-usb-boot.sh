@@ -92,8 +92,8 @@ if [ -e /dev/fb0 ]; then
 	f=/sys/class/graphics/fb0
 	echo "$MARKER: fb0 \$(cat \$f/virtual_size) \$(cat \$f/bits_per_pixel) bpp stride \$(cat \$f/stride)"
 	cat /quadrants.raw >/dev/fb0
-	stty -F /dev/tty0 -icanon -echo min 1
-	typed=\$(timeout 300 head -c 3 /dev/tty0)
+	# One open of the VT for both: its settings go back to the defaults at the last close.
+	typed=\$(timeout 300 sh -c 'stty -icanon -echo min 1; head -c 3' </dev/tty0)
 	echo "$MARKER: typed '\$typed'"
 else
 	echo "$MARKER: no framebuffer"

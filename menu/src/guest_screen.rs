@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use circular_vm::{Stdio, Vm, VmError, VmOutcome, VmSpec};
@@ -39,8 +39,8 @@ pub struct GuestScreen {
     /// QEMU.
     pub vm: Vm,
     qmp: PathBuf,
-    /// The presenter's stderr: its last lines are a failure's reason.
-    log: PathBuf,
+    /// The end of the presenter's stderr: a failure's reason.
+    said: Arc<Mutex<String>>,
     /// While set, the guest's serial console is copied to the menu's terminal.
     echo: Arc<AtomicBool>,
 }
@@ -69,9 +69,7 @@ impl GuestScreen {
             // The copy runs until QEMU closes its end; it never blocks QEMU, since it always reads.
             std::thread::spawn(move || copy_serial(serial, &on));
         }
-        let qmp = spec.qmp_socket();
-        let log = qmp.with_extension("presenter.log");
-        Ok(GuestScreen { vm, qmp, log, echo })
+        Ok(GuestScreen { vm, qmp: spec.qmp_socket(), said: Arc::default(), echo })
     }
 
     /// Shows the guest until QEMU ends, the person leaves it, or the presenter fails.
@@ -121,7 +119,9 @@ impl GuestScreen {
                 // QEMU is going: the next turn sees its end.
                 Ok(Some(status)) if status.success() => {}
                 Ok(Some(status)) => {
-                    let words = last_lines(&std::fs::read_to_string(&self.log).unwrap_or_default(), 6);
+                    // Its stderr is at its end once it has exited; give the copy a moment.
+                    std::thread::sleep(Duration::from_millis(100));
+                    let words = last_lines(&self.said.lock().map(|s| s.clone()).unwrap_or_default(), 6);
                     return self.fail(format!("circular-presenter ended with {status}: {words}"));
                 }
                 Err(e) => return self.fail(format!("circular-presenter: {e}")),
@@ -147,15 +147,25 @@ impl GuestScreen {
         Ok(true)
     }
 
+    /// Starts the presenter. Its stderr (a line about the input devices, warnings, its error)
+    /// goes to the menu's terminal with the guest's serial console, and its end is kept.
     fn spawn_presenter(&self) -> Result<Child, String> {
-        let log = std::fs::File::create(&self.log).map_err(|e| format!("{}: {e}", self.log.display()))?;
         let mut cmd = Command::new(PRESENTER);
         cmd.arg("--qmp").arg(&self.qmp);
         if Path::new(SCREEN_TTY).exists() {
             cmd.arg("--tty").arg(SCREEN_TTY);
         }
-        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(log);
-        cmd.spawn().map_err(|e| format!("{PRESENTER} could not be started: {e}"))
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+        cmd.stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("{PRESENTER} could not be started: {e}"))?;
+        if let Some(stderr) = child.stderr.take() {
+            let (said, on) = (Arc::clone(&self.said), Arc::clone(&self.echo));
+            if let Ok(mut s) = said.lock() {
+                s.clear();
+            }
+            std::thread::spawn(move || copy_presenter(stderr, &said, &on));
+        }
+        Ok(child)
     }
 
     /// The guest cannot be shown: a guest nobody can see or type into is stopped.
@@ -189,6 +199,32 @@ fn copy_serial(mut serial: impl Read, on: &AtomicBool) {
         }
         let clean = printable(&buf[..n]);
         let _ = out.write_all(&clean).and_then(|()| out.flush());
+    }
+}
+
+/// How much of the presenter's stderr is kept.
+const SAID_KEEP: usize = 4096;
+
+/// Copies the presenter's stderr to standard output while `on` is set, keeping its end in `said`.
+fn copy_presenter(mut stderr: impl Read, said: &Mutex<String>, on: &AtomicBool) {
+    let mut buf = [0u8; 1024];
+    let mut out = std::io::stdout();
+    while let Ok(n) = stderr.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&printable(&buf[..n])).into_owned();
+        if on.load(Ordering::Relaxed) {
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        }
+        if let Ok(mut s) = said.lock() {
+            s.push_str(&text);
+            let excess = s.len().saturating_sub(SAID_KEEP);
+            if excess > 0 {
+                let cut = (excess..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+                s.drain(..cut);
+            }
+        }
     }
 }
 

@@ -98,7 +98,28 @@ fn run(args: &Args) -> Result<u8, Error> {
     }
 }
 
+/// Warnings (a device not grabbed, a reader that stopped) to stderr, which the menu shows and
+/// keeps for a failure's reason.
+fn init_log() {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::Level::Warn
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                eprintln!("circular-presenter: {}: {}", r.level().as_str().to_lowercase(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: Stderr = Stderr;
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Warn);
+}
+
 fn main() -> ExitCode {
+    init_log();
     let args = Args::parse();
     match run(&args) {
         Ok(code) => ExitCode::from(code),
