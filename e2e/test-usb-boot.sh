@@ -56,10 +56,13 @@ G=$W/guest
 rm -rf "$G"; mkdir -p "$G/root/bin" "$G/root/proc" "$G/root/dev" "$G/root/sys" "$G/root/mod"
 cp /usr/bin/busybox "$G/root/bin/busybox"
 # bochs-drm (the guest's std VGA, with KMS and fbdev emulation) and what it needs, in the
-# order modprobe would load them.
+# order modprobe would load them;
 KVER=$(sed -n 's/^initramfs: kernel .* (\(.*\))$/\1/p' "$W/initramfs-report.txt")
 KROOT=$(ls -d "$BUILD"/debs/linux-image-"$KVER")
-/sbin/modprobe --show-depends -d "$KROOT" -S "$KVER" bochs | sed -n 's/^insmod \([^ ]*\).*/\1/p' >"$G/modules"
+# xHCI, usbhid and evdev for the USB tablet that the presenter's pointer moves.
+for m in bochs xhci_pci usbhid hid_generic evdev; do
+	/sbin/modprobe --show-depends -d "$KROOT" -S "$KVER" "$m" | sed -n 's/^insmod \([^ ]*\).*/\1/p'
+done | awk '!seen[$0]++' >"$G/modules"
 [ -s "$G/modules" ] || fail "modprobe found no bochs module under $KROOT"
 while read -r m; do
 	case $m in
@@ -92,6 +95,15 @@ if [ -e /dev/fb0 ]; then
 	f=/sys/class/graphics/fb0
 	echo "$MARKER: fb0 \$(cat \$f/virtual_size) \$(cat \$f/bits_per_pixel) bpp stride \$(cat \$f/stride)"
 	cat /quadrants.raw >/dev/fb0
+	# The tablet's absolute position in guest pixels (input_event: 16 bytes of time, type,
+	# code, value; EV_ABS 3, ABS_X 0, ABS_Y 1, EV_SYN 0), one line per move.
+	i=0; while ! grep -qs Tablet /sys/class/input/event*/device/name && [ \$i -lt 50 ]; do sleep 0.2; i=\$((i + 1)); done
+	for e in /sys/class/input/event*; do grep -qs Tablet \$e/device/name && tablet=/dev/input/\${e##*/}; done
+	[ -n "\$tablet" ] || echo "$MARKER: no tablet"
+	# The loop opens the device once: a reader's queued events go when it closes the device.
+	[ -n "\$tablet" ] && while :; do dd bs=24 count=1 2>/dev/null | od -A n -t d2 -w24 -v; done <\$tablet |
+		awk -v m="$MARKER" '\$9 == 3 && \$10 == 0 { x = \$11 } \$9 == 3 && \$10 == 1 { y = \$11 }
+			\$9 == 0 && x != "" && y != "" { printf "%s: tablet %d %d\\n", m, int(x * 1024 / 32768), int(y * 768 / 32768); fflush() }' &
 	# One open of the VT for both: its settings go back to the defaults at the last close.
 	typed=\$(timeout 300 sh -c 'stty -icanon -echo min 1; head -c 3' </dev/tty0)
 	echo "$MARKER: typed '\$typed'"
@@ -207,7 +219,7 @@ boot() {
 		-chardev "socket,id=s0,path=$sock,server=on,wait=off" -serial chardev:s0 \
 		-qmp "unix:$W/$name.qmp,server=on,wait=off" \
 		-device qemu-xhci -drive "if=none,id=stick,format=raw,file=${DISK:-$STICK}" \
-		-device usb-storage,drive=stick,bootindex=0 \
+		-device usb-storage,drive=stick,bootindex=0 -device usb-tablet \
 		-nic user,model=virtio-net-pci &
 	QEMU_PID=$!
 	local t0=$SECONDS rc=0
@@ -231,8 +243,10 @@ boot() {
 # The guest on the appliance's screen (issue 11): the presenter draws the tiny guest's
 # pattern full screen (checked in QMP screendumps, pixel by pixel), Ctrl+Alt+Esc leaves the
 # guest running and takes the pattern off the screen, Enter in the menu brings it back,
-# and keys sent to the appliance reach the guest, which prints them on its serial console
-# (copied to the menu's serial line). After the power-off the pattern is gone.
+# an absolute pointer move on the appliance's screen lands on the guest pixel shown there
+# (the guest prints its USB tablet's position), and keys sent to the appliance reach the
+# guest, which prints them on its serial console (copied to the menu's serial line). After
+# the power-off the pattern is gone.
 QMP="python3 e2e/lib/qmp.py @QMP@"
 guest_on_screen=(
 	"expect:300:$MARKER: fb0 1024,768 32 bpp stride 4096"
@@ -242,6 +256,8 @@ guest_on_screen=(
 	"run:$QMP no-quadrants 30 @SHOT@-left.png"
 	"send:\r"
 	"run:$QMP quadrants 120 @SHOT@-back.png"
+	"run:$QMP point-at 256 576 1024 768"
+	"expect:60:$MARKER: tablet 25[3-9] 57[3-9]"
 	"run:$QMP key g f x"
 	"expect:120:$MARKER: typed 'gfx'"
 )

@@ -19,6 +19,9 @@
                                          scaled to fill the screen, centred; save it as OUT.png
     qmp.py SOCKET no-quadrants SECONDS OUT.png
                                          wait until the pattern is gone from the screen
+    qmp.py SOCKET point-at GX GY GW GH   move the absolute pointer (a usb-tablet) to where guest
+                                         pixel (GX, GY) of a GWxGH guest shows on the screen,
+                                         scaled to fill it and centred as the presenter draws it
 """
 import json
 import os
@@ -196,6 +199,20 @@ def main():
         call(f, "set_link", name=args[0], up=args[1] == "on")
     elif cmd in ("quadrants", "no-quadrants"):
         wait_screen(f, args[0], args[1], cmd == "quadrants")
+    elif cmd == "point-at":
+        gx, gy, gw, gh = (int(a) for a in args)
+        tmp = tempfile.mktemp(suffix=".ppm")
+        call(f, "screendump", filename=tmp)
+        w, h, _ = ppm_pixels(tmp)
+        os.unlink(tmp)
+        scale = min(w / gw, h / gh)
+        sx = (w - int(gw * scale)) // 2 + (gx + 0.5) * scale
+        sy = (h - int(gh * scale)) // 2 + (gy + 0.5) * scale
+        # QMP's absolute axes run from 0 to 0x7fff across the screen.
+        ax, ay = round(sx * 0x7FFF / w), round(sy * 0x7FFF / h)
+        call(f, "input-send-event", events=[{"type": "abs", "data": {"axis": "x", "value": ax}},
+                                            {"type": "abs", "data": {"axis": "y", "value": ay}}])
+        print(f"qmp: pointer to screen ({sx:.0f}, {sy:.0f}) of {w}x{h}, for guest pixel ({gx}, {gy})")
     elif cmd == "chord":
         call(f, "send-key", keys=[{"type": "qcode", "data": c} for c in args])
     elif cmd in ("keys", "key"):
