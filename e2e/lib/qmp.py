@@ -19,6 +19,11 @@
                                          scaled to fill the screen, centred; save it as OUT.png
     qmp.py SOCKET no-quadrants SECONDS OUT.png
                                          wait until the pattern is gone from the screen
+    qmp.py SOCKET menu SECONDS OUT.ppm [BEFORE.ppm]
+                                         wait until the screen shows the menu (its cyan titles
+                                         and borders, no pattern) and, with BEFORE, its first
+                                         text row (the header) exactly as in BEFORE; save
+                                         the screen as OUT.ppm and a PNG beside it
     qmp.py SOCKET point-at GX GY GW GH   move the absolute pointer (a usb-tablet) to where guest
                                          pixel (GX, GY) of a GWxGH guest shows on the screen,
                                          scaled to fill it and centred as the presenter draws it
@@ -176,6 +181,35 @@ def wait_screen(f, seconds, out, want_pattern):
         time.sleep(2)
 
 
+# One row of the console's 8x16 font: the menu's header line, the same on every screen.
+HEADER_ROWS = 16
+
+
+def wait_menu(f, seconds, out, before=None):
+    deadline = time.time() + float(seconds)
+    ref = ppm_pixels(before) if before else None
+    while True:
+        call(f, "screendump", filename=out)
+        w, h, px = ppm_pixels(out)
+        why = []
+        cyan = cyan_pixels(px)
+        if cyan < 1000:
+            why.append(f"{cyan} cyan pixels, not the menu's titles and borders")
+        if not quadrant_problems(w, h, px):
+            why.append("the guest's pattern is on the screen")
+        if ref and (ref[0], ref[1]) != (w, h):
+            why.append(f"{w}x{h}, not {ref[0]}x{ref[1]} as before")
+        elif ref and ref[2][:w * 3 * HEADER_ROWS] != px[:w * 3 * HEADER_ROWS]:
+            why.append(f"the header differs from {before}")
+        if not why or time.time() > deadline:
+            ppm_to_png(out, out.rsplit(".", 1)[0] + ".png")
+            if why:
+                raise SystemExit(f"qmp: after {seconds} s the screen ({out}) is not the menu: " + "; ".join(why))
+            print(f"qmp: the menu is on the {w}x{h} screen ({cyan} cyan pixels{', header as before' if ref else ''})")
+            return
+        time.sleep(2)
+
+
 def main():
     sock, cmd, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     s, f = connect(sock)
@@ -199,6 +233,8 @@ def main():
         call(f, "set_link", name=args[0], up=args[1] == "on")
     elif cmd in ("quadrants", "no-quadrants"):
         wait_screen(f, args[0], args[1], cmd == "quadrants")
+    elif cmd == "menu":
+        wait_menu(f, args[0], args[1], args[2] if len(args) > 2 else None)
     elif cmd == "point-at":
         gx, gy, gw, gh = (int(a) for a in args)
         tmp = tempfile.mktemp(suffix=".ppm")

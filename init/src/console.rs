@@ -39,6 +39,18 @@ pub fn term_for(dev: &std::path::Path) -> &'static str {
     }
 }
 
+/// What the framebuffer is, from sysfs, for the log: `"EFI VGA, 1280,800 at 32 bpp"`
+/// (efifb; a KMS driver's fbdev emulation is named like `bochs-drmdrmfb`). `None`: no
+/// framebuffer.
+pub fn framebuffer_description() -> Option<String> {
+    let sys = std::path::Path::new("/sys/class/graphics/fb0");
+    let read = |name: &str| std::fs::read_to_string(sys.join(name)).ok().map(|v| v.trim().to_string());
+    let name = read("name")?;
+    let size = read("virtual_size").unwrap_or_else(|| "?".into());
+    let bpp = read("bits_per_pixel").unwrap_or_else(|| "?".into());
+    Some(format!("{name}, {size} at {bpp} bpp"))
+}
+
 pub fn is_serial(dev: &std::path::Path) -> bool {
     term_for(dev) == "vt220"
 }

@@ -327,11 +327,12 @@ impl Supervisor {
 
     fn start_menu(&mut self) {
         let program = self.cfg.menu.clone().unwrap_or_else(|| services::MENU.to_string());
-        let display = cmdline::pick_display(
-            self.cfg.display,
-            Path::new(console::FRAMEBUFFER).exists(),
-            console::is_serial(&self.console),
-        );
+        let framebuffer = Path::new(console::FRAMEBUFFER).exists();
+        let display = cmdline::pick_display(self.cfg.display, framebuffer, console::is_serial(&self.console));
+        match console::framebuffer_description().filter(|_| framebuffer) {
+            Some(fb) => info!("display: {display}; {} is {fb}", console::FRAMEBUFFER),
+            None => info!("display: {display}; no framebuffer"),
+        }
         let args = services::MenuArgs {
             program,
             cache_dir: self.cache.dir.clone(),
