@@ -246,6 +246,8 @@ pub struct Loader {
     index: Index,
     loaded: HashSet<String>,
     failed: HashSet<String>,
+    /// Modules coldplug leaves alone for now (drivers whose firmware is not reachable yet).
+    held: HashSet<String>,
 }
 
 impl Loader {
@@ -256,7 +258,20 @@ impl Loader {
             .lines()
             .filter_map(|l| l.split_whitespace().next().map(normalize))
             .collect();
-        Ok(Loader { dir: dir.to_path_buf(), index, loaded, failed: HashSet::new() })
+        Ok(Loader { dir: dir.to_path_buf(), index, loaded, failed: HashSet::new(), held: HashSet::new() })
+    }
+
+    /// Coldplug leaves these modules alone until [`Loader::release_held`] (names as in
+    /// /proc/modules or with `-`; an explicit [`Loader::load`] still loads them).
+    pub fn hold<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        self.held.extend(names.into_iter().map(normalize));
+    }
+
+    /// Coldplug may load the held modules again; returns them, sorted.
+    pub fn release_held(&mut self) -> Vec<String> {
+        let mut held: Vec<String> = self.held.drain().collect();
+        held.sort();
+        held
     }
 
     /// Loads `name` and what it needs. Returns the modules newly loaded.
@@ -291,25 +306,29 @@ impl Loader {
     pub fn coldplug_once(&mut self) -> Vec<String> {
         let mut aliases = BTreeSet::new();
         collect_modaliases(Path::new("/sys/devices"), &mut aliases, 0);
-        let mut wanted: Vec<String> = Vec::new();
-        for a in &aliases {
-            for m in self.index.lookup(a) {
-                if !wanted.contains(&m) {
-                    wanted.push(m);
-                }
-            }
-        }
         let mut new = Vec::new();
-        for m in wanted {
-            if self.loaded.contains(&m) || self.failed.contains(&m) {
-                continue;
-            }
+        for m in self.coldplug_plan(&aliases) {
             match self.load(&m) {
                 Ok(n) => new.extend(n),
                 Err(e) => crate::info!("{e}"),
             }
         }
         new
+    }
+
+    /// The modules a coldplug round loads for these modaliases: those whose alias matches,
+    /// in modules.alias order, less those loaded, failed or held.
+    fn coldplug_plan(&self, aliases: &BTreeSet<String>) -> Vec<String> {
+        let mut wanted: Vec<String> = Vec::new();
+        for a in aliases {
+            for m in self.index.lookup(a) {
+                if !wanted.contains(&m) {
+                    wanted.push(m);
+                }
+            }
+        }
+        wanted.retain(|m| !self.loaded.contains(m) && !self.failed.contains(m) && !self.held.contains(m));
+        wanted
     }
 
     /// Coldplug until two quiet rounds in a row (USB enumeration settles) or
@@ -408,6 +427,28 @@ mod tests {
             "softdep ext4 pre: crc32c\nsoftdep usb_storage pre: nothere post: mbcache\n",
             "kernel/drivers/tty/serial/8250/8250.ko\n",
         )
+    }
+
+    #[test]
+    fn coldplug_leaves_held_modules_until_they_are_released() {
+        let mut loader = Loader {
+            dir: PathBuf::new(),
+            index: sample(),
+            loaded: HashSet::from(["usb_storage".to_string()]),
+            failed: HashSet::new(),
+            held: HashSet::new(),
+        };
+        let aliases: BTreeSet<String> = [
+            "pci:v00001B36d0000000Dsv00001AF4sd00001100bc0Csc03i30",
+            "usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(loader.coldplug_plan(&aliases), ["xhci_pci"], "usb_storage is loaded already");
+        loader.hold(["xhci-pci"]);
+        assert!(loader.coldplug_plan(&aliases).is_empty());
+        assert_eq!(loader.release_held(), ["xhci_pci"]);
+        assert_eq!(loader.coldplug_plan(&aliases), ["xhci_pci"]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod bootmode;
 pub mod cache;
 pub mod cmdline;
 pub mod console;
+pub mod firmware;
 pub mod kmod;
 pub mod log;
 pub mod mounts;

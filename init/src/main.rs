@@ -14,7 +14,7 @@
 //! instead of panicking the kernel. Each job lives in its own small module.
 
 use init::protocol::MenuExit;
-use init::{bootmode, cache, cmdline, console, kmod, log, mounts, net, procs, services};
+use init::{bootmode, cache, cmdline, console, firmware, kmod, log, mounts, net, procs, services};
 use init::{error, info, say, warn};
 
 use std::os::fd::AsRawFd;
@@ -75,50 +75,56 @@ fn boot() -> String {
 
     // Modules: what the PC's devices ask for, plus what we always need.
     let moddir = PathBuf::from("/lib/modules").join(&release);
-    match kmod::Loader::new(&moddir) {
-        Ok(mut loader) => {
-            // crc32c first: ext4 asks the crypto API for it, which would
-            // otherwise call a /sbin/modprobe that does not exist here.
-            for m in [
-                "crc32c_generic",
-                "crc32c_intel",
-                "fuse",
-                "ext4",
-                "vfat",
-                "nls_cp437",
-                "nls_iso8859_1",
-                "evdev",
-                "sd_mod",
-                "usb_storage",
-                "uas",
-            ]
-            .into_iter()
-            // UEFI variables, for the boot mode; a BIOS boot has none (the module says ENODEV).
-            .chain(Path::new(bootmode::EFI_DIR).is_dir().then_some("efivarfs"))
-            {
-                if let Err(e) = loader.load(m) {
-                    info!("{e}");
-                }
-            }
-            let mut loaded = loader.coldplug(Duration::from_secs(12));
-            if cfg.test_hwsim {
-                match loader.load("mac80211_hwsim") {
-                    Ok(new) => loaded.extend(new),
-                    Err(e) => warn!("circular.test.hwsim: {e}"),
-                }
-            }
-            if !net::wifi::wireless_links().is_empty() {
-                for m in net::wifi::CRYPTO_MODULES {
-                    match loader.load(m) {
-                        Ok(new) => loaded.extend(new),
-                        Err(e) => info!("{e}"),
-                    }
-                }
-            }
-            say!("loaded {} kernel modules for this PC", loaded.len());
-            info!("modules: {}", loaded.join(" "));
+    let mut loader = match kmod::Loader::new(&moddir) {
+        Ok(loader) => Some(loader),
+        Err(e) => {
+            warn!("kernel modules: {e}; continuing with what the kernel has built in");
+            None
         }
-        Err(e) => warn!("kernel modules: {e}; continuing with what the kernel has built in"),
+    };
+    if let Some(loader) = &mut loader {
+        // Drivers whose firmware is on the stick's FAT partition wait for it (firmware.rs).
+        loader.hold(firmware::held_modules(&std::fs::read_to_string(firmware::HELD_MODULES).unwrap_or_default()));
+        // crc32c first: ext4 asks the crypto API for it, which would
+        // otherwise call a /sbin/modprobe that does not exist here.
+        for m in [
+            "crc32c_generic",
+            "crc32c_intel",
+            "fuse",
+            "ext4",
+            "vfat",
+            "nls_cp437",
+            "nls_iso8859_1",
+            "evdev",
+            "sd_mod",
+            "usb_storage",
+            "uas",
+        ]
+        .into_iter()
+        // UEFI variables, for the boot mode; a BIOS boot has none (the module says ENODEV).
+        .chain(Path::new(bootmode::EFI_DIR).is_dir().then_some("efivarfs"))
+        {
+            if let Err(e) = loader.load(m) {
+                info!("{e}");
+            }
+        }
+        let mut loaded = loader.coldplug(Duration::from_secs(12));
+        if cfg.test_hwsim {
+            match loader.load("mac80211_hwsim") {
+                Ok(new) => loaded.extend(new),
+                Err(e) => warn!("circular.test.hwsim: {e}"),
+            }
+        }
+        if !net::wifi::wireless_links().is_empty() {
+            for m in net::wifi::CRYPTO_MODULES {
+                match loader.load(m) {
+                    Ok(new) => loaded.extend(new),
+                    Err(e) => info!("{e}"),
+                }
+            }
+        }
+        say!("loaded {} kernel modules for this PC", loaded.len());
+        info!("modules: {}", loaded.join(" "));
     }
 
     // How the firmware started us, for the log and the menu's status line: a support
@@ -132,6 +138,9 @@ fn boot() -> String {
     let cache = cache::setup(&cfg.cache_label, cfg.grow);
     let logdir = cache.dir.join("log");
     log::open_file(&logdir.join("init.log"));
+    if let Some(loader) = &mut loader {
+        load_held_drivers(loader, &cache);
+    }
     if let Some(size) = cache::fs_size(&cache.dir) {
         say!("cache: {} MiB{}", size >> 20, if cache.in_ram() { " in RAM" } else { "" });
     }
@@ -185,6 +194,28 @@ fn boot() -> String {
 }
 
 /// Blocks the signals PID 1 handles and returns a signalfd that reads them.
+/// The drivers held back for their firmware (GPUs): with the firmware from the stick's FAT
+/// partition when it is there, without it otherwise (they then do what they can).
+fn load_held_drivers(loader: &mut kmod::Loader, cache: &cache::Cache) {
+    let held = loader.release_held();
+    if held.is_empty() {
+        return;
+    }
+    match cache.device.as_deref().map(firmware::use_firmware_beside) {
+        Some(Ok(fw)) => {
+            info!("firmware: {} ({} files, {} KiB) for {}", fw.dir.display(), fw.files, fw.bytes >> 10, held.join(" "))
+        }
+        Some(Err(e)) => warn!("firmware: {e}; {} load without it", held.join(" ")),
+        None => {
+            warn!("firmware: the cache is in RAM, so no stick partition has it; {} load without it", held.join(" "))
+        }
+    }
+    let loaded = loader.coldplug_once();
+    if !loaded.is_empty() {
+        info!("modules after the firmware: {}", loaded.join(" "));
+    }
+}
+
 fn signals() -> nix::Result<SignalFd> {
     let set = procs::handled();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;

@@ -10,6 +10,7 @@
 mod cpio;
 mod debs;
 mod elf;
+mod firmware;
 mod modules;
 
 use std::collections::BTreeMap;
@@ -161,9 +162,25 @@ pub fn run(args: &Args) -> Result<(), ApplianceError> {
     let mut runner = Runner::new(&args.out.join("initramfs.log"), appliance::hint)?;
     let kernel = fetch_kernel(&mut runner, args)?;
     let subset = module_subset(&mut runner, &kernel, &args.out)?;
-    let archive = fill_archive(&mut runner, args, &kernel, &subset.root)?;
+    let fw = firmware::collect(&mut runner, &args.cache, &subset.firmware, &args.out.join("firmware"))?;
+    let mut archive = fill_archive(&mut runner, args, &kernel, &subset.root)?;
+    let held = subset.held.iter().map(|m| format!("{m}\n")).collect::<String>();
+    archive.add(
+        Path::new(firmware::HELD_MODULES),
+        Node::File { size: held.len() as u64, source: Source::Bytes(held.into_bytes()), mode: 0o644 },
+        "circular binaries",
+    );
     let written = write_outputs(&archive, &kernel, args)?;
-    report(&archive, &kernel, &subset, &written, args, started)
+    report(&archive, &kernel, &subset, &written, args, started)?;
+    println!(
+        "  GPU firmware {} in {} files (xz), for {}: {} beside it, for the stick's FAT partition ({} named by the drivers are not in Debian's packages)",
+        format_size(fw.bytes),
+        fw.files,
+        subset.held.join(" "),
+        args.out.join("firmware").display(),
+        fw.missing
+    );
+    Ok(())
 }
 
 /// Debian's kernel package, downloaded and unpacked under `--cache`.
@@ -208,6 +225,11 @@ struct ModuleSubset {
     root: PathBuf,
     /// Files and bytes per module class, for the report.
     by_class: BTreeMap<&'static str, (usize, u64)>,
+    /// The firmware files the GPU drivers ask for.
+    firmware: std::collections::BTreeSet<String>,
+    /// The GPU drivers that ask for firmware (module names, `-` as `_`): PID 1 loads them
+    /// once the stick's FAT partition, which has it, is mounted.
+    held: Vec<String>,
 }
 
 /// Step 2: the module subset, byte for byte as Debian signed it (a compressed one is
@@ -225,9 +247,18 @@ fn module_subset(runner: &mut Runner, kernel: &Kernel, out: &Path) -> Result<Mod
     }
     let subset = root.join("lib/modules").join(&kernel.version);
     let mut by_class: BTreeMap<&'static str, (usize, u64)> = BTreeMap::new();
+    let mut firmware = std::collections::BTreeSet::new();
+    let mut held = Vec::new();
     for (m, class) in &selected {
         let bytes = decompress_module(runner, &full.join(m))?;
         check_signed(&full.join(m), &bytes)?;
+        if *class == modules::GPU_CLASS {
+            let asked = firmware::asked_for(&bytes);
+            if !asked.is_empty() {
+                held.push(modules::stem(m).rsplit('/').next().unwrap_or_default().replace('-', "_"));
+                firmware.extend(asked);
+            }
+        }
         let dst = subset.join(format!("{}.ko", modules::stem(m)));
         if let Some(parent) = dst.parent() {
             io(parent, std::fs::create_dir_all(parent))?;
@@ -241,7 +272,7 @@ fn module_subset(runner: &mut Runner, kernel: &Kernel, out: &Path) -> Result<Mod
         io(&full.join(f), std::fs::copy(full.join(f), subset.join(f)))?;
     }
     runner.run("depmod", Command::new("depmod").arg("-b").arg(&root).arg(&kernel.version))?;
-    Ok(ModuleSubset { root, by_class })
+    Ok(ModuleSubset { root, by_class, firmware, held })
 }
 
 /// Step 3: everything the initramfs holds, in the order that decides which of two

@@ -81,10 +81,14 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("filesystems", "kernel/crypto/crc32c_generic"),
     ("filesystems", "kernel/arch/x86/crypto/crc32c-intel"),
     // GPUs with KMS: bochs/virtio for VMs, i915 for Intel graphics. Without a DRM
-    // driver the presenter draws on the firmware's framebuffer (efifb/vesafb).
+    // driver (or its firmware) the presenter draws on the firmware's framebuffer (efifb/vesafb).
     (GPU_CLASS, "kernel/drivers/gpu/drm/tiny/bochs"),
     (GPU_CLASS, "kernel/drivers/gpu/drm/virtio/"),
     (GPU_CLASS, "kernel/drivers/gpu/drm/i915/"),
+    // AMD and NVIDIA: their firmware goes on the stick's FAT partition (see `firmware.rs`).
+    (GPU_CLASS, "kernel/drivers/gpu/drm/amd/amdgpu/amdgpu"),
+    (GPU_CLASS, "kernel/drivers/gpu/drm/radeon/radeon"),
+    (GPU_CLASS, "kernel/drivers/gpu/drm/nouveau/nouveau"),
     // Input: the presenter reads every keyboard and mouse through evdev.
     ("input", "kernel/drivers/input/evdev"),
     ("input", "kernel/drivers/input/mouse/psmouse"),
@@ -172,7 +176,8 @@ mod tests {
         assert_eq!(class_of("kernel/drivers/scsi/hpsa.ko"), None);
         assert_eq!(class_of("kernel/drivers/hid/hid-hyperv.ko"), None);
         assert_eq!(class_of("kernel/drivers/nvme/host/nvme-rdma.ko"), None);
-        assert_eq!(class_of("kernel/drivers/gpu/drm/amd/amdgpu/amdgpu.ko"), None);
+        assert_eq!(class_of("kernel/drivers/gpu/drm/amd/amdgpu/amdgpu.ko"), Some(GPU_CLASS));
+        assert_eq!(class_of("kernel/drivers/gpu/drm/amd/amdxcp/amdxcp.ko"), None);
     }
 
     #[test]

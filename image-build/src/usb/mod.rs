@@ -84,6 +84,20 @@ pub struct Args {
     /// Extra kernel command-line arguments for every entry.
     #[arg(long, default_value = "")]
     pub extra_args: String,
+    /// Firmware for the ESP's `/firmware` (from `image-build initramfs`, which writes it
+    /// beside the initramfs); default: the `firmware` directory beside `--initramfs`, if any.
+    #[arg(long)]
+    pub firmware: Option<PathBuf>,
+}
+
+impl Args {
+    /// The firmware directory to copy onto the ESP, if there is one.
+    fn firmware_dir(&self) -> Option<PathBuf> {
+        match &self.firmware {
+            Some(dir) => Some(dir.clone()),
+            None => self.initramfs.parent().map(|p| p.join("firmware")).filter(|d| d.is_dir()),
+        }
+    }
 }
 
 fn io<T>(p: &Path, r: std::io::Result<T>) -> Result<T, ApplianceError> {
@@ -113,7 +127,12 @@ pub fn run_usb(args: &Args) -> Result<(), ApplianceError> {
     let grub = make_grub_images(&mut runner, &work, &cfgs.early)?;
     let efi_chain = SIGNED_CHAIN.iter().map(|(host, _, _)| size_of(Path::new(host))).sum::<Result<u64, _>>()?;
 
-    let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + efi_chain + 65536;
+    let firmware = args.firmware_dir();
+    let firmware_bytes = match &firmware {
+        Some(dir) => tree_size(dir)?,
+        None => 0,
+    };
+    let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + efi_chain + firmware_bytes + 65536;
     let layout = Layout::plan(content, args.cache_mib);
     let tmp = args.out.with_extension("img.tmp");
     create_disk(&tmp, &layout, volid, &grub.core)?;
@@ -126,9 +145,18 @@ pub fn run_usb(args: &Args) -> Result<(), ApplianceError> {
         (cfgs.cfg.as_path(), "::/boot/grub/grub.cfg"),
     ]);
     make_esp(&mut runner, &tmp, &layout, volid, &esp_files)?;
+    if let Some(dir) = &firmware {
+        // PID 1 points the kernel's firmware search path here (init/src/firmware.rs).
+        let target = format!("{}@@{}", tmp.display(), layout.p1_start * SECTOR);
+        runner.run("mcopy -s", Command::new("mcopy").args(["-s", "-i", &target]).arg(dir).arg("::/firmware"))?;
+    }
     make_cache(&mut runner, &tmp, &layout, &args.cache_label)?;
     io(&args.out, std::fs::rename(&tmp, &args.out))?;
-    report(args, &layout, volid, &cfgs.fat_uuid, &grub)
+    report(args, &layout, volid, &cfgs.fat_uuid, &grub)?;
+    if let Some(dir) = &firmware {
+        println!("  firmware      {} from {} in the ESP's /firmware", format_size(firmware_bytes), dir.display());
+    }
+    Ok(())
 }
 
 /// Refuses flags the stick could not use, and a host without GRUB's images, before any work.
@@ -242,6 +270,17 @@ fn make_grub_images(runner: &mut Runner, work: &Path, early: &Path) -> Result<Gr
             .args(&bios_mods),
     )?;
     Ok(GrubImages { core: io(&core, std::fs::read(&core))? })
+}
+
+/// The bytes of the regular files below `dir`.
+fn tree_size(dir: &Path) -> Result<u64, ApplianceError> {
+    let mut total = 0;
+    for entry in io(dir, std::fs::read_dir(dir))? {
+        let path = io(dir, entry)?.path();
+        let meta = io(&path, std::fs::metadata(&path))?;
+        total += if meta.is_dir() { tree_size(&path)? } else { meta.len() };
+    }
+    Ok(total)
 }
 
 fn size_of(p: &Path) -> Result<u64, ApplianceError> {
@@ -411,6 +450,7 @@ mod tests {
             default_entry: entry.into(),
             timeout: 0,
             extra_args: String::new(),
+            firmware: None,
         };
         for a in [
             args("ftp://x/", "normal", "CIRCULAR"),
@@ -446,6 +486,9 @@ mod tests {
         let initramfs = dir.path().join("initramfs.img");
         std::fs::write(&kernel, b"a kernel").unwrap();
         std::fs::write(&initramfs, b"an initramfs").unwrap();
+        // What `image-build initramfs` writes beside the initramfs: the GPU firmware.
+        std::fs::create_dir_all(dir.path().join("firmware/amdgpu")).unwrap();
+        std::fs::write(dir.path().join("firmware/amdgpu/navi10_sos.bin.xz"), b"firmware bytes").unwrap();
         let out = dir.path().join("usb.img");
         run_usb(&Args {
             server: "http://store.example/circular/".into(),
@@ -457,6 +500,7 @@ mod tests {
             default_entry: "serial".into(),
             timeout: 1,
             extra_args: "quiet".into(),
+            firmware: None,
         })
         .unwrap();
         let layout = Layout::plan(0, 8);
@@ -489,6 +533,7 @@ mod tests {
             std::fs::read(&copy).unwrap()
         };
         assert_eq!(read("::/boot/vmlinuz"), b"a kernel");
+        assert_eq!(read("::/firmware/amdgpu/navi10_sos.bin.xz"), b"firmware bytes");
         assert_eq!(read("::/boot/initramfs.img"), b"an initramfs");
         // Debian's signed binaries byte for byte, and signed GRUB's menu where it looks.
         for (host, fat, _) in SIGNED_CHAIN {
