@@ -90,7 +90,10 @@ impl Symptom {
             || o.contains("failed getting release file")
         {
             Some(Symptom::NoNetwork)
-        } else if o.contains("unable to locate package") || o.contains("has no installation candidate") {
+        } else if o.contains("unable to locate package")
+            || o.contains("has no installation candidate")
+            || o.contains("has no candidate")
+        {
             Some(Symptom::UnknownPackage)
         } else {
             None
@@ -341,6 +344,13 @@ mod tests {
         assert_eq!(Symptom::find("write error: No space left on device"), Some(Symptom::DiskFull));
         assert_eq!(Symptom::find("E: Failed getting release file http://x/dists/y/Release"), Some(Symptom::NoNetwork));
         assert_eq!(Symptom::find("E: Unable to locate package nosuch"), Some(Symptom::UnknownPackage));
+        assert_eq!(
+            Symptom::find(
+                "E: Can't select candidate version from package firmware-amd-graphics as it has no candidate"
+            ),
+            Some(Symptom::UnknownPackage),
+            "apt-get download of a package from a component apt has not got"
+        );
         assert_eq!(Symptom::find("all fine"), None);
     }
 

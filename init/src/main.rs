@@ -193,21 +193,20 @@ fn boot() -> String {
     sup.run()
 }
 
-/// Blocks the signals PID 1 handles and returns a signalfd that reads them.
-/// The drivers held back for their firmware (GPUs): with the firmware from the stick's FAT
+/// The drivers held back for their firmware (GPUs): with the firmware from the stick's cache
 /// partition when it is there, without it otherwise (they then do what they can).
 fn load_held_drivers(loader: &mut kmod::Loader, cache: &cache::Cache) {
     let held = loader.release_held();
     if held.is_empty() {
         return;
     }
-    match cache.device.as_deref().map(firmware::use_firmware_beside) {
-        Some(Ok(fw)) => {
-            info!("firmware: {} ({} files, {} KiB) for {}", fw.dir.display(), fw.files, fw.bytes >> 10, held.join(" "))
-        }
-        Some(Err(e)) => warn!("firmware: {e}; {} load without it", held.join(" ")),
-        None => {
-            warn!("firmware: the cache is in RAM, so no stick partition has it; {} load without it", held.join(" "))
+    let held = held.join(" ");
+    if cache.in_ram() {
+        warn!("firmware: the cache is in RAM, so no stick partition holds it; {held} load without it");
+    } else {
+        match firmware::use_firmware_in(&cache.dir) {
+            Ok(fw) => info!("firmware: {} ({} files, {} KiB) for {held}", fw.dir.display(), fw.files, fw.bytes >> 10),
+            Err(e) => warn!("firmware: {e}; {held} load without it"),
         }
     }
     let loaded = loader.coldplug_once();
@@ -216,6 +215,7 @@ fn load_held_drivers(loader: &mut kmod::Loader, cache: &cache::Cache) {
     }
 }
 
+/// Blocks the signals PID 1 handles and returns a signalfd that reads them.
 fn signals() -> nix::Result<SignalFd> {
     let set = procs::handled();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;

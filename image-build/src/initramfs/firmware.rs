@@ -1,8 +1,9 @@
 //! The firmware the GPU drivers ask for, from Debian's non-free-firmware component. It does
-//! not go into the initramfs: `image-build usb` copies it onto the stick's FAT partition
-//! (`/firmware` on the ESP), xz-compressed as the kernel's loader reads it
-//! (`CONFIG_FW_LOADER_COMPRESS_XZ`, which wants CRC32 checks), and PID 1 loads these drivers
-//! once that partition is mounted. The initramfs lists them in [`HELD_MODULES`].
+//! not go into the initramfs: `image-build usb` puts it on the stick's cache partition
+//! (`/firmware` there; ext4, since some names differ only in case), xz-compressed as the
+//! kernel's loader reads it (`CONFIG_FW_LOADER_COMPRESS_XZ`, which wants CRC32 checks), and
+//! PID 1 loads these drivers once that partition is mounted. The initramfs lists them in
+//! [`HELD_MODULES`].
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -84,8 +84,10 @@ pub struct Args {
     /// Extra kernel command-line arguments for every entry.
     #[arg(long, default_value = "")]
     pub extra_args: String,
-    /// Firmware for the ESP's `/firmware` (from `image-build initramfs`, which writes it
-    /// beside the initramfs); default: the `firmware` directory beside `--initramfs`, if any.
+    /// Firmware for `/firmware` on the cache partition (from `image-build initramfs`, which
+    /// writes it beside the initramfs); default: the `firmware` directory beside
+    /// `--initramfs`, if any. Not on the FAT partition: firmware names differ only in case
+    /// (radeon's BARTS_mc.bin and barts_mc.bin are two files), which FAT cannot tell apart.
     #[arg(long)]
     pub firmware: Option<PathBuf>,
 }
@@ -132,8 +134,9 @@ pub fn run_usb(args: &Args) -> Result<(), ApplianceError> {
         Some(dir) => tree_size(dir)?,
         None => 0,
     };
-    let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + efi_chain + firmware_bytes + 65536;
-    let layout = Layout::plan(content, args.cache_mib);
+    let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + efi_chain + 65536;
+    // The cache partition gets room for the firmware on top of the cache asked for.
+    let layout = Layout::plan(content, args.cache_mib + (firmware_bytes * 5 / 4).div_ceil(1 << 20));
     let tmp = args.out.with_extension("img.tmp");
     create_disk(&tmp, &layout, volid, &grub.core)?;
     let mut esp_files: Vec<(&Path, &str)> =
@@ -145,16 +148,16 @@ pub fn run_usb(args: &Args) -> Result<(), ApplianceError> {
         (cfgs.cfg.as_path(), "::/boot/grub/grub.cfg"),
     ]);
     make_esp(&mut runner, &tmp, &layout, volid, &esp_files)?;
-    if let Some(dir) = &firmware {
-        // PID 1 points the kernel's firmware search path here (init/src/firmware.rs).
-        let target = format!("{}@@{}", tmp.display(), layout.p1_start * SECTOR);
-        runner.run("mcopy -s", Command::new("mcopy").args(["-s", "-i", &target]).arg(dir).arg("::/firmware"))?;
-    }
-    make_cache(&mut runner, &tmp, &layout, &args.cache_label)?;
+    // PID 1 points the kernel's firmware search path at the cache's /firmware (init/src/firmware.rs).
+    let cache_root = match &firmware {
+        Some(dir) => Some(stage_cache_root(&work, dir)?),
+        None => None,
+    };
+    make_cache(&mut runner, &tmp, &layout, &args.cache_label, cache_root.as_deref())?;
     io(&args.out, std::fs::rename(&tmp, &args.out))?;
     report(args, &layout, volid, &cfgs.fat_uuid, &grub)?;
     if let Some(dir) = &firmware {
-        println!("  firmware      {} from {} in the ESP's /firmware", format_size(firmware_bytes), dir.display());
+        println!("  firmware      {} from {} in p2's /firmware", format_size(firmware_bytes), dir.display());
     }
     Ok(())
 }
@@ -367,16 +370,49 @@ fn make_esp(
 
 /// p2: the cache, ext4 with 4 KiB blocks and room in the group descriptor table to
 /// grow online to 2 TiB; no reserved blocks (it is a cache).
-fn make_cache(runner: &mut Runner, tmp: &Path, layout: &Layout, label: &str) -> Result<(), ApplianceError> {
-    runner.run(
-        "mke2fs",
-        Command::new("mke2fs")
-            .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", label])
-            .arg("-E")
-            .arg(format!("offset={},resize=536870912", layout.p2_start * SECTOR))
-            .arg(tmp)
-            .arg(format!("{}k", layout.p2_sectors * SECTOR / 1024)),
-    )?;
+/// `root`, when given, is copied in as the filesystem's top directory (`mke2fs -d`).
+fn make_cache(
+    runner: &mut Runner,
+    tmp: &Path,
+    layout: &Layout,
+    label: &str,
+    root: Option<&Path>,
+) -> Result<(), ApplianceError> {
+    let mut mke2fs = Command::new("mke2fs");
+    mke2fs.args(["-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0", "-L", label]);
+    if let Some(root) = root {
+        mke2fs.arg("-d").arg(root);
+    }
+    mke2fs
+        .arg("-E")
+        .arg(format!("offset={},resize=536870912", layout.p2_start * SECTOR))
+        .arg(tmp)
+        .arg(format!("{}k", layout.p2_sectors * SECTOR / 1024));
+    runner.run("mke2fs", &mut mke2fs)?;
+    Ok(())
+}
+
+/// `<work>/cache-root/firmware`, a copy of `firmware`: the cache partition's first contents.
+fn stage_cache_root(work: &Path, firmware: &Path) -> Result<PathBuf, ApplianceError> {
+    let root = work.join("cache-root");
+    if root.exists() {
+        io(&root, std::fs::remove_dir_all(&root))?;
+    }
+    copy_tree(firmware, &root.join("firmware"))?;
+    Ok(root)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), ApplianceError> {
+    io(to, std::fs::create_dir_all(to))?;
+    for entry in io(from, std::fs::read_dir(from))? {
+        let path = io(from, entry)?.path();
+        let dst = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            copy_tree(&path, &dst)?;
+        } else {
+            io(&dst, std::fs::copy(&path, &dst))?;
+        }
+    }
     Ok(())
 }
 
@@ -472,6 +508,7 @@ mod tests {
             "mcopy",
             "mke2fs",
             "e2fsck",
+            "debugfs",
             "sfdisk",
             grub::BOOT_IMG,
             SIGNED_CHAIN[0].0,
@@ -487,8 +524,9 @@ mod tests {
         std::fs::write(&kernel, b"a kernel").unwrap();
         std::fs::write(&initramfs, b"an initramfs").unwrap();
         // What `image-build initramfs` writes beside the initramfs: the GPU firmware.
-        std::fs::create_dir_all(dir.path().join("firmware/amdgpu")).unwrap();
-        std::fs::write(dir.path().join("firmware/amdgpu/navi10_sos.bin.xz"), b"firmware bytes").unwrap();
+        std::fs::create_dir_all(dir.path().join("firmware/radeon")).unwrap();
+        std::fs::write(dir.path().join("firmware/radeon/BARTS_mc.bin.xz"), b"upper").unwrap();
+        std::fs::write(dir.path().join("firmware/radeon/barts_mc.bin.xz"), b"lower").unwrap();
         let out = dir.path().join("usb.img");
         run_usb(&Args {
             server: "http://store.example/circular/".into(),
@@ -503,13 +541,14 @@ mod tests {
             firmware: None,
         })
         .unwrap();
-        let layout = Layout::plan(0, 8);
+        // 8 MiB of cache asked for, and a MiB for the 10 bytes of firmware.
+        let layout = Layout::plan(0, 9);
         assert_eq!(std::fs::metadata(&out).unwrap().len(), layout.total_bytes());
 
         let dump = Command::new("sfdisk").arg("--dump").arg(&out).output().unwrap();
         let dump = String::from_utf8_lossy(&dump.stdout);
         assert!(dump.contains("usb.img1 : start=        2048, size=      196608, type=ef, bootable\n"), "{dump}");
-        assert!(dump.contains("usb.img2 : start=      198656, size=       16384, type=83\n"), "{dump}");
+        assert!(dump.contains("usb.img2 : start=      198656, size=       18432, type=83\n"), "{dump}");
 
         let bytes = std::fs::read(&out).unwrap();
         let core = std::fs::read(dir.path().join("usb.parts/core.img")).unwrap();
@@ -533,7 +572,14 @@ mod tests {
             std::fs::read(&copy).unwrap()
         };
         assert_eq!(read("::/boot/vmlinuz"), b"a kernel");
-        assert_eq!(read("::/firmware/amdgpu/navi10_sos.bin.xz"), b"firmware bytes");
+        // The firmware is on the cache partition, whose filesystem tells BARTS_mc.bin from barts_mc.bin.
+        let p2 = format!("{}?offset={}", out.display(), 198656 * 512);
+        let listed =
+            Command::new("debugfs").args(["-R", "cat /firmware/radeon/BARTS_mc.bin.xz", &p2]).output().unwrap();
+        assert_eq!(listed.stdout, b"upper", "{}", String::from_utf8_lossy(&listed.stderr));
+        let listed =
+            Command::new("debugfs").args(["-R", "cat /firmware/radeon/barts_mc.bin.xz", &p2]).output().unwrap();
+        assert_eq!(listed.stdout, b"lower");
         assert_eq!(read("::/boot/initramfs.img"), b"an initramfs");
         // Debian's signed binaries byte for byte, and signed GRUB's menu where it looks.
         for (host, fat, _) in SIGNED_CHAIN {
