@@ -80,8 +80,9 @@ struct FbFixScreeninfo {
 nix::ioctl_read_bad!(fbioget_vscreeninfo, 0x4600, FbVarScreeninfo);
 nix::ioctl_read_bad!(fbioget_fscreeninfo, 0x4602, FbFixScreeninfo);
 
-/// `/dev/fb0` and its mapped memory. Only packed true-colour modes of 32 or 16 bits per pixel
-/// are drawn (what efifb, vesafb and the DRM fbdev emulation give on a PC).
+/// `/dev/fb0` and its mapped memory. Only packed true-colour modes of 32, 24 or 16 bits per
+/// pixel are drawn (what efifb, vesafb and the DRM fbdev emulation give on a PC; OVMF gives
+/// 24 on a Cirrus VGA).
 #[derive(Debug)]
 pub struct FbdevOutput {
     path: PathBuf,
@@ -111,8 +112,8 @@ impl FbdevOutput {
         // SAFETY: as above, for `fb_fix_screeninfo`.
         unsafe { fbioget_fscreeninfo(file.as_raw_fd(), &mut fix) }
             .map_err(|e| err(format!("FBIOGET_FSCREENINFO: {e}")))?;
-        if var.bits_per_pixel != 32 && var.bits_per_pixel != 16 {
-            return Err(err(format!("{} bits per pixel; the presenter draws 16 or 32", var.bits_per_pixel)));
+        if !matches!(var.bits_per_pixel, 16 | 24 | 32) {
+            return Err(err(format!("{} bits per pixel; the presenter draws 16, 24 or 32", var.bits_per_pixel)));
         }
         let line_length = fix.line_length as usize;
         let needed = line_length * (var.yoffset + var.yres) as usize;
@@ -138,7 +139,7 @@ impl FbdevOutput {
         &self.path
     }
 
-    /// Bits per pixel of the device's mode (16 or 32).
+    /// Bits per pixel of the device's mode (16, 24 or 32).
     pub fn bits_per_pixel(&self) -> u32 {
         self.var.bits_per_pixel
     }
@@ -196,6 +197,42 @@ mod tests {
         );
         assert_eq!(pack(0xffffff, &var), 0xffff);
         assert_eq!(pack(0xff0000, &var), 0xf800);
+    }
+
+    /// An output over anonymous memory laid out as efifb lays out `bpp` (8 bits a channel,
+    /// or 5-6-5 at 16), `width` x 2 pixels with 8 bytes of padding after each line.
+    fn memory_fb(bpp: u32, width: u32) -> FbdevOutput {
+        let line_length = (width * bpp / 8 + 8) as usize;
+        let mut var = FbVarScreeninfo { xres: width, yres: 2, bits_per_pixel: bpp, ..Default::default() };
+        let field = |offset, length| FbBitfield { offset, length, msb_right: 0 };
+        (var.red, var.green, var.blue) =
+            if bpp == 16 { (field(11, 5), field(5, 6), field(0, 5)) } else { (field(16, 8), field(8, 8), field(0, 8)) };
+        FbdevOutput {
+            path: PathBuf::from("memory"),
+            _file: File::open("/dev/null").unwrap(),
+            map: MmapMut::map_anon(line_length * 2).unwrap(),
+            var,
+            line_length,
+        }
+    }
+
+    #[test]
+    fn each_depth_is_drawn_in_its_own_byte_layout() {
+        let frame = Frame { width: 2, height: 2, pixels: vec![0xff0000, 0x00ff00, 0x0000ff, 0xffffff] };
+        let place = Placement::fit((2, 2), (2, 2));
+        let all = Rect { x: 0, y: 0, width: 2, height: 2 };
+        for (bpp, row0, row1) in [
+            (32, vec![0, 0, 0xff, 0, 0, 0xff, 0, 0], vec![0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0]),
+            (24, vec![0, 0, 0xff, 0, 0xff, 0], vec![0xff, 0, 0, 0xff, 0xff, 0xff]),
+            (16, vec![0x00, 0xf8, 0xe0, 0x07], vec![0x1f, 0x00, 0xff, 0xff]),
+        ] {
+            let mut fb = memory_fb(bpp, 2);
+            fb.draw(&frame, &place, all, true).unwrap();
+            let line = fb.line_length;
+            assert_eq!(&fb.map[..row0.len()], &row0[..], "{bpp} bpp, first line");
+            assert_eq!(&fb.map[line..line + row1.len()], &row1[..], "{bpp} bpp, second line");
+            assert!(fb.map[row0.len()..line].iter().all(|&b| b == 0), "{bpp} bpp: the padding is left alone");
+        }
     }
 
     #[test]
