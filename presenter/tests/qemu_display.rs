@@ -212,7 +212,8 @@ fn presenter_shows_seabios_and_its_keys_reach_the_guest() {
         }
     }
 
-    // Idle: SeaBIOS waits in its menu; only the text cursor blinks. The presenter must sleep.
+    // Idle: SeaBIOS waits in its menu; only the text cursor blinks. The figure is printed for
+    // `bench/presenter.sh`, which holds it to its target (speed targets are benchmarks').
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let mut updates = 0;
     while t0.elapsed() < Duration::from_secs(10) {
@@ -224,7 +225,6 @@ fn presenter_shows_seabios_and_its_keys_reach_the_guest() {
     }
     let core = (cpu_seconds() - cpu0) / t0.elapsed().as_secs_f64();
     eprintln!("presenter idle CPU: {core:.4} core over {:.1} s ({updates} updates drawn)", t0.elapsed().as_secs_f64());
-    assert!(core <= 0.1, "the presenter uses {core:.3} core while the screen is idle (limit 0.1)");
 
     // The chord: Ctrl+Alt+Esc leaves, and the guest sees Ctrl and Alt released.
     assert_eq!(session.input().key(29, true).unwrap(), KeyOutcome::Sent);
