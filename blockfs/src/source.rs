@@ -830,6 +830,16 @@ mod tests {
         assert_eq!(sources.fetch("x", 100, verify).unwrap(), b"good");
         assert_eq!(sources.bad_copies(), 1);
         assert_eq!(sources.fetch_counts(), FetchCounts { retries: 0, hedged: 0, failovers: 1 });
+        // A good answer means online; status.json names each source by the URL it was given.
+        assert!(sources.online());
+        let status = sources.status();
+        assert_eq!(status.iter().map(|s| s.url.as_str()).collect::<Vec<_>>(), urls);
+        assert_eq!(status[1].reachable, Some(true));
+        // Every source sends a bad copy: each one counts, and the fetch fails at once.
+        std::fs::write(a.path().join("z"), b"bad").unwrap();
+        std::fs::write(b.path().join("z"), b"bad").unwrap();
+        assert!(sources.fetch("z", 100, verify).is_err());
+        assert_eq!(sources.bad_copies(), 3);
         let err = sources.fetch("missing", 100, Ok).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{err}");
         let err = sources.fetch("x", 2, Ok).unwrap_err();
