@@ -295,7 +295,9 @@ fn a_full_disk_evicts_old_blocks_and_tries_the_write_again() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cache");
     fs::create_dir(&dir).unwrap();
-    let _small = SmallFs::mount(&dir, "4m");
+    // 8 MiB holds about 31 blocks: more than 16 blocks' worth (4 MiB), less than the 16 MiB
+    // batch, so a batch of 16 blocks only (the floor forgotten) would leave some behind.
+    let _small = SmallFs::mount(&dir, "8m");
     // A cap far above the disk: only ENOSPC stops a write here.
     let cache = blockfs::cache::Cache::open(&dir, Some(1 << 30)).unwrap();
     // As a mount does once it knows the offline copies (here none): until then nothing
@@ -303,10 +305,10 @@ fn a_full_disk_evicts_old_blocks_and_tries_the_write_again() {
     cache.keep(std::collections::HashSet::new());
     let block = |n: u64| random_bytes(256 * 1024, 1000 + n);
     let mut ids = Vec::new();
-    for n in 0..40 {
+    for n in 0..80 {
         let bytes = block(n);
         let id = circular_format::hash::Sha1Name::of(&bytes);
-        // 10 MiB into 4 MiB: every write that meets a full disk must evict
+        // 20 MiB into 8 MiB: every write that meets a full disk must evict
         // older blocks and succeed on its second try.
         let (evicted_before, held) = (cache.evicted_blocks(), ids.iter().filter(|id| cache.has_block(id)).count());
         assert_eq!(cache.store_block(&id, &bytes), blockfs::cache::Stored::Written, "block {n}");
@@ -318,8 +320,8 @@ fn a_full_disk_evicts_old_blocks_and_tries_the_write_again() {
     }
     assert!(cache.evicted_blocks() > 0, "the disk filled, so old blocks went");
     assert!(!cache.has_block(&ids[0]), "the oldest went first");
-    assert_eq!(cache.read_block(&ids[39]).unwrap(), block(39), "the newest is on the disk");
-    assert!(dir.join(block_path(&ids[39])).exists());
+    assert_eq!(cache.read_block(&ids[79]).unwrap(), block(79), "the newest is on the disk");
+    assert!(dir.join(block_path(&ids[79])).exists());
 }
 
 /// Without `--cache-max` the cap leaves a tenth of the cache's filesystem free, and at
