@@ -846,6 +846,30 @@ mod tests {
         assert!(err.to_string().contains("larger than"), "{err}");
     }
 
+    /// A source that says "not here" after twice the hedge delay, counting its requests,
+    /// and one that has the file but answers later still.
+    static SLOW_MISSING_ASKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    fn slow_missing(_path: &str, stream: &mut std::net::TcpStream) {
+        SLOW_MISSING_ASKED.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(HEDGE_AFTER * 2);
+        reply(stream, "404 Not Found", "", b"");
+    }
+    fn slower_good(_path: &str, stream: &mut std::net::TcpStream) {
+        std::thread::sleep(HEDGE_AFTER * 3);
+        reply(stream, "200 OK", "", b"ok");
+    }
+
+    #[test]
+    fn each_source_is_asked_once_per_round_however_slow() {
+        // The first source is slow, so the second is asked too (a hedge); the first then
+        // says "not here" while the second is still on its way. Nobody is asked again:
+        // the second's answer is waited for.
+        let sources = Sources::new(&[serve(slow_missing), serve(slower_good)], Duration::from_secs(20)).unwrap();
+        assert_eq!(sources.fetch("x", 100, Ok).unwrap(), b"ok");
+        assert_eq!(SLOW_MISSING_ASKED.load(Ordering::SeqCst), 1, "the slow source was asked again");
+        assert_eq!(sources.fetch_counts().hedged, 1);
+    }
+
     #[test]
     fn unreachable_http_waits_until_the_deadline() {
         // Port 9 on loopback: nothing listens, the connection is refused at once.
