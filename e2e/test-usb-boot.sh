@@ -100,8 +100,11 @@ if [ -e /dev/fb0 ]; then
 	# fbcon off, so no text or cursor draws over the pattern.
 	for v in /sys/class/vtconsole/vtcon*; do grep -q 'frame buffer' \$v/name && echo 0 >\$v/bind; done
 	f=/sys/class/graphics/fb0
-	echo "$MARKER: fb0 \$(cat \$f/virtual_size) \$(cat \$f/bits_per_pixel) bpp stride \$(cat \$f/stride)"
-	cat /quadrants.raw >/dev/fb0
+	# Keys and the tablet are read from before the pattern shows, so that what the test
+	# sends once it sees the pattern is not lost. fd 3 keeps the VT open: a VT's settings
+	# go back to the defaults at its last close, and keys typed while it is closed are lost.
+	exec 3</dev/tty0
+	stty -icanon -echo min 1 <&3
 	# The tablet's absolute position in guest pixels (input_event: 16 bytes of time, type,
 	# code, value; EV_ABS 3, ABS_X 0, ABS_Y 1, EV_SYN 0), one line per move.
 	i=0; while ! grep -qs Tablet /sys/class/input/event*/device/name && [ \$i -lt 50 ]; do sleep 0.2; i=\$((i + 1)); done
@@ -111,8 +114,9 @@ if [ -e /dev/fb0 ]; then
 	[ -n "\$tablet" ] && while :; do dd bs=24 count=1 2>/dev/null | od -A n -t d2 -w24 -v; done <\$tablet |
 		awk -v m="$MARKER" '\$9 == 3 && \$10 == 0 { x = \$11 } \$9 == 3 && \$10 == 1 { y = \$11 }
 			\$9 == 0 && x != "" && y != "" { printf "%s: tablet %d %d\\n", m, int(x * 1024 / 32768), int(y * 768 / 32768); fflush() }' &
-	# One open of the VT for both: its settings go back to the defaults at the last close.
-	typed=\$(timeout 300 sh -c 'stty -icanon -echo min 1; head -c 3' </dev/tty0)
+	echo "$MARKER: fb0 \$(cat \$f/virtual_size) \$(cat \$f/bits_per_pixel) bpp stride \$(cat \$f/stride)"
+	cat /quadrants.raw >/dev/fb0
+	typed=\$(timeout 300 head -c 3 <&3)
 	echo "$MARKER: typed '\$typed'"
 else
 	echo "$MARKER: no framebuffer"
