@@ -67,21 +67,24 @@ def call(f, cmd, **args):
             raise SystemExit(f"qmp {cmd}: {r['error']}")
 
 
-def ppm_to_png(ppm, png):
+def ppm_pixels(ppm):
+    """(width, height, rgb bytes) of a binary PPM."""
     data = open(ppm, "rb").read()
-    # header: P6\n<w> <h>\n<max>\n
-    parts, pos = [], 0
-    while len(parts) < 4:
+    fields, pos = [], 0
+    while len(fields) < 4:
         while data[pos:pos + 1].isspace():
             pos += 1
         end = pos
         while not data[end:end + 1].isspace():
             end += 1
-        parts.append(data[pos:end])
+        fields.append(data[pos:end])
         pos = end
-    pos += 1
-    w, h = int(parts[1]), int(parts[2])
-    pixels = data[pos:pos + w * h * 3]
+    w, h = int(fields[1]), int(fields[2])
+    return w, h, data[pos + 1:pos + 1 + w * h * 3]
+
+
+def ppm_to_png(ppm, png):
+    w, h, pixels = ppm_pixels(ppm)
     raw = b"".join(b"\x00" + pixels[y * w * 3:(y + 1) * w * 3] for y in range(h))
 
     def chunk(kind, body):
@@ -105,22 +108,6 @@ def cyan_pixels(pixels):
 
 
 QUADRANT_COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "white": (255, 255, 255)}
-
-
-def ppm_pixels(ppm):
-    """(width, height, rgb bytes) of a binary PPM."""
-    data = open(ppm, "rb").read()
-    fields, pos = [], 0
-    while len(fields) < 4:
-        while data[pos:pos + 1].isspace():
-            pos += 1
-        end = pos
-        while not data[end:end + 1].isspace():
-            end += 1
-        fields.append(data[pos:end])
-        pos = end
-    w, h = int(fields[1]), int(fields[2])
-    return w, h, data[pos + 1:pos + 1 + w * h * 3]
 
 
 def quadrant_problems(w, h, px):
