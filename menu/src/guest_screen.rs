@@ -67,7 +67,7 @@ impl GuestScreen {
         if let Some(serial) = vm.take_stdout() {
             let on = Arc::clone(&echo);
             // The copy runs until QEMU closes its end; it never blocks QEMU, since it always reads.
-            std::thread::spawn(move || copy_serial(serial, &on));
+            std::thread::spawn(move || copy_to_console(serial, &on, None));
         }
         Ok(GuestScreen { vm, qmp: spec.qmp_socket(), said: Arc::default(), echo })
     }
@@ -163,7 +163,7 @@ impl GuestScreen {
             if let Ok(mut s) = said.lock() {
                 s.clear();
             }
-            std::thread::spawn(move || copy_presenter(stderr, &said, &on));
+            std::thread::spawn(move || copy_to_console(stderr, &on, Some(&said)));
         }
         Ok(child)
     }
@@ -183,42 +183,24 @@ fn end(presenter: &mut Child) {
     let _ = presenter.wait();
 }
 
-/// Copies the guest's serial console to standard output while `on` is set, and drops it
-/// otherwise (the menu owns the terminal then). Control characters other than tab, line feed,
-/// carriage return and backspace are dropped: the guest is whatever the catalog names, and
-/// must not send escape sequences to the appliance's console.
-fn copy_serial(mut serial: impl Read, on: &AtomicBool) {
+/// Copies `from` (the guest's serial console, or the presenter's stderr) to standard output
+/// while `on` is set, and drops it otherwise (the menu owns the terminal then). Control
+/// characters other than tab, line feed, carriage return and backspace are dropped: the guest
+/// is whatever the catalog names, and must not send escape sequences to the appliance's
+/// console. With `kept`, the end of what came is kept there ([`SAID_KEEP`] bytes), shown or not.
+fn copy_to_console(mut from: impl Read, on: &AtomicBool, kept: Option<&Mutex<String>>) {
     let mut buf = [0u8; 4096];
     let mut out = std::io::stdout();
-    while let Ok(n) = serial.read(&mut buf) {
+    while let Ok(n) = from.read(&mut buf) {
         if n == 0 {
             break;
-        }
-        if !on.load(Ordering::Relaxed) {
-            continue;
         }
         let clean = printable(&buf[..n]);
-        let _ = out.write_all(&clean).and_then(|()| out.flush());
-    }
-}
-
-/// How much of the presenter's stderr is kept.
-const SAID_KEEP: usize = 4096;
-
-/// Copies the presenter's stderr to standard output while `on` is set, keeping its end in `said`.
-fn copy_presenter(mut stderr: impl Read, said: &Mutex<String>, on: &AtomicBool) {
-    let mut buf = [0u8; 1024];
-    let mut out = std::io::stdout();
-    while let Ok(n) = stderr.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        let text = String::from_utf8_lossy(&printable(&buf[..n])).into_owned();
         if on.load(Ordering::Relaxed) {
-            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            let _ = out.write_all(&clean).and_then(|()| out.flush());
         }
-        if let Ok(mut s) = said.lock() {
-            s.push_str(&text);
+        if let Some(Ok(mut s)) = kept.map(Mutex::lock) {
+            s.push_str(&String::from_utf8_lossy(&clean));
             let excess = s.len().saturating_sub(SAID_KEEP);
             if excess > 0 {
                 let cut = (excess..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
@@ -227,6 +209,9 @@ fn copy_presenter(mut stderr: impl Read, said: &Mutex<String>, on: &AtomicBool) 
         }
     }
 }
+
+/// How much of the presenter's stderr is kept.
+const SAID_KEEP: usize = 4096;
 
 /// `bytes` without C0 control characters (tab, LF, CR and BS kept) and DEL.
 fn printable(bytes: &[u8]) -> Vec<u8> {
