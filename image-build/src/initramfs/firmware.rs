@@ -12,7 +12,7 @@ use std::process::Command;
 use crate::appliance::ApplianceError;
 use crate::tool::Runner;
 
-use super::{debs, io, walk};
+use super::{debs, files_and_bytes, io};
 
 /// Debian's packages with the firmware of amdgpu and radeon (`firmware-amd-graphics`) and of
 /// nouveau and i915 (`firmware-misc-nonfree`).
@@ -92,12 +92,7 @@ pub fn collect(
     for chunk in copied.chunks(256) {
         runner.run("xz", Command::new("xz").args(["--check=crc32", "-9", "-T0", "-q"]).args(chunk))?;
     }
-    let mut files = Vec::new();
-    walk(out, &mut files)?;
-    done.files = files.len();
-    for f in &files {
-        done.bytes += io(f, std::fs::metadata(f))?.len();
-    }
+    (done.files, done.bytes) = files_and_bytes(out)?;
     Ok(done)
 }
 

@@ -73,6 +73,17 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ApplianceError> {
     Ok(())
 }
 
+/// The regular files below `dir` (symlinks followed) and their bytes.
+pub(crate) fn files_and_bytes(dir: &Path) -> Result<(usize, u64), ApplianceError> {
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    let mut bytes = 0;
+    for f in &files {
+        bytes += io(f, std::fs::metadata(f))?.len();
+    }
+    Ok((files.len(), bytes))
+}
+
 fn add_host_file(a: &mut Archive, host: &Path, group: &str) -> Result<(), ApplianceError> {
     let meta = io(host, std::fs::metadata(host))?;
     use std::os::unix::fs::PermissionsExt;

@@ -131,7 +131,7 @@ pub fn run_usb(args: &Args) -> Result<(), ApplianceError> {
 
     let firmware = args.firmware_dir();
     let firmware_bytes = match &firmware {
-        Some(dir) => tree_size(dir)?,
+        Some(dir) => crate::initramfs::files_and_bytes(dir)?.1,
         None => 0,
     };
     let content = size_of(&args.kernel)? + size_of(&args.initramfs)? + efi_chain + 65536;
@@ -273,17 +273,6 @@ fn make_grub_images(runner: &mut Runner, work: &Path, early: &Path) -> Result<Gr
             .args(&bios_mods),
     )?;
     Ok(GrubImages { core: io(&core, std::fs::read(&core))? })
-}
-
-/// The bytes of the regular files below `dir`.
-fn tree_size(dir: &Path) -> Result<u64, ApplianceError> {
-    let mut total = 0;
-    for entry in io(dir, std::fs::read_dir(dir))? {
-        let path = io(dir, entry)?.path();
-        let meta = io(&path, std::fs::metadata(&path))?;
-        total += if meta.is_dir() { tree_size(&path)? } else { meta.len() };
-    }
-    Ok(total)
 }
 
 fn size_of(p: &Path) -> Result<u64, ApplianceError> {
