@@ -184,7 +184,7 @@ pub fn run(args: &Args) -> Result<(), ApplianceError> {
     let written = write_outputs(&archive, &kernel, args)?;
     report(&archive, &kernel, &subset, &written, args, started)?;
     println!(
-        "  GPU firmware {} in {} files (xz), for {}: {} beside it, for the stick's FAT partition ({} named by the drivers are not in Debian's packages)",
+        "  GPU firmware {} in {} files (xz), for {}: {} beside it, for the stick's cache partition ({} named by the drivers are not in Debian's packages)",
         format_size(fw.bytes),
         fw.files,
         subset.held.join(" "),
