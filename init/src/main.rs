@@ -83,7 +83,7 @@ fn boot() -> String {
         }
     };
     if let Some(loader) = &mut loader {
-        // Drivers whose firmware is on the stick's FAT partition wait for it (firmware.rs).
+        // Drivers whose firmware is on the stick's cache partition wait for it (firmware.rs).
         loader.hold(firmware::held_modules(&std::fs::read_to_string(firmware::HELD_MODULES).unwrap_or_default()));
         // crc32c first: ext4 asks the crypto API for it, which would
         // otherwise call a /sbin/modprobe that does not exist here.

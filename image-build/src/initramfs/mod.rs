@@ -239,7 +239,7 @@ struct ModuleSubset {
     /// The firmware files the GPU drivers ask for.
     firmware: std::collections::BTreeSet<String>,
     /// The GPU drivers that ask for firmware (module names, `-` as `_`): PID 1 loads them
-    /// once the stick's FAT partition, which has it, is mounted.
+    /// once the stick's cache partition, which has it, is mounted.
     held: Vec<String>,
 }
 

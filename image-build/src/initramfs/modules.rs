@@ -85,7 +85,7 @@ pub const CLASSES: &[(&str, &str)] = &[
     (GPU_CLASS, "kernel/drivers/gpu/drm/tiny/bochs"),
     (GPU_CLASS, "kernel/drivers/gpu/drm/virtio/"),
     (GPU_CLASS, "kernel/drivers/gpu/drm/i915/"),
-    // AMD and NVIDIA: their firmware goes on the stick's FAT partition (see `firmware.rs`).
+    // AMD and NVIDIA: their firmware goes on the stick's cache partition (see `firmware.rs`).
     (GPU_CLASS, "kernel/drivers/gpu/drm/amd/amdgpu/amdgpu"),
     (GPU_CLASS, "kernel/drivers/gpu/drm/radeon/radeon"),
     (GPU_CLASS, "kernel/drivers/gpu/drm/nouveau/nouveau"),
